@@ -1,0 +1,101 @@
+// swift-tools-version:6.1
+// Kinema: a self-hostable image-to-video service, wire-compatible with the hosted Kling v3.0 Standard I2V API.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "kinema",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kinema", targets: ["kinema"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // Domain: validation, requests, task states, engine protocol. Foundation only.
+        .target(name: "KinemaCore", swiftSettings: strict),
+        // Wire DTOs exactly as the contract's JSON.
+        .target(name: "KinemaAPIModels", dependencies: ["KinemaCore"], swiftSettings: strict),
+        // TaskStore protocol and records; implementations live in their own targets.
+        .target(name: "KinemaStore", dependencies: ["KinemaCore"], swiftSettings: strict),
+        .target(
+            name: "KinemaStoreSQLite",
+            dependencies: ["KinemaStore", "KinemaCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // FFmpeg's libraries (Debian's libav*-dev) through one shim header.
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libavutil libswscale libswresample",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]
+        ),
+        .target(name: "KinemaMedia", dependencies: ["CFFmpeg", "KinemaCore"], swiftSettings: strict),
+        .target(name: "KinemaMotion", dependencies: ["KinemaMedia", "KinemaCore"], swiftSettings: strict),
+        // Safe fetching of user-supplied image URLs (address rules, redirects, byte and time caps).
+        .target(
+            name: "KinemaFetch",
+            dependencies: [
+                "KinemaCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KinemaWorker",
+            dependencies: [
+                "KinemaCore", "KinemaStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KinemaAPI",
+            dependencies: [
+                "KinemaCore", "KinemaAPIModels", "KinemaStore", "KinemaStoreSQLite", "KinemaFetch",
+                "KinemaMedia", "KinemaMotion", "KinemaWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.yaml")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "kinema",
+            dependencies: [
+                "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaMedia", "KinemaMotion",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore"]),
+        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore"]),
+        .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore"]),
+        .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaCore"]),
+        .testTarget(name: "KinemaFetchTests", dependencies: ["KinemaFetch", "KinemaCore",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "KinemaAPI", "KinemaCore", "KinemaMedia",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

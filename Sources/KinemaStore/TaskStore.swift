@@ -1,0 +1,269 @@
+import Foundation
+import KinemaCore
+
+/// A task as stored: the durable record behind the Task Result API.
+public struct TaskRecord: Sendable, Equatable {
+    public var id: UUID
+    public var tenant: String
+    public var status: TaskStatus
+    /// The validated request, including the seed actually used.
+    public var request: GenerationRequest
+    /// Blob keys of the stored inputs.
+    public var imageKey: String
+    public var endImageKey: String?
+    /// Blob key of the finished MP4 once succeeded.
+    public var resultKey: String?
+    /// Failure reason ("" unless failed or canceled).
+    public var reason: String
+    public var progressPercent: Int
+    public var etaSeconds: Int
+    /// Number of the current or last attempt (0 before the first claim).
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// Engine that ran (or is running) the task.
+    public var engine: String?
+    public var createdAt: Date
+    /// When the current or last attempt started.
+    public var startedAt: Date?
+    /// When the task reached a terminal status.
+    public var finishedAt: Date?
+    public var updatedAt: Date
+    /// Lease holder while processing.
+    public var leaseOwner: String?
+    public var leaseExpiresAt: Date?
+
+    public init(
+        id: UUID, tenant: String, status: TaskStatus, request: GenerationRequest, imageKey: String,
+        endImageKey: String?, resultKey: String?, reason: String, progressPercent: Int, etaSeconds: Int,
+        attempt: Int, maxAttempts: Int, engine: String?, createdAt: Date, startedAt: Date?, finishedAt: Date?,
+        updatedAt: Date, leaseOwner: String?, leaseExpiresAt: Date?
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.status = status
+        self.request = request
+        self.imageKey = imageKey
+        self.endImageKey = endImageKey
+        self.resultKey = resultKey
+        self.reason = reason
+        self.progressPercent = progressPercent
+        self.etaSeconds = etaSeconds
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.engine = engine
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.updatedAt = updatedAt
+        self.leaseOwner = leaseOwner
+        self.leaseExpiresAt = leaseExpiresAt
+    }
+}
+
+/// What a submit hands to the store: a task that starts QUEUED.
+public struct NewTask: Sendable, Equatable {
+    public var id: UUID
+    public var tenant: String
+    public var request: GenerationRequest
+    public var imageKey: String
+    public var endImageKey: String?
+    public var maxAttempts: Int
+    /// Initial ETA estimate in seconds.
+    public var etaSeconds: Int
+
+    public init(
+        id: UUID, tenant: String, request: GenerationRequest, imageKey: String, endImageKey: String?,
+        maxAttempts: Int = 3, etaSeconds: Int = 0
+    ) {
+        self.id = id
+        self.tenant = tenant
+        self.request = request
+        self.imageKey = imageKey
+        self.endImageKey = endImageKey
+        self.maxAttempts = maxAttempts
+        self.etaSeconds = etaSeconds
+    }
+}
+
+/// Proof of ownership of a running task. Every worker write is fenced by it:
+/// a write succeeds only while the task is still PROCESSING under this exact lease.
+public struct TaskLease: Sendable, Equatable, Hashable {
+    public var taskID: UUID
+    /// Unique per claim, so a re-claim of the same task by the same worker is a different lease.
+    public var leaseID: UUID
+    public var workerID: String
+    public var attempt: Int
+
+    public init(taskID: UUID, leaseID: UUID, workerID: String, attempt: Int) {
+        self.taskID = taskID
+        self.leaseID = leaseID
+        self.workerID = workerID
+        self.attempt = attempt
+    }
+}
+
+/// A task handed to a worker, with its lease.
+public struct ClaimedTask: Sendable, Equatable {
+    public var task: TaskRecord
+    public var lease: TaskLease
+
+    public init(task: TaskRecord, lease: TaskLease) {
+        self.task = task
+        self.lease = lease
+    }
+}
+
+/// One run of a task by one worker, kept for operators and for proving that no task ran twice at once.
+public struct TaskAttemptRecord: Sendable, Equatable {
+    public enum Outcome: String, Sendable, Codable {
+        case running, succeeded, failed, expired, released
+    }
+
+    public var taskID: UUID
+    public var attempt: Int
+    public var leaseID: UUID
+    public var workerID: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var outcome: Outcome
+    public var error: String?
+
+    public init(
+        taskID: UUID, attempt: Int, leaseID: UUID, workerID: String, startedAt: Date, endedAt: Date?,
+        outcome: Outcome, error: String?
+    ) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.leaseID = leaseID
+        self.workerID = workerID
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.outcome = outcome
+        self.error = error
+    }
+}
+
+/// What a sweep of expired leases did.
+public struct RescueReport: Sendable, Equatable {
+    /// Tasks put back to QUEUED for another attempt.
+    public var requeued: [UUID]
+    /// Tasks that had used all their attempts and became FAILED.
+    public var failed: [UUID]
+
+    public init(requeued: [UUID] = [], failed: [UUID] = []) {
+        self.requeued = requeued
+        self.failed = failed
+    }
+}
+
+/// An API key as stored: only the SHA-256 of the secret, never the secret.
+public struct APIKeyRecord: Sendable, Equatable {
+    public var id: String
+    public var tenant: String
+    /// Lowercase hex SHA-256 of the full secret.
+    public var keyHash: String
+    /// The first characters of the secret, safe to show in listings.
+    public var prefix: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public init(id: String, tenant: String, keyHash: String, prefix: String, createdAt: Date, revokedAt: Date?) {
+        self.id = id
+        self.tenant = tenant
+        self.keyHash = keyHash
+        self.prefix = prefix
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// Durable state of the service: tasks, leases, attempts and API keys.
+///
+/// One protocol, several implementations (SQLite embedded, PostgreSQL shared) that pass the same
+/// conformance suite. Time is always passed in (`now`) so behaviour is testable without sleeping.
+/// Worker writes (`heartbeat`, `complete`, `fail`, `release`) are fenced by the lease: they return
+/// `false` and change nothing unless the task is still PROCESSING under that exact lease.
+public protocol TaskStore: Sendable {
+    // MARK: Tasks
+
+    /// Stores a new QUEUED task. Throws `StoreError.duplicateTask` if the id exists.
+    func enqueue(_ task: NewTask, now: Date) async throws
+
+    /// The task with this id if it belongs to `tenant`; `nil` otherwise (unknown and foreign look alike).
+    func task(id: UUID, tenant: String) async throws -> TaskRecord?
+
+    /// The task with this id whatever its tenant (workers, operators).
+    func task(id: UUID) async throws -> TaskRecord?
+
+    /// Atomically takes the oldest QUEUED task, marks it PROCESSING under a new lease that expires at
+    /// `now + leaseDuration`, increments its attempt and records the attempt. `nil` when none is queued.
+    /// Two concurrent claims never return the same task.
+    func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask?
+
+    /// Extends the lease and records progress. `false` when the lease was lost.
+    func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval, now: Date) async throws -> Bool
+
+    /// Marks the task SUCCEEDED with its result. `false` (and no change) when the lease was lost;
+    /// a duplicate completion of an already finished task is therefore a no-op.
+    func complete(_ lease: TaskLease, resultKey: String, now: Date) async throws -> Bool
+
+    /// Ends the attempt with an error. When `retryable` and attempts remain, the task goes back to
+    /// QUEUED; otherwise it becomes FAILED with `reason`. `false` when the lease was lost.
+    func fail(_ lease: TaskLease, reason: String, retryable: Bool, now: Date) async throws -> Bool
+
+    /// Gives the task back (graceful shutdown): QUEUED again, and the attempt is not counted against
+    /// `maxAttempts`. `false` when the lease was lost.
+    func release(_ lease: TaskLease, now: Date) async throws -> Bool
+
+    /// Requeues every PROCESSING task whose lease expired before `now` (attempt counted), or fails it
+    /// when it has used `maxAttempts`. Safe to run concurrently from several nodes: a task is rescued once.
+    func rescueExpiredLeases(now: Date) async throws -> RescueReport
+
+    /// Requeues every task leased by `workerID` at once (a restarted worker's orphans), counting the attempt.
+    func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport
+
+    /// All attempts of a task, oldest first.
+    func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord]
+
+    /// Number of tasks per status (for health and benchmarks).
+    func countByStatus() async throws -> [TaskStatus: Int]
+
+    // MARK: API keys
+
+    /// Stores a new key record.
+    func insertAPIKey(_ key: APIKeyRecord) async throws
+
+    /// The key whose hash is `keyHash`, revoked or not; `nil` when unknown.
+    func apiKey(hash keyHash: String) async throws -> APIKeyRecord?
+
+    /// Every key, oldest first.
+    func listAPIKeys() async throws -> [APIKeyRecord]
+
+    /// Revokes the key with this id or prefix; `false` when none matched.
+    func revokeAPIKey(idOrPrefix: String, now: Date) async throws -> Bool
+
+    // MARK: Lifecycle
+
+    /// Cheap round trip used by readiness checks; throws when the store is unreachable.
+    func ping() async throws
+}
+
+/// Errors of the task store.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case duplicateTask
+        case unavailable
+        case corrupt
+        case migrationFailed
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
