@@ -1,0 +1,221 @@
+import Foundation
+
+/// A submit body that passed validation; its images are still to be resolved (URLs fetched) and checked.
+public struct SubmitDraft: Sendable, Equatable {
+    public var image: ImageInput
+    public var endImage: ImageInput?
+    /// The request, with `seed` as asked; `requestedSeed == nil` means "draw a random seed".
+    public var request: GenerationRequest
+    public var requestedSeed: UInt32?
+}
+
+/// Validates a submit body exactly as the contract says: a pure function from bytes to a draft or an error.
+public struct RequestValidator: Sendable {
+    public var limits: ValidationLimits
+
+    public init(limits: ValidationLimits = ValidationLimits()) {
+        self.limits = limits
+    }
+
+    /// Parses and validates the JSON body of `POST /v3/async/kling-v3.0-std-i2v`.
+    public func validate(body: Data) throws(ValidationError) -> SubmitDraft {
+        let json: JSONValue
+        do {
+            json = try JSONParser().parse(body)
+        } catch {
+            throw ValidationError(.invalidRequestBody, field: "", "The request body is not valid JSON (\(error.description)).")
+        }
+        return try validate(json: json)
+    }
+
+    /// Validates an already parsed body.
+    public func validate(json: JSONValue) throws(ValidationError) -> SubmitDraft {
+        guard case .object = json else {
+            throw ValidationError(.invalidRequestBody, field: "", "The request body must be a JSON object, not \(json.typeName).")
+        }
+        let multiPrompt = present(json["multi_prompt"])
+        let endImageValue = present(json["end_image"])
+        if multiPrompt != nil, endImageValue != nil {
+            throw ValidationError(.invalidRequestBody, field: "end_image", "end_image and multi_prompt cannot be used together; send one or the other.")
+        }
+
+        guard let imageValue = present(json["image"]) else {
+            throw ValidationError(.invalidRequestBody, field: "image", "image is required: an http(s) URL, raw base64 or a data:image/…;base64 URI of a PNG or JPEG.")
+        }
+        let image = try ImageInput.parse(try string(imageValue, field: "image"), field: "image", limits: limits)
+        let endImage = try endImageValue.map { v throws(ValidationError) in
+            try ImageInput.parse(try string(v, field: "end_image"), field: "end_image", limits: limits)
+        }
+
+        var prompt: String?
+        if let p = present(json["prompt"]) {
+            prompt = try text(p, field: "prompt", allowEmpty: false)
+        } else if multiPrompt == nil {
+            throw ValidationError(.invalidRequestBody, field: "prompt", "prompt is required (1 to \(limits.maxPromptLength) characters) unless multi_prompt is given.")
+        }
+        let negative = try present(json["negative_prompt"]).map { v throws(ValidationError) in
+            try text(v, field: "negative_prompt", allowEmpty: true)
+        }
+
+        var duration: Int?
+        if let d = present(json["duration"]) {
+            duration = try integer(d, field: "duration", in: limits.minDuration...limits.maxDuration)
+        }
+
+        var cfgScale = 0.5
+        if let c = present(json["cfg_scale"]) {
+            guard case .number(let literal) = c, let value = Double(literal), value.isFinite else {
+                throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale must be a number from 0 to 1, not \(c.typeName).")
+            }
+            guard (0...1).contains(value) else {
+                throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale is \(literal); it must be between 0 and 1 inclusive.")
+            }
+            cfgScale = value
+        }
+
+        var sound = false
+        if let s = present(json["sound"]) {
+            guard case .bool(let b) = s else {
+                throw ValidationError(.invalidRequestBody, field: "sound", "sound must be true or false, not \(s.typeName).")
+            }
+            sound = b
+        }
+
+        var shots: [Shot]?
+        if let mp = multiPrompt {
+            let parsed = try parseShots(mp)
+            let total = parsed.reduce(0) { $0 + $1.duration }
+            if total > limits.maxDuration {
+                throw ValidationError(.invalidRequestBody, field: "multi_prompt", "The shots of multi_prompt add up to \(total) seconds; the video may last at most \(limits.maxDuration) seconds.")
+            }
+            if let d = duration, d != total {
+                throw ValidationError(.invalidRequestBody, field: "duration", "duration is \(d) but the shots of multi_prompt add up to \(total) seconds; omit duration or make it equal to that sum.")
+            }
+            duration = total
+            shots = parsed
+        }
+
+        var requestedSeed: UInt32?
+        if let s = present(json["seed"]) {
+            let value = try integer(s, field: "seed", in: -1...Int(UInt32.max))
+            requestedSeed = value == -1 ? nil : UInt32(value)
+        }
+
+        var webhookURL: String?
+        if let extra = present(json["extra"]) {
+            guard case .object = extra else {
+                throw ValidationError(.invalidRequestBody, field: "extra", "extra must be a JSON object, not \(extra.typeName).")
+            }
+            if case .string(let url)? = present(extra["webhook"]?["url"]) { webhookURL = url }
+        }
+
+        let request = GenerationRequest(
+            prompt: prompt, negativePrompt: negative, duration: duration ?? 5, cfgScale: cfgScale, sound: sound,
+            shots: shots, seed: requestedSeed ?? 0, hasEndImage: endImage != nil, webhookURL: webhookURL
+        )
+        return SubmitDraft(image: image, endImage: endImage, request: request, requestedSeed: requestedSeed)
+    }
+
+    // MARK: - Field rules
+
+    /// JSON `null` counts as absent for every field: clients often send nulls for optional fields.
+    private func present(_ value: JSONValue?) -> JSONValue? {
+        if case .null? = value { return nil }
+        return value
+    }
+
+    private func string(_ value: JSONValue, field: String) throws(ValidationError) -> String {
+        guard case .string(let s) = value else {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) must be a string, not \(value.typeName).")
+        }
+        return s
+    }
+
+    /// Text fields are counted in Unicode scalars, as the contract says.
+    private func text(_ value: JSONValue, field: String, allowEmpty: Bool) throws(ValidationError) -> String {
+        let s = try string(value, field: field)
+        let count = s.unicodeScalars.count
+        if count == 0 && !allowEmpty {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) must not be empty (1 to \(limits.maxPromptLength) characters).")
+        }
+        if count > limits.maxPromptLength {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) has \(count) characters; at most \(limits.maxPromptLength) are allowed.")
+        }
+        return s
+    }
+
+    private func integer(_ value: JSONValue, field: String, in range: ClosedRange<Int>) throws(ValidationError) -> Int {
+        guard case .number(let literal) = value else {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(value.typeName).")
+        }
+        guard let n = JSONNumber.exactInteger(literal) else {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(literal); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+        }
+        guard let i = Int(exactly: n), range.contains(i) else {
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(literal); it must be from \(range.lowerBound) to \(range.upperBound).")
+        }
+        return i
+    }
+
+    private func parseShots(_ value: JSONValue) throws(ValidationError) -> [Shot] {
+        guard case .array(let items) = value else {
+            throw ValidationError(.invalidRequestBody, field: "multi_prompt", "multi_prompt must be an array of 1 to \(limits.maxShots) shots, not \(value.typeName).")
+        }
+        guard (1...limits.maxShots).contains(items.count) else {
+            throw ValidationError(.invalidRequestBody, field: "multi_prompt", "multi_prompt has \(items.count) shots; it must have 1 to \(limits.maxShots).")
+        }
+        var shots: [Shot] = []
+        for (i, item) in items.enumerated() {
+            let path = "multi_prompt[\(i)]"
+            switch item {
+            case .string:
+                shots.append(Shot(prompt: try text(item, field: path, allowEmpty: false), duration: 5))
+            case .object:
+                guard let p = present(item["prompt"]) else {
+                    throw ValidationError(.invalidRequestBody, field: "\(path).prompt", "\(path).prompt is required (1 to \(limits.maxPromptLength) characters).")
+                }
+                let prompt = try text(p, field: "\(path).prompt", allowEmpty: false)
+                var d = 5
+                if let dv = present(item["duration"]) {
+                    d = try integer(dv, field: "\(path).duration", in: limits.minDuration...limits.maxDuration)
+                }
+                shots.append(Shot(prompt: prompt, duration: d))
+            default:
+                throw ValidationError(.invalidRequestBody, field: path, "\(path) must be an object {\"prompt\", \"duration\"} or a string, not \(item.typeName).")
+            }
+        }
+        return shots
+    }
+}
+
+/// Exact reading of JSON number literals.
+public enum JSONNumber {
+    /// The literal's value if it is a whole number that fits in 64 bits (`5`, `5.0`, `5e0`, `50e-1`), else `nil` (`5.5`, `1e30`).
+    public static func exactInteger(_ literal: String) -> Int64? {
+        var s = Substring(literal)
+        var negative = false
+        if s.first == "-" { negative = true; s = s.dropFirst() }
+        var exponent = 0
+        if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            guard let x = Int(s[s.index(after: e)...]), abs(x) < 1000 else { return nil }
+            exponent = x
+            s = s[..<e]
+        }
+        var digits = ""
+        if let dot = s.firstIndex(of: ".") {
+            let frac = s[s.index(after: dot)...]
+            digits = String(s[..<dot]) + frac
+            exponent -= frac.count
+        } else {
+            digits = String(s)
+        }
+        // Normalise: strip trailing zeros into the exponent, leading zeros away.
+        while digits.count > 1, digits.last == "0" { digits.removeLast(); exponent += 1 }
+        digits = String(digits.drop(while: { $0 == "0" }))
+        if digits.isEmpty { return 0 }
+        if exponent < 0 { return nil }
+        guard digits.count + exponent <= 19 else { return nil }
+        guard let base = Int64(digits + String(repeating: "0", count: exponent)) else { return nil }
+        return negative ? -base : base
+    }
+}

@@ -1,0 +1,23 @@
+/// The contract's limits, in one place; the image pixel limits are operator-configurable.
+public struct ValidationLimits: Sendable, Equatable {
+    /// Largest image in bytes after base64 decoding or download (10 MB).
+    public var maxImageBytes: Int = 10 * 1024 * 1024
+    /// Smallest allowed width and height in pixels.
+    public var minImageSide: Int = 300
+    /// Largest allowed aspect ratio (and its inverse): 2.5 written as 5/2 so checks stay exact in integers.
+    public var maxAspectNumerator: Int = 5
+    public var maxAspectDenominator: Int = 2
+    /// Decode limit per side, checked from the header before decoding.
+    public var maxImageSide: Int = 8192
+    /// Decode limit in pixels, checked from the header before decoding.
+    public var maxImagePixels: Int = 40_000_000
+    /// Longest prompt, in Unicode scalars.
+    public var maxPromptLength: Int = 2500
+    /// Shortest and longest video, in seconds.
+    public var minDuration: Int = 3
+    public var maxDuration: Int = 15
+    /// Most shots in `multi_prompt`.
+    public var maxShots: Int = 6
+
+    public init() {}
+}
