@@ -1,0 +1,111 @@
+import Foundation
+
+/// Fetches user-supplied image URLs without letting them reach the service's own network.
+///
+/// Only http and https; the host is resolved here and every address it has is checked against an
+/// `AddressPolicy` before any connection; the connection goes to the checked address only; redirects are
+/// followed by hand, each hop resolved and checked again; the body is capped in bytes while it streams, and the
+/// whole fetch in time. No cookies, no `Authorization`, no credentials from the URL are ever sent.
+public struct SafeFetcher: Sendable {
+    /// Limits and the operator allow-list.
+    public struct Configuration: Sendable {
+        /// Networks the operator opens although the policy refuses them (`--allow-fetch-from`).
+        public var allow: [IPNetwork]
+        /// The largest body accepted, in bytes (default 10 MiB, the contract's image limit).
+        public var maxBytes: Int
+        /// The cap on the whole fetch, redirects included (default 15 s).
+        public var timeout: Duration
+        /// How many redirects are followed at most (default 3).
+        public var maxRedirects: Int
+
+        /// A configuration; every parameter has the documented default.
+        public init(
+            allow: [IPNetwork] = [],
+            maxBytes: Int = 10 * 1024 * 1024,
+            timeout: Duration = .seconds(15),
+            maxRedirects: Int = 3
+        ) {
+            self.allow = allow
+            self.maxBytes = maxBytes
+            self.timeout = timeout
+            self.maxRedirects = maxRedirects
+        }
+    }
+
+    /// The limits this fetcher applies.
+    public let configuration: Configuration
+    let policy: AddressPolicy
+
+    /// A fetcher with the given limits.
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.policy = AddressPolicy(allow: configuration.allow)
+    }
+
+    /// Downloads the body at `url` (following redirects) and returns it, or says why it may not or could not.
+    public func fetch(_ url: String) async throws(FetchError) -> Data {
+        let timeout = configuration.timeout
+        do {
+            // The time cap races the whole fetch; whichever finishes first wins and the loser is cancelled
+            // (every await below honours cancellation, so the group ends promptly).
+            return try await withThrowingTaskGroup(of: Data?.self) { group in
+                group.addTask { try await self.fetchFollowingRedirects(url) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard case .some(.some(let data)) = try await group.next() else {
+                    throw FetchError(
+                        code: .timeout,
+                        message: "the image URL did not finish downloading within \(Self.describe(timeout))"
+                    )
+                }
+                return data
+            }
+        } catch let error as FetchError {
+            throw error
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                throw FetchError(code: .cancelled, message: "the image download was cancelled before it finished")
+            }
+            throw FetchError(code: .connectionFailed, message: "the image could not be downloaded: \(error)")
+        }
+    }
+
+    private func fetchFollowingRedirects(_ text: String) async throws -> Data {
+        var current = try FetchURL(parsing: text, subject: "the image URL")
+        var visited: Set<String> = [current.requestURL]
+        var redirects = 0
+        while true {
+            let subject = redirects == 0 ? "the image URL" : "the redirect target \(current)"
+            switch try await fetchHop(current, subject: subject) {
+            case .body(let data):
+                return data
+            case .redirect(let status, let location):
+                let next = try current.resolving(location: location)
+                if visited.contains(next.requestURL) {
+                    throw FetchError(
+                        code: .tooManyRedirects,
+                        message: "the image URL is a redirect loop: \(current) redirects (\(status)) back to \(next)"
+                    )
+                }
+                redirects += 1
+                if redirects > configuration.maxRedirects {
+                    throw FetchError(
+                        code: .tooManyRedirects,
+                        message: "the image URL redirects more than \(configuration.maxRedirects) times (the next hop was \(next))"
+                    )
+                }
+                visited.insert(next.requestURL)
+                current = next
+            }
+        }
+    }
+
+    static func describe(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        return value == value.rounded() ? "\(Int64(value)) seconds" : "\(value) seconds"
+    }
+}
