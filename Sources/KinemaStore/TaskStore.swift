@@ -230,7 +230,7 @@ public protocol TaskStore: Sendable {
 
     // MARK: API keys
 
-    /// Stores a new key record.
+    /// Stores a new key record. Throws `StoreError.duplicateAPIKey` if the id or hash exists.
     func insertAPIKey(_ key: APIKeyRecord) async throws
 
     /// The key whose hash is `keyHash`, revoked or not; `nil` when unknown.
@@ -239,7 +239,8 @@ public protocol TaskStore: Sendable {
     /// Every key, oldest first.
     func listAPIKeys() async throws -> [APIKeyRecord]
 
-    /// Revokes the key with this id or prefix; `false` when none matched.
+    /// Revokes the key with this id, or else the one key with this prefix; `false` when none matched
+    /// (or the prefix is shared by several keys). Revoking a revoked key keeps its first `revokedAt`.
     func revokeAPIKey(idOrPrefix: String, now: Date) async throws -> Bool
 
     // MARK: Lifecycle
@@ -251,9 +252,17 @@ public protocol TaskStore: Sendable {
 /// Errors of the task store.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
+        /// A task with this id already exists.
         case duplicateTask
+        /// An API key with this id or hash already exists.
+        case duplicateAPIKey
+        /// The record breaks a rule of the store (e.g. `maxAttempts < 1`); nothing was written.
+        case invalidRecord
+        /// The database cannot be reached, opened, or is busy beyond its timeout.
         case unavailable
+        /// The stored data is unreadable or breaks the store's invariants.
         case corrupt
+        /// The schema could not be brought up to date (or was written by a newer version).
         case migrationFailed
     }
 

@@ -1,0 +1,180 @@
+import Foundation
+import GRDB
+import KinemaCore
+import KinemaStore
+
+// Worker writes and lease sweeps. Each runs in one IMMEDIATE transaction: read the task's lifecycle
+// facts, let TaskStateMachine decide, then write with `status = 'processing' AND lease_id = ?` in the
+// WHERE clause, so even a bug in the decision cannot let a stale lease overwrite a rescued task.
+extension SQLiteTaskStore {
+    public func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval, now: Date) async throws -> Bool {
+        let nowMs = TaskRow.millis(now)
+        let expiresMs = nowMs + TaskRow.millis(leaseDuration)
+        return try await write { db in
+            let event = TaskEvent.heartbeat(leaseID: lease.leaseID, expiresAt: TaskRow.date(expiresMs))
+            guard try Self.decide(db, taskID: lease.taskID, event) != nil else { return false }
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET lease_expires_at = ?, progress_percent = ?, eta_seconds = ?, updated_at = ?
+                    WHERE id = ? AND status = 'processing' AND lease_id = ?
+                    """,
+                arguments: [
+                    expiresMs, progress.percent, progress.etaSeconds, nowMs, lease.taskID.uuidString, lease.leaseID.uuidString,
+                ]
+            )
+            return db.changesCount == 1
+        }
+    }
+
+    public func complete(_ lease: TaskLease, resultKey: String, now: Date) async throws -> Bool {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            guard let transition = try Self.decide(db, taskID: lease.taskID, .complete(leaseID: lease.leaseID)) else {
+                return false
+            }
+            try db.execute(
+                sql: """
+                    UPDATE tasks
+                    SET status = ?, progress_percent = 100, eta_seconds = 0, result_key = ?, finished_at = ?,
+                        updated_at = ?, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+                    WHERE id = ? AND status = 'processing' AND lease_id = ?
+                    """,
+                arguments: [
+                    transition.lifecycle.status.rawValue, resultKey, nowMs, nowMs,
+                    lease.taskID.uuidString, lease.leaseID.uuidString,
+                ]
+            )
+            guard db.changesCount == 1 else { return false }
+            try Self.endAttempt(db, leaseID: lease.leaseID, ending: .succeeded, error: nil, nowMs: nowMs)
+            return true
+        }
+    }
+
+    public func fail(_ lease: TaskLease, reason: String, retryable: Bool, now: Date) async throws -> Bool {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            let event = TaskEvent.fail(leaseID: lease.leaseID, reason: reason, retryable: retryable)
+            guard let transition = try Self.decide(db, taskID: lease.taskID, event) else { return false }
+            return try Self.finishAttempt(db, taskID: lease.taskID, leaseID: lease.leaseID, transition, error: reason, nowMs: nowMs)
+        }
+    }
+
+    public func release(_ lease: TaskLease, now: Date) async throws -> Bool {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            guard let transition = try Self.decide(db, taskID: lease.taskID, .release(leaseID: lease.leaseID)) else {
+                return false
+            }
+            return try Self.finishAttempt(db, taskID: lease.taskID, leaseID: lease.leaseID, transition, error: nil, nowMs: nowMs)
+        }
+    }
+
+    public func rescueExpiredLeases(now: Date) async throws -> RescueReport {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks
+                    WHERE status = 'processing' AND lease_expires_at < ? ORDER BY lease_expires_at, rowid
+                    """,
+                arguments: [nowMs]
+            )
+            return try Self.requeueOrFail(db, rows, event: .leaseExpired(now: TaskRow.date(nowMs)), nowMs: nowMs, error: "lease expired without a heartbeat")
+        }
+    }
+
+    public func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks
+                    WHERE status = 'processing' AND lease_owner = ? ORDER BY lease_expires_at, rowid
+                    """,
+                arguments: [workerID]
+            )
+            return try Self.requeueOrFail(db, rows, event: .orphaned, nowMs: nowMs, error: "worker \(workerID) restarted while holding the lease")
+        }
+    }
+
+    // MARK: Shared steps
+
+    /// The state machine's verdict on `event` for the stored task; `nil` when refused or unknown.
+    static func decide(_ db: Database, taskID: UUID, _ event: TaskEvent) throws -> TaskTransition? {
+        guard let row = try Row.fetchOne(
+            db,
+            sql: "SELECT status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks WHERE id = ?",
+            arguments: [taskID.uuidString]
+        ) else { return nil }
+        return try? TaskStateMachine.apply(event, to: TaskRow.lifecycle(row)).get()
+    }
+
+    /// Writes a transition that ends the running attempt without a result (requeue or FAILED),
+    /// fenced by `leaseID`. `false` when the task was no longer held under that lease.
+    static func finishAttempt(
+        _ db: Database, taskID: UUID, leaseID: UUID, _ transition: TaskTransition, error: String?, nowMs: Int64
+    ) throws -> Bool {
+        let next = transition.lifecycle
+        let requeued = next.status == .queued
+        try db.execute(
+            sql: """
+                UPDATE tasks
+                SET status = ?, attempt = ?, reason = ?,
+                    -- a requeued task starts over; a failed one keeps how far it got
+                    progress_percent = CASE WHEN ? THEN 0 ELSE progress_percent END,
+                    finished_at = ?, updated_at = ?,
+                    lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ? AND status = 'processing' AND lease_id = ?
+                """,
+            arguments: [
+                next.status.rawValue, next.attempt, next.reason, requeued,
+                next.status.isTerminal ? nowMs : nil, nowMs, taskID.uuidString, leaseID.uuidString,
+            ]
+        )
+        guard db.changesCount == 1 else { return false }
+        try endAttempt(db, leaseID: leaseID, ending: transition.endedAttempt ?? .failed, error: error, nowMs: nowMs)
+        return true
+    }
+
+    /// Closes the attempt row of `leaseID`.
+    static func endAttempt(_ db: Database, leaseID: UUID, ending: TaskAttemptEnding, error: String?, nowMs: Int64) throws {
+        let outcome: TaskAttemptRecord.Outcome = switch ending {
+        case .succeeded: .succeeded
+        case .failed, .canceled: .failed
+        case .expired: .expired
+        case .released: .released
+        }
+        // MAX keeps ended_at >= started_at even if clocks of different nodes disagree.
+        try db.execute(
+            sql: """
+                UPDATE task_attempts SET outcome = ?, ended_at = MAX(started_at, ?), error = ?
+                WHERE lease_id = ? AND outcome = 'running'
+                """,
+            arguments: [outcome.rawValue, nowMs, error, leaseID.uuidString]
+        )
+    }
+
+    /// Applies a lease-loss event to each running task in `rows` and reports what became of them.
+    static func requeueOrFail(
+        _ db: Database, _ rows: [Row], event: TaskEvent, nowMs: Int64, error: String
+    ) throws -> RescueReport {
+        var report = RescueReport()
+        for row in rows {
+            let taskID = try TaskRow.uuid(row["id"], column: "id")
+            let lifecycle = try TaskRow.lifecycle(row)
+            guard let leaseID = lifecycle.lease?.leaseID,
+                  case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
+            else { continue }
+            guard try finishAttempt(db, taskID: taskID, leaseID: leaseID, transition, error: error, nowMs: nowMs)
+            else { continue }
+            if transition.lifecycle.status == .queued {
+                report.requeued.append(taskID)
+            } else {
+                report.failed.append(taskID)
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,117 @@
+import GRDB
+import KinemaStore
+
+extension SQLiteTaskStore {
+    /// The schema's history. Forward-only: never edit a shipped migration, append a new one.
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-tasks-attempts-keys") { db in
+            // The CHECKs mirror TaskLifecycle's invariants (KinemaCore/TaskStateMachine.swift).
+            try db.execute(sql: """
+                CREATE TABLE tasks (
+                    id               TEXT    NOT NULL PRIMARY KEY,
+                    tenant           TEXT    NOT NULL,
+                    status           TEXT    NOT NULL
+                        CHECK (status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')),
+                    request_json     TEXT    NOT NULL,
+                    image_key        TEXT    NOT NULL,
+                    end_image_key    TEXT,
+                    result_key       TEXT,
+                    reason           TEXT    NOT NULL DEFAULT '',
+                    progress_percent INTEGER NOT NULL DEFAULT 0 CHECK (progress_percent BETWEEN 0 AND 100),
+                    eta_seconds      INTEGER NOT NULL DEFAULT 0 CHECK (eta_seconds >= 0),
+                    attempt          INTEGER NOT NULL DEFAULT 0,
+                    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+                    engine           TEXT,
+                    created_at       INTEGER NOT NULL,
+                    started_at       INTEGER,
+                    finished_at      INTEGER,
+                    updated_at       INTEGER NOT NULL,
+                    lease_id         TEXT,
+                    lease_owner      TEXT,
+                    lease_expires_at INTEGER,
+                    CHECK (attempt BETWEEN 0 AND max_attempts),
+                    -- a queued task can still be claimed
+                    CHECK (status <> 'queued' OR attempt < max_attempts),
+                    -- processing <=> holds a lease (and has started an attempt)
+                    CHECK (
+                        (status = 'processing' AND lease_id IS NOT NULL AND lease_owner IS NOT NULL
+                            AND lease_expires_at IS NOT NULL AND attempt >= 1 AND started_at IS NOT NULL)
+                        OR (status <> 'processing' AND lease_id IS NULL AND lease_owner IS NULL
+                            AND lease_expires_at IS NULL)
+                    ),
+                    -- terminal <=> finished
+                    CHECK ((status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)),
+                    CHECK (status <> 'succeeded' OR (result_key IS NOT NULL AND progress_percent = 100)),
+                    CHECK (status IN ('failed', 'canceled') OR reason = '')
+                ) STRICT
+                """)
+            // Claiming walks this index in FIFO order.
+            try db.execute(sql: "CREATE INDEX tasks_by_status_created ON tasks (status, created_at)")
+            // Lease sweeps look only at running tasks.
+            try db.execute(sql: """
+                CREATE INDEX tasks_running_by_expiry ON tasks (lease_expires_at) WHERE status = 'processing'
+                """)
+            try db.execute(sql: """
+                CREATE INDEX tasks_running_by_owner ON tasks (lease_owner) WHERE status = 'processing'
+                """)
+            try db.execute(sql: "CREATE INDEX tasks_by_tenant_created ON tasks (tenant, created_at)")
+
+            try db.execute(sql: """
+                CREATE TABLE task_attempts (
+                    lease_id   TEXT    NOT NULL PRIMARY KEY,
+                    task_id    TEXT    NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+                    attempt    INTEGER NOT NULL CHECK (attempt >= 1),
+                    worker_id  TEXT    NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    ended_at   INTEGER,
+                    outcome    TEXT    NOT NULL
+                        CHECK (outcome IN ('running', 'succeeded', 'failed', 'expired', 'released')),
+                    error      TEXT,
+                    CHECK ((outcome = 'running') = (ended_at IS NULL)),
+                    CHECK (ended_at IS NULL OR ended_at >= started_at)
+                ) STRICT
+                """)
+            try db.execute(sql: "CREATE INDEX task_attempts_by_task ON task_attempts (task_id, started_at)")
+            // At most one attempt of a task runs at a time.
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX task_attempts_one_running ON task_attempts (task_id) WHERE outcome = 'running'
+                """)
+
+            try db.execute(sql: """
+                CREATE TABLE api_keys (
+                    id         TEXT    NOT NULL PRIMARY KEY,
+                    tenant     TEXT    NOT NULL,
+                    key_hash   TEXT    NOT NULL UNIQUE,
+                    prefix     TEXT    NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                ) STRICT
+                """)
+            try db.execute(sql: "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)")
+        }
+        return migrator
+    }()
+
+    /// Applies pending migrations; refuses a file whose schema is newer than this build knows.
+    static func migrate(_ pool: DatabasePool, path: String) throws {
+        do {
+            let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded {
+                throw StoreError(
+                    .migrationFailed,
+                    "the task database at \(path) was migrated by a newer version of Kinema; upgrade this binary"
+                )
+            }
+            try migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode) {
+            throw StoreError(.corrupt, "\(path) is not a readable SQLite database: \(error.message ?? "")")
+        } catch let error as DatabaseError where [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode) {
+            throw StoreError(.unavailable, "the task database at \(path) stayed locked: \(error.message ?? "")")
+        } catch {
+            throw StoreError(.migrationFailed, "cannot migrate the task database at \(path): \(error)")
+        }
+    }
+}

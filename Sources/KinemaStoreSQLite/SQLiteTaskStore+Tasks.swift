@@ -1,0 +1,111 @@
+import Foundation
+import GRDB
+import KinemaCore
+import KinemaStore
+
+extension SQLiteTaskStore {
+    public func enqueue(_ task: NewTask, now: Date) async throws {
+        guard task.maxAttempts >= 1 else {
+            throw StoreError(.invalidRecord, "task \(task.id) has maxAttempts \(task.maxAttempts); it must be at least 1")
+        }
+        guard task.etaSeconds >= 0 else {
+            throw StoreError(.invalidRecord, "task \(task.id) has a negative etaSeconds \(task.etaSeconds)")
+        }
+        let requestJSON = try TaskRow.encode(task.request)
+        let nowMs = TaskRow.millis(now)
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO tasks (id, tenant, status, request_json, image_key, end_image_key, eta_seconds,
+                                           attempt, max_attempts, created_at, updated_at)
+                        VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?)
+                        """,
+                    arguments: [
+                        task.id.uuidString, task.tenant, requestJSON, task.imageKey, task.endImageKey,
+                        task.etaSeconds, task.maxAttempts, nowMs, nowMs,
+                    ]
+                )
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+            throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
+        } catch {
+            throw Self.storeError(error)
+        }
+    }
+
+    public func task(id: UUID, tenant: String) async throws -> TaskRecord? {
+        try await read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE id = ? AND tenant = ?",
+                arguments: [id.uuidString, tenant]
+            ).map(TaskRow.record)
+        }
+    }
+
+    public func task(id: UUID) async throws -> TaskRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?", arguments: [id.uuidString])
+                .map(TaskRow.record)
+        }
+    }
+
+    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+        let leaseID = UUID()
+        let nowMs = TaskRow.millis(now)
+        let expiresMs = nowMs + TaskRow.millis(leaseDuration)
+        return try await write { db in
+            // One statement picks the oldest queued task and takes it (TaskStateMachine's `.claim`);
+            // the IMMEDIATE transaction already holds SQLite's write lock, so no other claimer can race it.
+            guard let row = try Row.fetchOne(
+                db,
+                sql: """
+                    UPDATE tasks
+                    SET status = 'processing', attempt = attempt + 1, lease_id = ?, lease_owner = ?,
+                        lease_expires_at = ?, engine = ?, started_at = ?, updated_at = ?, progress_percent = 0
+                    WHERE rowid = (
+                        SELECT rowid FROM tasks
+                        WHERE status = 'queued' AND attempt < max_attempts
+                        ORDER BY created_at, rowid
+                        LIMIT 1
+                    )
+                    RETURNING \(TaskRow.columns)
+                    """,
+                arguments: [leaseID.uuidString, workerID, expiresMs, engine, nowMs, nowMs]
+            ) else { return nil }
+            let task = try TaskRow.record(row)
+            try db.execute(
+                sql: """
+                    INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
+                    VALUES (?, ?, ?, ?, ?, 'running')
+                    """,
+                arguments: [leaseID.uuidString, task.id.uuidString, task.attempt, workerID, nowMs]
+            )
+            return ClaimedTask(task: task, lease: TaskLease(taskID: task.id, leaseID: leaseID, workerID: workerID, attempt: task.attempt))
+        }
+    }
+
+    public func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT lease_id, task_id, attempt, worker_id, started_at, ended_at, outcome, error
+                    FROM task_attempts WHERE task_id = ? ORDER BY started_at, rowid
+                    """,
+                arguments: [taskID.uuidString]
+            ).map(TaskRow.attempt)
+        }
+    }
+
+    public func countByStatus() async throws -> [TaskStatus: Int] {
+        try await read { db in
+            var counts: [TaskStatus: Int] = [:]
+            for status in TaskStatus.allCases { counts[status] = 0 }
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM tasks GROUP BY status") {
+                counts[try TaskRow.status(row["status"])] = row["n"]
+            }
+            return counts
+        }
+    }
+}

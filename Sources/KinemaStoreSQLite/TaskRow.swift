@@ -1,0 +1,118 @@
+import Foundation
+import GRDB
+import KinemaCore
+import KinemaStore
+
+/// Conversions between stored column values and the store's records.
+enum TaskRow {
+    /// Every column of `tasks`, in the order `record(_:)` reads them.
+    static let columns = """
+        id, tenant, status, request_json, image_key, end_image_key, result_key, reason, progress_percent,
+        eta_seconds, attempt, max_attempts, engine, created_at, started_at, finished_at, updated_at,
+        lease_id, lease_owner, lease_expires_at
+        """
+
+    static func record(_ row: Row) throws -> TaskRecord {
+        TaskRecord(
+            id: try uuid(row["id"], column: "id"),
+            tenant: row["tenant"],
+            status: try status(row["status"]),
+            request: try request(row["request_json"]),
+            imageKey: row["image_key"],
+            endImageKey: row["end_image_key"],
+            resultKey: row["result_key"],
+            reason: row["reason"],
+            progressPercent: row["progress_percent"],
+            etaSeconds: row["eta_seconds"],
+            attempt: row["attempt"],
+            maxAttempts: row["max_attempts"],
+            engine: row["engine"],
+            createdAt: date(row["created_at"]),
+            startedAt: optionalDate(row["started_at"]),
+            finishedAt: optionalDate(row["finished_at"]),
+            updatedAt: date(row["updated_at"]),
+            leaseOwner: row["lease_owner"],
+            leaseExpiresAt: optionalDate(row["lease_expires_at"])
+        )
+    }
+
+    /// The facts the state machine needs, read from a `tasks` row.
+    static func lifecycle(_ row: Row) throws -> TaskLifecycle {
+        var lease: TaskLeaseFacts?
+        if let leaseID: String = row["lease_id"], let expires: Int64 = row["lease_expires_at"] {
+            lease = TaskLeaseFacts(leaseID: try uuid(leaseID, column: "lease_id"), expiresAt: date(expires))
+        }
+        return TaskLifecycle(
+            status: try status(row["status"]), attempt: row["attempt"], maxAttempts: row["max_attempts"],
+            lease: lease, reason: row["reason"]
+        )
+    }
+
+    static func attempt(_ row: Row) throws -> TaskAttemptRecord {
+        let outcomeName: String = row["outcome"]
+        guard let outcome = TaskAttemptRecord.Outcome(rawValue: outcomeName) else { throw StoreError(.corrupt, "task_attempts.outcome holds unknown value \(outcomeName)") }
+        return TaskAttemptRecord(
+            taskID: try uuid(row["task_id"], column: "task_attempts.task_id"),
+            attempt: row["attempt"],
+            leaseID: try uuid(row["lease_id"], column: "task_attempts.lease_id"),
+            workerID: row["worker_id"],
+            startedAt: date(row["started_at"]),
+            endedAt: optionalDate(row["ended_at"]),
+            outcome: outcome,
+            error: row["error"]
+        )
+    }
+
+    static func apiKey(_ row: Row) -> APIKeyRecord {
+        APIKeyRecord(
+            id: row["id"], tenant: row["tenant"], keyHash: row["key_hash"], prefix: row["prefix"],
+            createdAt: date(row["created_at"]), revokedAt: optionalDate(row["revoked_at"])
+        )
+    }
+
+    // MARK: Values
+
+    /// Milliseconds since 1970, the unit of every stored time (and of the API's timestamps).
+    static func millis(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+
+    static func millis(_ interval: TimeInterval) -> Int64 {
+        Int64((interval * 1000).rounded(.down))
+    }
+
+    static func date(_ millis: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(millis) / 1000)
+    }
+
+    static func optionalDate(_ millis: Int64?) -> Date? {
+        millis.map(date)
+    }
+
+    static func status(_ name: String) throws -> TaskStatus {
+        guard let status = TaskStatus(rawValue: name) else {
+            throw StoreError(.corrupt, "tasks.status holds unknown value \(name)")
+        }
+        return status
+    }
+
+    static func uuid(_ text: String, column: String) throws -> UUID {
+        guard let id = UUID(uuidString: text) else { throw StoreError(.corrupt, "\(column) holds a malformed UUID \(text)") }
+        return id
+    }
+
+    /// Requests are stored as JSON with sorted keys, so identical requests store identical bytes.
+    static func encode(_ request: GenerationRequest) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(request), as: UTF8.self)
+    }
+
+    static func request(_ json: String) throws -> GenerationRequest {
+        do {
+            return try JSONDecoder().decode(GenerationRequest.self, from: Data(json.utf8))
+        } catch {
+            throw StoreError(.corrupt, "tasks.request_json cannot be decoded: \(error)")
+        }
+    }
+}

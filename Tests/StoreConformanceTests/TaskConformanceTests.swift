@@ -1,0 +1,160 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import Testing
+
+/// Submitting, reading and claiming tasks, on every backend.
+@Suite struct TaskConformanceTests {
+    @Test(arguments: StoreBackend.allCases)
+    func enqueuedTaskReadsBackQueued(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = UUID()
+            let request = GenerationRequest(
+                prompt: nil, negativePrompt: "zoom", duration: 8, cfgScale: 0.25, sound: false,
+                shots: [Shot(prompt: "wide shot", duration: 3), Shot(prompt: "close-up, «dolly» in", duration: 5)],
+                seed: 4_000_000_000, hasEndImage: true, webhookURL: "https://example.com/hook"
+            )
+            let new = NewTask(
+                id: id, tenant: "acme", request: request, imageKey: "in/a.png", endImageKey: "in/b.jpg",
+                maxAttempts: 4, etaSeconds: 90
+            )
+            try await store.enqueue(new, now: Fixtures.at(1.234))
+
+            let record = try #require(try await store.task(id: id, tenant: "acme"))
+            #expect(record == TaskRecord(
+                id: id, tenant: "acme", status: .queued, request: request, imageKey: "in/a.png", endImageKey: "in/b.jpg",
+                resultKey: nil, reason: "", progressPercent: 0, etaSeconds: 90, attempt: 0, maxAttempts: 4, engine: nil,
+                createdAt: Fixtures.at(1.234), startedAt: nil, finishedAt: nil, updatedAt: Fixtures.at(1.234),
+                leaseOwner: nil, leaseExpiresAt: nil
+            ))
+            #expect(try await store.task(id: id) == record)
+            #expect(try await store.attempts(of: id).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func anotherTenantCannotSeeTheTask(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store, tenant: "acme")
+            #expect(try await store.task(id: id, tenant: "acme") != nil)
+            #expect(try await store.task(id: id, tenant: "globex") == nil)
+            #expect(try await store.task(id: id, tenant: "") == nil)
+            #expect(try await store.task(id: UUID(), tenant: "acme") == nil)
+            #expect(try await store.task(id: UUID()) == nil)
+            #expect(try await store.task(id: id)?.tenant == "acme")
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aDuplicateIDIsRejectedAndTheOriginalKept(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let first = Fixtures.newTask(tenant: "acme")
+            try await store.enqueue(first, now: Fixtures.t0)
+            var second = Fixtures.newTask(id: first.id, tenant: "globex")
+            second.imageKey = "other.png"
+            let error = await #expect(throws: StoreError.self) { try await store.enqueue(second, now: Fixtures.at(1)) }
+            #expect(error?.code == .duplicateTask)
+            let kept = try #require(try await store.task(id: first.id))
+            #expect(kept.tenant == "acme")
+            #expect(kept.imageKey == first.imageKey)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aTaskWithoutAttemptsIsRejected(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let task = Fixtures.newTask(maxAttempts: 0)
+            let error = await #expect(throws: StoreError.self) { try await store.enqueue(task, now: Fixtures.t0) }
+            #expect(error?.code == .invalidRecord)
+            let stored = try await store.task(id: task.id)
+            #expect(stored == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func claimReturnsNilWhenNothingIsQueued(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            #expect(try await store.claim(workerID: "w", engine: "motion", leaseDuration: 30, now: Fixtures.t0) == nil)
+            try await Fixtures.enqueue(store)
+            _ = try await Fixtures.claim(store, at: 1)
+            // The only task is running: nothing left to claim.
+            #expect(try await store.claim(workerID: "w", engine: "motion", leaseDuration: 30, now: Fixtures.at(2)) == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func claimsTakeTheOldestTaskFirst(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            // Inserted out of time order; equal times keep insertion order.
+            let b = try await Fixtures.enqueue(store, at: 2)
+            let a = try await Fixtures.enqueue(store, at: 1)
+            let d = try await Fixtures.enqueue(store, at: 3)
+            let c = try await Fixtures.enqueue(store, at: 2)
+            var order: [UUID] = []
+            for step in 0..<4 { order.append(try await Fixtures.claim(store, at: 10 + Double(step)).task.id) }
+            #expect(order == [a, b, c, d])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func claimTakesTheTaskUnderANewLease(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store, at: 0)
+            let claimed = try await Fixtures.claim(store, by: "worker-7", at: 5)
+            #expect(claimed.lease.taskID == id)
+            #expect(claimed.lease.workerID == "worker-7")
+            #expect(claimed.lease.attempt == 1)
+            #expect(claimed.task.id == id)
+            #expect(claimed.task.status == .processing)
+            #expect(claimed.task.attempt == 1)
+            #expect(claimed.task.engine == "motion")
+            #expect(claimed.task.leaseOwner == "worker-7")
+            #expect(claimed.task.leaseExpiresAt == Fixtures.at(5 + Fixtures.lease))
+            #expect(claimed.task.startedAt == Fixtures.at(5))
+            #expect(claimed.task.updatedAt == Fixtures.at(5))
+            #expect(claimed.task.createdAt == Fixtures.at(0))
+            #expect(try await store.task(id: id) == claimed.task)
+
+            let attempts = try await store.attempts(of: id)
+            #expect(attempts == [TaskAttemptRecord(
+                taskID: id, attempt: 1, leaseID: claimed.lease.leaseID, workerID: "worker-7", startedAt: Fixtures.at(5),
+                endedAt: nil, outcome: .running, error: nil
+            )])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func eachClaimGetsADistinctLease(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            try await Fixtures.enqueue(store)
+            let first = try await Fixtures.claim(store, at: 1)
+            #expect(try await store.release(first.lease, now: Fixtures.at(2)))
+            let second = try await Fixtures.claim(store, at: 3)
+            #expect(second.lease.leaseID != first.lease.leaseID)
+            #expect(second.lease.workerID == first.lease.workerID)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func countByStatusCountsEveryStatus(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let empty = try await store.countByStatus()
+            #expect(empty == [.queued: 0, .processing: 0, .succeeded: 0, .failed: 0, .canceled: 0])
+
+            for second in 0..<5 { try await Fixtures.enqueue(store, at: Double(second)) }
+            let done = try await Fixtures.claim(store, at: 10)
+            #expect(try await store.complete(done.lease, resultKey: "out.mp4", now: Fixtures.at(11)))
+            let broken = try await Fixtures.claim(store, at: 12)
+            #expect(try await store.fail(broken.lease, reason: "bad image", retryable: false, now: Fixtures.at(13)))
+            _ = try await Fixtures.claim(store, at: 14)
+
+            let counts = try await store.countByStatus()
+            #expect(counts == [.queued: 2, .processing: 1, .succeeded: 1, .failed: 1, .canceled: 0])
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func pingAnswers(backend: StoreBackend) async throws {
+        try await backend.withStore { store in try await store.ping() }
+    }
+}
