@@ -1,0 +1,38 @@
+import Foundation
+import KinemaStore
+import Logging
+import ServiceLifecycle
+
+/// Periodically puts tasks whose worker stopped heartbeating back in the queue (or fails them at max attempts).
+///
+/// Safe to run on every node at once: the store rescues each task once.
+public struct LeaseRescuer: Service {
+    let store: any TaskStore
+    let interval: Duration
+    let signal: WorkSignal
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(store: any TaskStore, interval: Duration = .seconds(5), signal: WorkSignal, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.interval = interval
+        self.signal = signal
+        self.logger = logger
+        self.now = now
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let report = try await store.rescueExpiredLeases(now: now())
+                if !report.requeued.isEmpty || !report.failed.isEmpty {
+                    logger.notice("rescued expired leases", metadata: ["requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
+                    for _ in report.requeued { signal.notify() }
+                }
+            } catch {
+                logger.error("lease rescue failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of the in-process workers.
+public struct WorkerConfiguration: Sendable {
+    /// Number of tasks rendered at once (0 disables the pool).
+    public var count: Int
+    /// Stable identity prefix of this node's workers; a restart with the same prefix requeues its orphans at once.
+    public var nodeID: String
+    /// How long a claim holds a task without a heartbeat.
+    public var leaseDuration: TimeInterval = 30
+    /// How often a running task heartbeats (well under the lease).
+    public var heartbeatInterval: Duration = .seconds(2)
+    /// How long an idle worker sleeps between polls when no signal arrives.
+    public var pollInterval: Duration = .seconds(1)
+    /// How long running renders may go on after a shutdown request before their leases are released.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Where renders write before the result is moved into the blob store.
+    public var scratchDirectory: URL
+
+    public init(count: Int, nodeID: String, scratchDirectory: URL) {
+        self.count = count
+        self.nodeID = nodeID
+        self.scratchDirectory = scratchDirectory
+    }
+
+    /// The worker id of slot `index`.
+    public func workerID(_ index: Int) -> String { "\(nodeID)/w\(index)" }
+}
+
+/// Claims tasks, renders them with the engine, stores results, and completes or fails them — while holding a lease.
+///
+/// Runs as a `Service`: on graceful shutdown it stops claiming, lets running renders finish within
+/// `shutdownGrace`, and releases the leases of renders still running after that so no task is lost.
+public struct WorkerPool: Service {
+    let configuration: WorkerConfiguration
+    let store: any TaskStore
+    let blobs: any BlobStore
+    let engine: any VideoEngine
+    let signal: WorkSignal
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(
+        configuration: WorkerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
+        signal: WorkSignal, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.blobs = blobs
+        self.engine = engine
+        self.signal = signal
+        self.logger = logger
+        self.now = now
+    }
+
+    private struct GraceExpired: Error {}
+
+    public func run() async throws {
+        guard configuration.count > 0 else { return }
+        try FileManager.default.createDirectory(at: configuration.scratchDirectory, withIntermediateDirectories: true)
+        // A previous run of this node that died left its tasks PROCESSING: put them back now, not after lease expiry.
+        for i in 0..<configuration.count {
+            let report = try await store.requeueOrphans(ofWorker: configuration.workerID(i), now: now())
+            if !report.requeued.isEmpty || !report.failed.isEmpty {
+                logger.notice("requeued orphaned tasks", metadata: ["worker": "\(configuration.workerID(i))", "requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
+            }
+        }
+        let loops = configuration.count
+        do {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<loops {
+                    group.addTask {
+                        await self.loop(workerID: self.configuration.workerID(i))
+                        return true
+                    }
+                }
+                // Grace watchdog: after shutdown is requested and the grace has passed, cancel what still runs.
+                group.addTask {
+                    try await gracefulShutdown()
+                    self.signal.notifyAll()
+                    try await Task.sleep(for: self.configuration.shutdownGrace)
+                    throw GraceExpired()
+                }
+                var finished = 0
+                while let isLoop = try await group.next() {
+                    if isLoop { finished += 1 }
+                    if finished == loops { group.cancelAll() }
+                }
+            }
+        } catch is GraceExpired {
+            logger.notice("shutdown grace expired; running renders were released for another attempt")
+        } catch is CancellationError {
+            // Normal end of the watchdog when every loop finished first.
+        }
+    }
+
+    /// One worker: claim, run, repeat until shutdown or cancellation.
+    func loop(workerID: String) async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let claimed: ClaimedTask?
+            do {
+                claimed = try await store.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration, now: now())
+            } catch {
+                logger.error("claim failed", metadata: ["worker": "\(workerID)", "error": "\(error)"])
+                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval) }
+                continue
+            }
+            guard let claimed else {
+                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval) }
+                continue
+            }
+            await run(claimed)
+        }
+    }
+
+    /// Runs one claimed task to a fenced end: complete, fail, or release.
+    func run(_ claimed: ClaimedTask) async {
+        let lease = claimed.lease
+        let task = claimed.task
+        var meta: Logger.Metadata = ["task": "\(task.id)", "attempt": "\(lease.attempt)", "worker": "\(lease.workerID)"]
+        let started = ContinuousClock.now
+        logger.info("render started", metadata: meta)
+        let output = configuration.scratchDirectory.appendingPathComponent("\(task.id.uuidString.lowercased())-\(lease.leaseID.uuidString.lowercased()).mp4")
+        defer { try? FileManager.default.removeItem(at: output) }
+
+        let state = RenderState(eta: task.etaSeconds)
+        let outcome: Result<Void, any Error>
+        do {
+            let image = try await blobs.get(task.imageKey)
+            let endImage = try await task.endImageKey.asyncMap { try await blobs.get($0) }
+            let job = RenderJob(request: task.request, image: image, endImage: endImage)
+            outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
+                group.addTask {
+                    do {
+                        try await engine.render(job, to: output) { p in state.progress.withLock { $0 = p } }
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                group.addTask {
+                    // Heartbeat until the render ends; a lost lease cancels the render.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: configuration.heartbeatInterval)
+                        if Task.isCancelled { break }
+                        let p = state.progress.withLock { $0 }
+                        let alive = (try? await store.heartbeat(lease, progress: p, leaseDuration: configuration.leaseDuration, now: now())) ?? true
+                        if !alive {
+                            state.leaseLost.store(true, ordering: .relaxed)
+                            return nil
+                        }
+                    }
+                    return nil
+                }
+                var result: Result<Void, any Error> = .failure(CancellationError())
+                while let next = await group.next() {
+                    if let r = next {
+                        result = r
+                        group.cancelAll()
+                    } else if state.leaseLost.load(ordering: .relaxed) {
+                        group.cancelAll()
+                    }
+                }
+                return result
+            }
+        } catch {
+            outcome = .failure(error)
+        }
+
+        meta["seconds"] = "\(String(format: "%.2f", (ContinuousClock.now - started).seconds))"
+        if state.leaseLost.load(ordering: .relaxed) {
+            logger.warning("lease lost during render; result discarded", metadata: meta)
+            return
+        }
+        switch outcome {
+        case .success:
+            let key = "results/\(task.id.uuidString.lowercased())/\(lease.leaseID.uuidString.lowercased()).mp4"
+            do {
+                try await blobs.putFile(at: output, key: key)
+            } catch {
+                logger.error("storing the result failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
+                await finish { try await store.fail(lease, reason: "the result could not be stored; will retry", retryable: true, now: now()) }
+                return
+            }
+            let completed = await finish { try await store.complete(lease, resultKey: key, now: now()) }
+            if completed != true {
+                // Fenced out (rescued meanwhile): our copy is not the result.
+                try? await blobs.delete(key)
+                logger.warning("completion refused: lease no longer held", metadata: meta)
+            } else {
+                logger.info("render succeeded", metadata: meta)
+            }
+        case .failure(let error):
+            if Task.isCancelled || error is CancellationError {
+                // Shutdown past the grace period: the task goes back untouched for another process.
+                await finish { try await store.release(lease, now: now()) }
+                logger.notice("render interrupted by shutdown; lease released", metadata: meta)
+                return
+            }
+            let (reason, retryable) = Self.classify(error)
+            await finish { try await store.fail(lease, reason: reason, retryable: retryable, now: now()) }
+            logger.warning("render failed", metadata: meta.merging(["reason": "\(reason)", "retryable": "\(retryable)"]) { $1 })
+        }
+    }
+
+    /// The caller-visible reason and retry decision for an engine error.
+    static func classify(_ error: any Error) -> (String, Bool) {
+        if let e = error as? EngineError { return (e.message, e.retryable) }
+        return ("the render failed unexpectedly", true)
+    }
+
+    /// Runs a store write even when the surrounding task is cancelled (shutdown), so a lease is never left dangling.
+    @discardableResult
+    private func finish<T: Sendable>(_ write: @escaping @Sendable () async throws -> T) async -> T? {
+        // Detached on purpose: it must not inherit the cancellation that brought us here.
+        let result = await Task.detached { try await write() }.result
+        if case .failure(let error) = result {
+            logger.error("store write after render failed", metadata: ["error": "\(error)"])
+        }
+        return try? result.get()
+    }
+}
+
+/// What the render and its heartbeat share while a task runs.
+private final class RenderState: Sendable {
+    let progress: Mutex<RenderProgress>
+    let leaseLost = Atomic<Bool>(false)
+
+    init(eta: Int) {
+        progress = Mutex(RenderProgress(percent: 0, etaSeconds: eta))
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        switch self {
+        case .some(let w): try await transform(w)
+        case .none: nil
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
