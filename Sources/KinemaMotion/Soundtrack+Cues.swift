@@ -1,0 +1,126 @@
+import Foundation
+
+/// Ambience beds the prompt can ask for.
+public enum AmbienceCue: String, Sendable, CaseIterable {
+    /// Gusting wind: "wind", "breeze", "gust", "storm", "blizzard"…
+    case wind
+    /// Rainfall with droplets: "rain", "drizzle", "downpour", "storm"…
+    case rain
+    /// Ocean swells and moving water: "ocean", "sea", "waves", "beach", "river", "stream", "waterfall"…
+    case water
+    /// Crackling fire: "fire", "campfire", "fireplace", "flames", "embers"…
+    case fire
+    /// Birdsong over rustling leaves: "forest", "woods", "jungle", "birds", "meadow"…
+    case forest
+    /// Traffic rumble, passing cars and distant horns: "city", "street", "traffic", "cars", "downtown"…
+    case city
+    /// Babble of many voices: "crowd", "people", "market", "festival", "cafe"…
+    case crowd
+    /// A quiet room: "room tone", "indoors", "interior", "office", "room"… and the default when nothing matches.
+    case roomTone
+}
+
+extension Soundtrack {
+    /// The cues named in a prompt (keywords and synonyms, case-insensitive, word boundaries; "no rain"/negative prompt vetoes). Empty → [.roomTone].
+    ///
+    /// Words are matched whole, after case and diacritic folding ("Café" matches "cafe"; "rainbow" is not rain).
+    /// A negator ("no", "not", "without", "never", "nor", "avoid", "zero") negates the cue words in the next four
+    /// words of its clause; a comma, full stop or a word such as "but", "with", "just" ends the negation
+    /// ("no people, just birds" → forest). A cue is kept when at least one mention is not negated. Every cue named
+    /// anywhere in `negativePrompt` is vetoed. Nothing left → `[.roomTone]`, unless the negative prompt names the
+    /// room tone itself, in which case the result is empty (the track then carries only the picture's effects).
+    /// Cues come back in `AmbienceCue.allCases` order.
+    public static func cues(prompt: String, negativePrompt: String?) -> [AmbienceCue] {
+        let vetoed = SoundtrackVocabulary.mentions(in: negativePrompt ?? "", honourNegation: false)
+        let named = SoundtrackVocabulary.mentions(in: prompt, honourNegation: true).subtracting(vetoed)
+        if named.isEmpty {
+            return vetoed.contains(.roomTone) ? [] : [.roomTone]
+        }
+        return AmbienceCue.allCases.filter { named.contains($0) }
+    }
+}
+
+/// The keyword vocabulary behind `Soundtrack.cues`: words and two-word phrases, each naming one or more cues.
+enum SoundtrackVocabulary {
+    private static let words: [String: [AmbienceCue]] = {
+        var table: [String: [AmbienceCue]] = [:]
+        func add(_ cues: [AmbienceCue], _ list: String) {
+            for word in list.split(separator: " ") {
+                table[String(word), default: []].append(contentsOf: cues)
+            }
+        }
+        add([.wind], "wind winds windy breeze breezes breezy gust gusts gusting gusty gale gales blustery howling windswept blizzard snowstorm sandstorm tornado hurricane")
+        add([.rain], "rain rains raining rainy rained rainfall raindrop raindrops rainstorm downpour drizzle drizzling monsoon")
+        add([.wind, .rain], "storm storms stormy thunderstorm thunderstorms tempest")
+        add([.water], "water waters ocean oceans sea seas seaside waves wave surf surfing beach beaches shore shoreline coast coastal tide tides river rivers stream streams brook creek waterfall waterfalls lake harbor harbour pier fountain rapids splash splashing lagoon bay")
+        add([.fire], "fire fires fireplace campfire bonfire flame flames flaming burning blaze blazing ember embers hearth inferno wildfire torch torches firewood")
+        add([.forest], "forest forests woods woodland woodlands jungle rainforest trees birds bird birdsong songbird songbirds chirping meadow meadows garden orchard grove countryside foliage")
+        add([.city], "city cities street streets traffic car cars urban downtown town highway freeway road roads avenue intersection metropolis taxi taxis bus buses sidewalk crosswalk")
+        add([.crowd], "crowd crowds crowded people audience spectators market marketplace bazaar festival party stadium concert cafe restaurant pub chatter chatting conversation gathering protest fans")
+        add([.roomTone], "indoor indoors interior room office studio bedroom kitchen hallway library apartment classroom")
+        return table
+    }()
+
+    private static let phrases: [String: [AmbienceCue]] = [
+        "room tone": [.roomTone], "camp fire": [.fire], "fire place": [.fire], "bird song": [.forest],
+        "sea shore": [.water], "rush hour": [.city], "busy street": [.city, .crowd],
+    ]
+
+    private static let negators: Set<String> = ["no", "not", "without", "never", "nor", "avoid", "zero"]
+    /// Words that end a negation's scope, like punctuation does.
+    private static let scopeBreakers: Set<String> = ["but", "with", "while", "just", "only", "yet", "except", "instead"]
+    private static let negationReach = 4
+
+    /// Every cue mentioned in `text`; with `honourNegation`, mentions inside a negation do not count.
+    static func mentions(in text: String, honourNegation: Bool) -> Set<AmbienceCue> {
+        var found: Set<AmbienceCue> = []
+        for clause in clauses(of: text) {
+            var negationLeft = 0
+            var index = 0
+            while index < clause.count {
+                let word = clause[index]
+                if honourNegation && negators.contains(word) {
+                    negationLeft = negationReach
+                    index += 1
+                    continue
+                }
+                if scopeBreakers.contains(word) { negationLeft = 0 }
+                var cues: [AmbienceCue] = []
+                var span = 1
+                if index + 1 < clause.count, let phrase = phrases[word + " " + clause[index + 1]] {
+                    cues = phrase
+                    span = 2
+                } else if let single = words[word] {
+                    cues = single
+                }
+                if negationLeft == 0 { found.formUnion(cues) }
+                negationLeft = max(negationLeft - span, 0)
+                index += span
+            }
+        }
+        return found
+    }
+
+    /// Lower-cased, diacritic-folded words, grouped into clauses split at punctuation.
+    private static func clauses(of text: String) -> [[String]] {
+        let folded = text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
+        var clauses: [[String]] = [[]]
+        var word = ""
+        func endWord() {
+            if !word.isEmpty { clauses[clauses.count - 1].append(word) }
+            word = ""
+        }
+        for character in folded {
+            if character.isLetter || character.isNumber {
+                word.append(character)
+            } else {
+                endWord()
+                if ",.;:!?()[]{}\n\"".contains(character) && !(clauses.last?.isEmpty ?? true) {
+                    clauses.append([])
+                }
+            }
+        }
+        endWord()
+        return clauses
+    }
+}

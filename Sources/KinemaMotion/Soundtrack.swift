@@ -1,0 +1,122 @@
+import Foundation
+import KinemaMedia
+
+/// The built-in engine's procedural soundtrack: ambience beds chosen from the prompt plus effects tied to the picture.
+///
+/// Levels (all RMS over both channels of the whole track):
+/// - The ambience bed is normalised to **−20 dBFS** (`bedTargetDBFS`). A track whose only cue is `.roomTone`
+///   is normalised to **−30 dBFS** instead (`roomToneTargetDBFS`): a room should be barely there.
+/// - Effects (whooshes, cut swishes) sit on top of the bed at fixed levels (a full-intensity whoosh ≈ −14 dBFS
+///   over its length), so a fast move is equally audible over rain or over room tone.
+/// - A look-ahead peak limiter (5 ms attack, ≈ 60 ms release) keeps every sample at or below **−1.2 dBFS**,
+///   a 0.2 dB margin under the −1 dBFS promise for AAC's overshoot and rounding; without events the limiter
+///   only touches rare transients, so the bed's RMS stays within ±0.5 dB of its target.
+///
+/// Deterministic: every random choice comes from xoshiro256** streams seeded by `seed`, so the same inputs give
+/// bit-identical samples.
+public enum Soundtrack {
+    static let bedTargetDBFS = -20.0
+    static let roomToneTargetDBFS = -30.0
+    static let ceilingDBFS = -1.2
+    static let fadeInSeconds = 0.04
+    static let fadeOutSeconds = 0.12
+
+    /// Synthesizes the whole track: exactly Int((durationSeconds * 48000).rounded()) stereo frames.
+    ///
+    /// A non-finite or non-positive duration gives an empty track. Events outside the track are heard only
+    /// as far as they reach into it.
+    public static func synthesize(
+        prompt: String, negativePrompt: String?, durationSeconds: Double, events: [SoundEvent], seed: UInt32
+    ) -> AudioTrack {
+        let frames = durationSeconds.isFinite && durationSeconds > 0
+            ? Int((durationSeconds * Double(AudioTrack.sampleRate)).rounded()) : 0
+        guard frames > 0 else { return AudioTrack(samples: []) }
+        let cues = cues(prompt: prompt, negativePrompt: negativePrompt)
+
+        var mix = renderBedMix(cues: cues, frames: frames, seed: seed)
+        renderEffects(events, into: &mix, seed: seed)
+        applyFades(&mix)
+        limitPeaks(&mix, ceiling: Float(decibelsToGain(ceilingDBFS)))
+        return AudioTrack(samples: interleave(mix))
+    }
+
+    /// Relative level of each bed in a mix, in dB, each bed first brought to unit RMS.
+    static func mixLevelDB(_ cue: AmbienceCue) -> Double {
+        switch cue {
+        case .wind, .rain, .water: 0
+        case .fire: -1
+        case .forest, .city, .crowd: -2
+        case .roomTone: -14
+        }
+    }
+
+    /// Renders every cue's bed at unit RMS, mixes them at their relative levels and normalises the sum.
+    static func renderBedMix(cues: [AmbienceCue], frames: Int, seed: UInt32) -> SoundtrackStereoBuffer {
+        var mix = SoundtrackStereoBuffer(frames: frames)
+        guard !cues.isEmpty else { return mix }
+        var scratch = SoundtrackStereoBuffer(frames: frames)
+        for cue in cues {
+            scratch.clear()
+            renderBed(cue, into: &scratch, seed: seed)
+            let rms = scratch.rms()
+            guard rms > 1e-12 else { continue }
+            mix.add(scratch, gain: Float(decibelsToGain(mixLevelDB(cue)) / rms))
+        }
+        let target = decibelsToGain(cues == [.roomTone] ? roomToneTargetDBFS : bedTargetDBFS)
+        let rms = mix.rms()
+        if rms > 1e-12 {
+            let gain = Float(target / rms)
+            for i in 0..<frames {
+                mix.left[i] *= gain
+                mix.right[i] *= gain
+            }
+        }
+        return mix
+    }
+
+    /// Dispatches to the bed's synthesizer; each bed owns its own random streams.
+    static func renderBed(_ cue: AmbienceCue, into buffer: inout SoundtrackStereoBuffer, seed: UInt32) {
+        switch cue {
+        case .wind: renderWind(into: &buffer, seed: seed, style: .open)
+        case .rain: renderRain(into: &buffer, seed: seed)
+        case .water: renderWater(into: &buffer, seed: seed)
+        case .fire: renderFire(into: &buffer, seed: seed)
+        case .forest: renderForest(into: &buffer, seed: seed)
+        case .city: renderCity(into: &buffer, seed: seed)
+        case .crowd: renderCrowd(into: &buffer, seed: seed)
+        case .roomTone: renderRoomTone(into: &buffer, seed: seed)
+        }
+    }
+
+    /// Short raised-cosine fades so the track neither starts nor stops with a click.
+    static func applyFades(_ buffer: inout SoundtrackStereoBuffer) {
+        let frames = buffer.frames
+        let rate = Double(AudioTrack.sampleRate)
+        let fadeIn = min(Int(fadeInSeconds * rate), frames / 4)
+        let fadeOut = min(Int(fadeOutSeconds * rate), frames / 4)
+        for i in 0..<fadeIn {
+            let g = Float(0.5 - 0.5 * cos(Double.pi * Double(i) / Double(fadeIn)))
+            buffer.left[i] *= g
+            buffer.right[i] *= g
+        }
+        for i in 0..<fadeOut {
+            let g = Float(0.5 - 0.5 * cos(Double.pi * Double(i) / Double(fadeOut)))
+            let frame = frames - 1 - i
+            buffer.left[frame] *= g
+            buffer.right[frame] *= g
+        }
+    }
+
+    static func interleave(_ buffer: SoundtrackStereoBuffer) -> [Float] {
+        var samples = [Float](repeating: 0, count: buffer.frames * 2)
+        for i in 0..<buffer.frames {
+            samples[2 * i] = buffer.left[i]
+            samples[2 * i + 1] = buffer.right[i]
+        }
+        return samples
+    }
+
+    static func decibelsToGain(_ decibels: Double) -> Double {
+        pow(10, decibels / 20)
+    }
+}
