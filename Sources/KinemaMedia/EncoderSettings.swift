@@ -1,0 +1,16 @@
+/// libx264 settings for `MP4Writer`.
+public struct EncoderSettings: Sendable, Equatable {
+    /// x264 preset: ultrafast, superfast, veryfast, faster, fast, medium, slow…; faster presets give bigger files.
+    public var preset: String = "veryfast"
+    /// Constant rate factor 0…51: lower is better quality and bigger files (20 is visually near-lossless for our content).
+    public var crf: Int = 20
+    /// Encoder threads; 0 lets x264 choose from the core count.
+    public var threads: Int = 0
+
+    /// Creates settings; the defaults suit the built-in engine.
+    public init(preset: String = "veryfast", crf: Int = 20, threads: Int = 0) {
+        self.preset = preset
+        self.crf = crf
+        self.threads = threads
+    }
+}

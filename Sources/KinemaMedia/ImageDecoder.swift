@@ -1,0 +1,136 @@
+import CFFmpeg
+import Foundation
+import KinemaCore
+
+/// Decodes PNG and JPEG bytes to RGBA with FFmpeg, after checking the header against limits.
+public enum ImageDecoder {
+    /// Decodes PNG/JPEG bytes to RGBA with EXIF orientation applied. Checks limits from the header BEFORE decoding.
+    ///
+    /// - Throws: `MediaError` with `.unsupportedFormat` (neither PNG nor JPEG), `.corruptImage`
+    ///   (broken header or pixel data), or `.exceedsLimits` (too large; nothing was decoded).
+    public static func decode(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> RGBAImage {
+        let header = try validatedHeader(data, limits: limits)
+        let stored = try decodePixels(data, header: header, limits: limits)
+        return stored.applyingEXIFOrientation(header.orientation)
+    }
+
+    /// Parses the header and checks it against `limits` without decoding any pixels (microseconds).
+    ///
+    /// Use it to refuse bad uploads early; `decode` runs the same checks first.
+    public static func validatedHeader(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> ImageHeader {
+        let header: ImageHeader
+        do {
+            header = try ImageHeader.parse(data)
+        } catch {
+            switch error.code {
+            case .unknownFormat: throw MediaError(code: .unsupportedFormat, message: error.message + "; only PNG and JPEG are accepted")
+            case .truncated, .malformed: throw MediaError(code: .corruptImage, message: error.message)
+            }
+        }
+        let w = header.storedWidth, h = header.storedHeight
+        if w > limits.maxSide || h > limits.maxSide {
+            throw MediaError(
+                code: .exceedsLimits,
+                message: "the image is \(w)x\(h); each side must be at most \(limits.maxSide) pixels"
+            )
+        }
+        if w * h > limits.maxPixels {
+            throw MediaError(
+                code: .exceedsLimits,
+                message: "the image has \(w * h) pixels (\(w)x\(h)); at most \(limits.maxPixels) are accepted"
+            )
+        }
+        return header
+    }
+
+    private static func decodePixels(_ data: Data, header: ImageHeader, limits: ImageLimits) throws -> RGBAImage {
+        ensureLibAV()
+        let name = header.format == .png ? "PNG" : "JPEG"
+        if header.format == .jpeg, !JPEGStructure.reachesEndOfImage(data) {
+            throw MediaError(code: .corruptImage, message: "the JPEG is truncated or damaged: its scan data never reaches the end-of-image marker")
+        }
+        let codecID = header.format == .png ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG
+        guard let codec = avcodec_find_decoder(codecID) else {
+            throw MediaError(code: .codec, message: "this FFmpeg build has no \(name) decoder")
+        }
+        guard data.count < Int(Int32.max) - Int(AV_INPUT_BUFFER_PADDING_SIZE) else {
+            throw MediaError(code: .exceedsLimits, message: "the image file is \(data.count) bytes, too large to decode")
+        }
+        let context = try AVCodecContextBox(codec: codec)
+        context.pointer.pointee.thread_count = 1
+        // A second line of defence if the stream's real size disagrees with the header we checked:
+        // the decoder may allocate no more than the header announced (plus alignment padding).
+        context.pointer.pointee.max_pixels = Int64(header.storedWidth + 128) * Int64(header.storedHeight + 128)
+        // Refuse PNGs whose chunk checksums do not match (the decoder ignores them otherwise).
+        context.pointer.pointee.err_recognition = AV_EF_CRCCHECK
+        try avCheck(avcodec_open2(context.pointer, codec, nil), "opening the \(name) decoder")
+
+        let packet = try AVPacketBox()
+        try avCheck(av_new_packet(packet.pointer, Int32(data.count)), "allocating a packet")
+        data.withUnsafeBytes { raw in
+            if let base = raw.baseAddress, raw.count > 0 {
+                packet.pointer.pointee.data.update(from: base.assumingMemoryBound(to: UInt8.self), count: raw.count)
+            }
+        }
+        let frame = try AVFrameBox()
+        var ret = avcodec_send_packet(context.pointer, packet.pointer)
+        if ret >= 0 {
+            _ = avcodec_send_packet(context.pointer, nil)  // end of stream: the single frame must come out
+            ret = avcodec_receive_frame(context.pointer, frame.pointer)
+        }
+        if ret < 0 {
+            throw MediaError(code: .corruptImage, message: "the \(name) pixel data could not be decoded: \(avErrorString(ret))")
+        }
+        let f = frame.pointer.pointee
+        if f.decode_error_flags != 0 || (f.flags & AV_FRAME_FLAG_CORRUPT) != 0 {
+            throw MediaError(code: .corruptImage, message: "the \(name) pixel data is damaged (the decoder had to conceal errors)")
+        }
+        guard Int(f.width) == header.storedWidth, Int(f.height) == header.storedHeight else {
+            throw MediaError(
+                code: .corruptImage,
+                message: "the \(name) header says \(header.storedWidth)x\(header.storedHeight) but the data decodes to \(f.width)x\(f.height)"
+            )
+        }
+        return try convertToRGBA(frame)
+    }
+
+    /// Converts any decoded still-image pixel format to packed RGBA (alpha 255 where the source has none).
+    private static func convertToRGBA(_ frame: AVFrameBox) throws -> RGBAImage {
+        let f = frame.pointer.pointee
+        let width = Int(f.width), height = Int(f.height)
+        var source = AVPixelFormat(rawValue: f.format)
+        // The JPEG "yuvj" formats are the plain ones at full range; naming the range explicitly keeps
+        // swscale from warning about deprecated formats and guessing.
+        var fullRange = f.color_range == AVCOL_RANGE_JPEG
+        switch source {
+        case AV_PIX_FMT_YUVJ420P: source = AV_PIX_FMT_YUV420P; fullRange = true
+        case AV_PIX_FMT_YUVJ422P: source = AV_PIX_FMT_YUV422P; fullRange = true
+        case AV_PIX_FMT_YUVJ444P: source = AV_PIX_FMT_YUV444P; fullRange = true
+        case AV_PIX_FMT_YUVJ440P: source = AV_PIX_FMT_YUV440P; fullRange = true
+        case AV_PIX_FMT_YUVJ411P: source = AV_PIX_FMT_YUV411P; fullRange = true
+        default: break
+        }
+        let sws = try SwsBox(
+            srcWidth: f.width, srcHeight: f.height, srcFormat: source,
+            dstWidth: f.width, dstHeight: f.height, dstFormat: AV_PIX_FMT_RGBA,
+            flags: Int32(SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
+        )
+        // JPEG's YCbCr is BT.601 (JFIF); the source range follows the stream, RGBA is always full range.
+        let coefficients = sws_getCoefficients(SWS_CS_ITU601)
+        _ = sws_setColorspaceDetails(sws.pointer, coefficients, fullRange ? 1 : 0, coefficients, 1, 0, 1 << 16, 1 << 16)
+
+        let stride = width * 4
+        let pixels = try [UInt8](unsafeUninitializedCapacity: stride * height) { buffer, count in
+            var srcData: [UnsafePointer<UInt8>?] = (0..<4).map { UnsafePointer(frame.data(Int32($0))) }
+            var srcStride: [Int32] = (0..<4).map { Int32(frame.linesize(Int32($0))) }
+            var dstData: [UnsafeMutablePointer<UInt8>?] = [buffer.baseAddress, nil, nil, nil]
+            var dstStride: [Int32] = [Int32(stride), 0, 0, 0]
+            let rows = sws_scale(sws.pointer, &srcData, &srcStride, 0, f.height, &dstData, &dstStride)
+            guard rows == f.height else {
+                throw MediaError(code: .codec, message: "converting \(pixelFormatName(source)) to RGBA produced \(rows) of \(height) rows")
+            }
+            count = stride * height
+        }
+        return RGBAImage(width: width, height: height, pixels: pixels)
+    }
+}

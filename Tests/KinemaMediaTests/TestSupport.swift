@@ -1,0 +1,105 @@
+import Foundation
+import KinemaMedia
+
+/// A smooth, colourful test picture (gradients plus a soft disc): compresses well and shows colour shifts.
+func smoothImage(width: Int, height: Int, alpha: UInt8 = 255) -> RGBAImage {
+    var px = [UInt8](repeating: 0, count: width * height * 4)
+    for y in 0..<height {
+        for x in 0..<width {
+            let fx = Double(x) / Double(width), fy = Double(y) / Double(height)
+            let d = ((fx - 0.5) * (fx - 0.5) + (fy - 0.5) * (fy - 0.5)).squareRoot()
+            let p = (y * width + x) * 4
+            px[p] = UInt8(40 + 180 * fx)
+            px[p + 1] = UInt8(30 + 200 * fy)
+            px[p + 2] = UInt8(d < 0.25 ? 220 : 60)
+            px[p + 3] = alpha
+        }
+    }
+    return RGBAImage(width: width, height: height, pixels: px)
+}
+
+/// Four solid quadrants: top-left red, top-right green, bottom-left blue, bottom-right white.
+func quadrantImage(width: Int, height: Int) -> RGBAImage {
+    var image = RGBAImage(width: width, height: height)
+    for y in 0..<height {
+        for x in 0..<width {
+            let colour: [UInt8]
+            switch (x < width / 2, y < height / 2) {
+            case (true, true): colour = [255, 0, 0, 255]
+            case (false, true): colour = [0, 255, 0, 255]
+            case (true, false): colour = [0, 0, 255, 255]
+            case (false, false): colour = [255, 255, 255, 255]
+            }
+            image.pixels.replaceSubrange((y * width + x) * 4..<(y * width + x) * 4 + 4, with: colour)
+        }
+    }
+    return image
+}
+
+/// RGB of one pixel.
+func rgb(_ image: RGBAImage, _ x: Int, _ y: Int) -> (Int, Int, Int) {
+    let p = (y * image.width + x) * 4
+    return (Int(image.pixels[p]), Int(image.pixels[p + 1]), Int(image.pixels[p + 2]))
+}
+
+/// Peak signal-to-noise ratio over equally sized byte arrays (∞ when identical).
+func psnr(_ a: [UInt8], _ b: [UInt8], stride: Int = 1, channels: Int = 1) -> Double {
+    precondition(a.count == b.count)
+    var sum = 0.0, n = 0
+    var i = 0
+    while i < a.count {
+        for c in 0..<channels {
+            let d = Double(a[i + c]) - Double(b[i + c])
+            sum += d * d
+            n += 1
+        }
+        i += stride
+    }
+    if sum == 0 { return .infinity }
+    return 10 * log10(255 * 255 / (sum / Double(n)))
+}
+
+/// PSNR over RGB (alpha ignored).
+func psnrRGB(_ a: RGBAImage, _ b: RGBAImage) -> Double { psnr(a.pixels, b.pixels, stride: 4, channels: 3) }
+
+/// PSNR over all three planes of two frames.
+func psnrYUV(_ a: YUVFrame, _ b: YUVFrame) -> Double { psnr(a.y + a.u + a.v, b.y + b.u + b.v) }
+
+/// A fresh temporary directory, removed by `body`'s caller through `defer`.
+func withTemporaryDirectory<T>(_ body: (URL) throws -> T) throws -> T {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-media-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    return try body(dir)
+}
+
+/// Runs a command-line tool and returns its standard output (nil when it is not installed).
+func runTool(_ tool: String, _ arguments: [String]) throws -> String? {
+    let candidates = ["/usr/bin/\(tool)", "/usr/local/bin/\(tool)"]
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Inserts an APP1 EXIF segment carrying `orientation` right after a JPEG's SOI marker.
+func jpegWithOrientation(_ jpeg: Data, _ orientation: Int, littleEndian: Bool = false) -> Data {
+    func u16(_ v: Int) -> [UInt8] { littleEndian ? [UInt8(v & 0xFF), UInt8(v >> 8)] : [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    func u32(_ v: Int) -> [UInt8] { littleEndian ? u16(v & 0xFFFF) + u16(v >> 16) : u16(v >> 16) + u16(v & 0xFFFF) }
+    var tiff: [UInt8] = littleEndian ? [0x49, 0x49] : [0x4D, 0x4D]
+    tiff += u16(42) + u32(8) + u16(1)
+    tiff += u16(0x0112) + u16(3) + u32(1) + u16(orientation) + u16(0)
+    tiff += u32(0)
+    let body = Array("Exif".utf8) + [0, 0] + tiff
+    let segment: [UInt8] = [0xFF, 0xE1, UInt8((body.count + 2) >> 8), UInt8((body.count + 2) & 0xFF)] + body
+    var bytes = [UInt8](jpeg)
+    bytes.insert(contentsOf: segment, at: 2)
+    return Data(bytes)
+}
