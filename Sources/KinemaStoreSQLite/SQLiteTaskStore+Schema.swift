@@ -1,11 +1,19 @@
+import Foundation
 import GRDB
 import KinemaStore
 
+/// One step of the schema's history.
+struct SchemaMigration: Sendable {
+    /// Position in the history; applied in increasing order, never reused.
+    let version: Int
+    let name: String
+    let apply: @Sendable (Database) throws -> Void
+}
+
 extension SQLiteTaskStore {
     /// The schema's history. Forward-only: never edit a shipped migration, append a new one.
-    static let migrator: DatabaseMigrator = {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1-tasks-attempts-keys") { db in
+    static let migrations: [SchemaMigration] = [
+        SchemaMigration(version: 1, name: "tasks, task_attempts, api_keys") { db in
             // The CHECKs mirror TaskLifecycle's invariants (KinemaCore/TaskStateMachine.swift).
             try db.execute(sql: """
                 CREATE TABLE tasks (
@@ -89,21 +97,41 @@ extension SQLiteTaskStore {
                 ) STRICT
                 """)
             try db.execute(sql: "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)")
-        }
-        return migrator
-    }()
+        },
+    ]
 
-    /// Applies pending migrations; refuses a file whose schema is newer than this build knows.
+    /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at
+    /// the same time cannot both apply a step (the check and the change are atomic under SQLite's write
+    /// lock). Refuses a file whose schema is newer than this build knows.
     static func migrate(_ pool: DatabasePool, path: String) throws {
         do {
-            let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }
-            if superseded {
-                throw StoreError(
-                    .migrationFailed,
-                    "the task database at \(path) was migrated by a newer version of Kinema; upgrade this binary"
-                )
+            try pool.barrierWriteWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    try db.execute(sql: """
+                        CREATE TABLE IF NOT EXISTS schema_migrations (
+                            version    INTEGER NOT NULL PRIMARY KEY,
+                            name       TEXT    NOT NULL,
+                            applied_at INTEGER NOT NULL
+                        ) STRICT
+                        """)
+                    let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations"))
+                    if let newest = applied.max(), newest > migrations.last?.version ?? 0 {
+                        throw StoreError(
+                            .migrationFailed,
+                            "the task database at \(path) has schema version \(newest), newer than this build's "
+                                + "\(migrations.last?.version ?? 0); upgrade this binary"
+                        )
+                    }
+                    for migration in migrations where !applied.contains(migration.version) {
+                        try migration.apply(db)
+                        try db.execute(
+                            sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                            arguments: [migration.version, migration.name, TaskRow.millis(Date())]
+                        )
+                    }
+                    return .commit
+                }
             }
-            try migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
         } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode) {

@@ -56,10 +56,13 @@ public final class SQLiteTaskStore: TaskStore {
         }
     }
 
-    /// Identifiers of the schema migrations applied to this file, in order (for `kinema migrate`).
-    public func appliedMigrations() async throws -> [String] {
-        try await read { db in try Self.migrator.appliedMigrations(db) }
+    /// The schema version of the open file (the newest applied migration), e.g. for `kinema migrate`.
+    public func schemaVersion() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT MAX(version) FROM schema_migrations") ?? 0 }
     }
+
+    /// The schema version this build migrates files to.
+    public static var currentSchemaVersion: Int { migrations.last?.version ?? 0 }
 
     public func ping() async throws {
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
