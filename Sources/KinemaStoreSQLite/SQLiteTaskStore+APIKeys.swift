@@ -3,6 +3,7 @@ import GRDB
 import KinemaStore
 
 extension SQLiteTaskStore {
+    /// Inserts the key; throws `.duplicateAPIKey` when its id or hash exists.
     public func insertAPIKey(_ key: APIKeyRecord) async throws {
         do {
             try await pool.write { db in
@@ -25,6 +26,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// The key with this hash, revoked or not.
     public func apiKey(hash keyHash: String) async throws -> APIKeyRecord? {
         try await read { db in
             try Row.fetchOne(
@@ -34,6 +36,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Every key, oldest first.
     public func listAPIKeys() async throws -> [APIKeyRecord] {
         try await read { db in
             try Row.fetchAll(
@@ -42,6 +45,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Revokes the key with this id, or the only key with this prefix; `false` when none (or several) match.
     public func revokeAPIKey(idOrPrefix: String, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         return try await write { db in

@@ -7,25 +7,30 @@ import KinemaStore
 // facts, let TaskStateMachine decide, then write with `status = 'processing' AND lease_id = ?` in the
 // WHERE clause, so even a bug in the decision cannot let a stale lease overwrite a rescued task.
 extension SQLiteTaskStore {
+    /// Extends the lease to `now + leaseDuration` and records progress; `false` when the lease was lost.
     public func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         let expiresMs = nowMs + TaskRow.millis(leaseDuration)
         return try await write { db in
             let event = TaskEvent.heartbeat(leaseID: lease.leaseID, expiresAt: TaskRow.date(expiresMs))
             guard try Self.decide(db, taskID: lease.taskID, event) != nil else { return false }
+            // RenderProgress clamps in its init, but its fields are mutable: clamp again for the CHECKs.
+            let percent = min(100, max(0, progress.percent))
+            let eta = max(0, progress.etaSeconds)
             try db.execute(
                 sql: """
                     UPDATE tasks SET lease_expires_at = ?, progress_percent = ?, eta_seconds = ?, updated_at = ?
                     WHERE id = ? AND status = 'processing' AND lease_id = ?
                     """,
                 arguments: [
-                    expiresMs, progress.percent, progress.etaSeconds, nowMs, lease.taskID.uuidString, lease.leaseID.uuidString,
+                    expiresMs, percent, eta, nowMs, lease.taskID.uuidString, lease.leaseID.uuidString,
                 ]
             )
             return db.changesCount == 1
         }
     }
 
+    /// SUCCEEDED with progress 100, ETA 0, `resultKey` and `finishedAt`; `false` when the lease was lost.
     public func complete(_ lease: TaskLease, resultKey: String, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
@@ -50,6 +55,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Requeues (retryable, attempts left) or FAILS with `reason`, keeping progress; `false` when the lease was lost.
     public func fail(_ lease: TaskLease, reason: String, retryable: Bool, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
@@ -59,6 +65,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// QUEUED again with the attempt un-counted (`attempt - 1`); `false` when the lease was lost.
     public func release(_ lease: TaskLease, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
@@ -69,6 +76,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Requeues or FAILS every task whose lease expired before `now`, in one transaction.
     public func rescueExpiredLeases(now: Date) async throws -> RescueReport {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
@@ -84,6 +92,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Requeues or FAILS every task leased by `workerID`, expired or not.
     public func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
@@ -108,7 +117,9 @@ extension SQLiteTaskStore {
             sql: "SELECT status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks WHERE id = ?",
             arguments: [taskID.uuidString]
         ) else { return nil }
-        return try? TaskStateMachine.apply(event, to: TaskRow.lifecycle(row)).get()
+        let lifecycle = try TaskRow.lifecycle(row)
+        guard case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle) else { return nil }
+        return transition
     }
 
     /// Writes a transition that ends the running attempt without a result (requeue or FAILED),

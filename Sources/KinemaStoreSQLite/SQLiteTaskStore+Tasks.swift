@@ -4,6 +4,7 @@ import KinemaCore
 import KinemaStore
 
 extension SQLiteTaskStore {
+    /// Inserts a QUEUED task; throws `.duplicateTask` for a known id, `.invalidRecord` for `maxAttempts < 1`.
     public func enqueue(_ task: NewTask, now: Date) async throws {
         guard task.maxAttempts >= 1 else {
             throw StoreError(.invalidRecord, "task \(task.id) has maxAttempts \(task.maxAttempts); it must be at least 1")
@@ -34,6 +35,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// The task if it belongs to `tenant`.
     public func task(id: UUID, tenant: String) async throws -> TaskRecord? {
         try await read { db in
             try Row.fetchOne(
@@ -43,6 +45,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// The task whatever its tenant.
     public func task(id: UUID) async throws -> TaskRecord? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE id = ?", arguments: [id.uuidString])
@@ -50,6 +53,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Takes the oldest QUEUED task (by `createdAt`, then insertion order) under a new lease.
     public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
         let leaseID = UUID()
         let nowMs = TaskRow.millis(now)
@@ -85,6 +89,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Every claim of the task, oldest first (a released attempt's number is reused by the next claim).
     public func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord] {
         try await read { db in
             try Row.fetchAll(
@@ -98,6 +103,7 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Tasks per status, with every status present (zero when none).
     public func countByStatus() async throws -> [TaskStatus: Int] {
         try await read { db in
             var counts: [TaskStatus: Int] = [:]

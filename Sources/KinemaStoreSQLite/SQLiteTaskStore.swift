@@ -64,6 +64,7 @@ public final class SQLiteTaskStore: TaskStore {
     /// The schema version this build migrates files to.
     public static var currentSchemaVersion: Int { migrations.last?.version ?? 0 }
 
+    /// Runs `SELECT 1` on a reader connection.
     public func ping() async throws {
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }

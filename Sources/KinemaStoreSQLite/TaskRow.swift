@@ -74,11 +74,12 @@ enum TaskRow {
 
     /// Milliseconds since 1970, the unit of every stored time (and of the API's timestamps).
     static func millis(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Nearest, not down: t0 + 1.234 s is 1.23399… in binary and must still store as …234.
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     static func millis(_ interval: TimeInterval) -> Int64 {
-        Int64((interval * 1000).rounded(.down))
+        Int64((interval * 1000).rounded())
     }
 
     static func date(_ millis: Int64) -> Date {
