@@ -3,8 +3,11 @@ import KinemaCore
 
 /// A task as stored: the durable record behind the Task Result API.
 public struct TaskRecord: Sendable, Equatable {
+    /// The task id (the contract's `task_id`).
     public var id: UUID
+    /// The tenant that submitted the task; only it may read the task.
     public var tenant: String
+    /// Lifecycle status.
     public var status: TaskStatus
     /// The validated request, including the seed actually used.
     public var request: GenerationRequest
@@ -15,23 +18,30 @@ public struct TaskRecord: Sendable, Equatable {
     public var resultKey: String?
     /// Failure reason ("" unless failed or canceled).
     public var reason: String
+    /// Progress of the current attempt, 0…100 (100 once succeeded).
     public var progressPercent: Int
+    /// Estimated seconds left (0 once succeeded).
     public var etaSeconds: Int
     /// Number of the current or last attempt (0 before the first claim).
     public var attempt: Int
+    /// Attempts allowed before an expiring or retryably failing task becomes FAILED.
     public var maxAttempts: Int
     /// Engine that ran (or is running) the task.
     public var engine: String?
+    /// When the task was submitted.
     public var createdAt: Date
     /// When the current or last attempt started.
     public var startedAt: Date?
     /// When the task reached a terminal status.
     public var finishedAt: Date?
+    /// When any field last changed.
     public var updatedAt: Date
     /// Lease holder while processing.
     public var leaseOwner: String?
+    /// When the current lease may be rescued, while processing.
     public var leaseExpiresAt: Date?
 
+    /// Creates a record (stores build these; tests and fakes may too).
     public init(
         id: UUID, tenant: String, status: TaskStatus, request: GenerationRequest, imageKey: String,
         endImageKey: String?, resultKey: String?, reason: String, progressPercent: Int, etaSeconds: Int,
@@ -62,15 +72,22 @@ public struct TaskRecord: Sendable, Equatable {
 
 /// What a submit hands to the store: a task that starts QUEUED.
 public struct NewTask: Sendable, Equatable {
+    /// The id the API returned to the caller.
     public var id: UUID
+    /// The submitting tenant.
     public var tenant: String
+    /// The validated request, with the seed actually used.
     public var request: GenerationRequest
+    /// Blob key of the first-frame image.
     public var imageKey: String
+    /// Blob key of the end image, if any.
     public var endImageKey: String?
+    /// Attempts allowed (at least 1).
     public var maxAttempts: Int
     /// Initial ETA estimate in seconds.
     public var etaSeconds: Int
 
+    /// Creates a task to enqueue.
     public init(
         id: UUID, tenant: String, request: GenerationRequest, imageKey: String, endImageKey: String?,
         maxAttempts: Int = 3, etaSeconds: Int = 0
@@ -88,12 +105,16 @@ public struct NewTask: Sendable, Equatable {
 /// Proof of ownership of a running task. Every worker write is fenced by it:
 /// a write succeeds only while the task is still PROCESSING under this exact lease.
 public struct TaskLease: Sendable, Equatable, Hashable {
+    /// The leased task.
     public var taskID: UUID
     /// Unique per claim, so a re-claim of the same task by the same worker is a different lease.
     public var leaseID: UUID
+    /// The worker holding the lease.
     public var workerID: String
+    /// The attempt number this claim runs.
     public var attempt: Int
 
+    /// Creates a lease (stores hand these out from `claim`).
     public init(taskID: UUID, leaseID: UUID, workerID: String, attempt: Int) {
         self.taskID = taskID
         self.leaseID = leaseID
@@ -104,9 +125,12 @@ public struct TaskLease: Sendable, Equatable, Hashable {
 
 /// A task handed to a worker, with its lease.
 public struct ClaimedTask: Sendable, Equatable {
+    /// The task as it is after the claim.
     public var task: TaskRecord
+    /// The lease every later write for this run must present.
     public var lease: TaskLease
 
+    /// Pairs a task with its lease.
     public init(task: TaskRecord, lease: TaskLease) {
         self.task = task
         self.lease = lease
@@ -115,19 +139,29 @@ public struct ClaimedTask: Sendable, Equatable {
 
 /// One run of a task by one worker, kept for operators and for proving that no task ran twice at once.
 public struct TaskAttemptRecord: Sendable, Equatable {
+    /// How an attempt ended (`running` while it has not).
     public enum Outcome: String, Sendable, Codable {
         case running, succeeded, failed, expired, released
     }
 
+    /// The task that ran.
     public var taskID: UUID
+    /// Its attempt number (a released attempt's number is reused by the next claim).
     public var attempt: Int
+    /// The lease the attempt ran under (unique per attempt).
     public var leaseID: UUID
+    /// The worker that ran it.
     public var workerID: String
+    /// When it was claimed.
     public var startedAt: Date
+    /// When it ended; `nil` while running.
     public var endedAt: Date?
+    /// How it ended.
     public var outcome: Outcome
+    /// The error reported (or the reason the lease was lost), if any.
     public var error: String?
 
+    /// Creates an attempt record.
     public init(
         taskID: UUID, attempt: Int, leaseID: UUID, workerID: String, startedAt: Date, endedAt: Date?,
         outcome: Outcome, error: String?
@@ -150,6 +184,7 @@ public struct RescueReport: Sendable, Equatable {
     /// Tasks that had used all their attempts and became FAILED.
     public var failed: [UUID]
 
+    /// Creates a report.
     public init(requeued: [UUID] = [], failed: [UUID] = []) {
         self.requeued = requeued
         self.failed = failed
@@ -158,15 +193,20 @@ public struct RescueReport: Sendable, Equatable {
 
 /// An API key as stored: only the SHA-256 of the secret, never the secret.
 public struct APIKeyRecord: Sendable, Equatable {
+    /// Stable identifier shown to operators.
     public var id: String
+    /// The tenant the key acts for.
     public var tenant: String
     /// Lowercase hex SHA-256 of the full secret.
     public var keyHash: String
     /// The first characters of the secret, safe to show in listings.
     public var prefix: String
+    /// When the key was created.
     public var createdAt: Date
+    /// When the key was revoked; `nil` while valid.
     public var revokedAt: Date?
 
+    /// Creates a key record.
     public init(id: String, tenant: String, keyHash: String, prefix: String, createdAt: Date, revokedAt: Date?) {
         self.id = id
         self.tenant = tenant
@@ -212,7 +252,7 @@ public protocol TaskStore: Sendable {
     func fail(_ lease: TaskLease, reason: String, retryable: Bool, now: Date) async throws -> Bool
 
     /// Gives the task back (graceful shutdown): QUEUED again, and the attempt is not counted against
-    /// `maxAttempts`. `false` when the lease was lost.
+    /// `maxAttempts` (`attempt` goes back down, so the next claim reuses the number). `false` when the lease was lost.
     func release(_ lease: TaskLease, now: Date) async throws -> Bool
 
     /// Requeues every PROCESSING task whose lease expired before `now` (attempt counted), or fails it
@@ -266,13 +306,17 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case migrationFailed
     }
 
+    /// What went wrong, for callers to branch on.
     public var code: Code
+    /// What went wrong, for people.
     public var message: String
 
+    /// Creates an error.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// `code: message`.
     public var description: String { "\(code.rawValue): \(message)" }
 }

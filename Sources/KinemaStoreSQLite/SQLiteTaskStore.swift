@@ -6,11 +6,13 @@ import KinemaStore
 ///
 /// Every write runs in an IMMEDIATE transaction, so SQLite's single writer lock serializes claims,
 /// lease writes and rescues across all connections and processes that open the same file; readers
-/// never block thanks to WAL. Times are stored as integer milliseconds since 1970.
+/// never block thanks to WAL. Commits are fully synced (`synchronous = FULL`). Times are stored as
+/// integer milliseconds since 1970.
 ///
 /// Attempts: a claim increments `attempt` and inserts a `task_attempts` row keyed by its lease id;
 /// a release decrements `attempt` again (so the next claim reuses the number) and marks its row
 /// `released`. An attempt number can therefore appear on several rows, at most one of them running.
+/// A requeued task keeps its `createdAt`, so it is the next one claimed (FIFO by submission).
 public final class SQLiteTaskStore: TaskStore {
     /// How long a write waits for another connection's write lock before failing as `unavailable`.
     public static let busyTimeout: TimeInterval = 10
@@ -41,6 +43,13 @@ public final class SQLiteTaskStore: TaskStore {
             throw Self.storeError(error, context: "cannot open the task database at \(path)")
         } catch {
             throw StoreError(.unavailable, "cannot open the task database at \(path): \(error)")
+        }
+        do {
+            // GRDB picks NORMAL for WAL, which may drop the last commits on power loss; an accepted
+            // submit or a finished task must survive that, so the (only) writing connection syncs fully.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        } catch {
+            throw Self.storeError(error, context: "cannot configure the task database at \(path)")
         }
         try Self.migrate(pool, path: path)
     }
