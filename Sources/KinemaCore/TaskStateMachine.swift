@@ -80,10 +80,15 @@ public enum TaskEvent: Sendable, Equatable {
 
 /// How the attempt that was running ended, when an event ends one.
 public enum TaskAttemptEnding: String, Sendable, Equatable, CaseIterable {
+    /// The holder completed the task.
     case succeeded
+    /// The holder reported an error.
     case failed
+    /// The lease was lost: it expired, or its worker restarted.
     case expired
+    /// The holder handed the task back; the attempt does not count.
     case released
+    /// The owner canceled the task while it ran.
     case canceled
 }
 
