@@ -116,7 +116,9 @@ struct FetchURL: Sendable, Hashable, CustomStringConvertible {
             )
         }
         var labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last == "" { labels.removeLast() }  // one trailing dot is a valid FQDN
+        // One trailing dot marks a fully qualified name; it is dropped because the system resolver reads
+        // "localhost." as a DNS question instead of answering from /etc/hosts.
+        if labels.count > 1, labels.last == "" { labels.removeLast() }
         guard host.count <= 253, labels.allSatisfy({ !$0.isEmpty && $0.count <= 63 }) else {
             throw FetchError(code: .invalidURL, message: "\(subject) has the malformed host name \"\(shorten(raw))\"")
         }
@@ -128,7 +130,7 @@ struct FetchURL: Sendable, Hashable, CustomStringConvertible {
             }
             return .address(address)
         }
-        return .name(host)
+        return .name(labels.joined(separator: "."))
     }
 
     static func shorten(_ text: String) -> String {

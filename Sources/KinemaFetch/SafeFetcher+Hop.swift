@@ -15,9 +15,13 @@ extension SafeFetcher {
     /// One request: check the host's addresses, then GET from a checked address; a redirect is returned, not followed.
     func fetchHop(_ url: FetchURL, subject: String) async throws -> HopResult {
         let addresses: [IPAddress]
+        var named = subject
         switch url.host {
-        case .address(let address): addresses = [address]
-        case .name(let name): addresses = try await HostResolver.resolve(name)
+        case .address(let address):
+            addresses = [address]
+        case .name(let name):
+            addresses = try await HostResolver.resolve(name)
+            named += " (\(name))"
         }
         // All of them, not just the one we will use: a name that also points inside is refused outright, so
         // which address wins (resolver order, a retry) can never matter.
@@ -25,7 +29,7 @@ extension SafeFetcher {
             if let reason = policy.refusalReason(for: address) {
                 throw FetchError(
                     code: .refusedAddress,
-                    message: "\(subject) resolves to \(address), \(reason), which is refused"
+                    message: "\(named) resolves to \(address), \(reason), which is refused"
                 )
             }
         }
@@ -202,6 +206,8 @@ final class PeerCheck: Sendable {
     func verify(_ channel: any Channel) -> EventLoopFuture<Void> {
         let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
         guard let peer, peer == expected || peer.unmappedIPv4 == expected else {
+            // AsyncHTTPClient only drops a connection whose initializer failed; closing it is up to us.
+            channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(PeerMismatch(expected: expected, actual: peer))
         }
         connectedFlag.store(true, ordering: .releasing)

@@ -1,0 +1,222 @@
+import Foundation
+import KinemaFetch
+import Testing
+
+/// Fetches against a real HTTP server on a loopback address (see `TestImageServer` for its routes).
+@Suite struct SafeFetcherAgainstALocalServer {
+    static let loopbackAllowed = SafeFetcher.Configuration(allow: [IPNetwork("127.0.0.1/32")!])
+
+    func failure(_ fetcher: SafeFetcher, _ url: String) async -> FetchError? {
+        do {
+            _ = try await fetcher.fetch(url)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func fetchesAnImageFromAnAllowListedAddress() async throws {
+        try await TestImageServer.with { server in
+            let data = try await SafeFetcher(configuration: Self.loopbackAllowed).fetch("\(server.baseURL)/image")
+            #expect(Array(data) == TestImageServer.imageBody)
+        }
+    }
+
+    @Test func sendsAPlainUserAgentAndNoCredentials() async throws {
+        try await TestImageServer.with { server in
+            let url = "\(server.baseURL)/image?token=1#fragment"
+            _ = try await SafeFetcher(configuration: Self.loopbackAllowed).fetch(url)
+            let request = try #require(server.requests.first)
+            #expect(request.uri == "/image?token=1")
+            #expect(request.headers["User-Agent"] == ["Kinema/1"])
+            #expect(request.headers["Authorization"].isEmpty)
+            #expect(request.headers["Cookie"].isEmpty)
+            #expect(request.headers["Host"] == ["127.0.0.1:\(server.port)"])
+        }
+    }
+
+    @Test func refusesTheLoopbackServerWhenItIsNotAllowListed() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(await failure(SafeFetcher(configuration: .init()), "\(server.baseURL)/image"))
+            #expect(error.code == .refusedAddress)
+            #expect(error.message.contains("127.0.0.1"))
+            #expect(error.message.contains("loopback"))
+            // Refused before connecting: the server never saw a connection.
+            #expect(server.connectionCount == 0)
+        }
+    }
+
+    @Test(arguments: ["localhost", "2130706433", "0x7f.1", "127.1", "0177.0.0.1"])
+    func otherSpellingsReachTheSameCheckedAddress(_ host: String) async throws {
+        try await TestImageServer.with { server in
+            let url = "http://\(host):\(server.port)/image"
+            let data = try await SafeFetcher(configuration: Self.loopbackAllowed).fetch(url)
+            #expect(Array(data) == TestImageServer.imageBody)
+            #expect(server.paths == ["/image"])
+        }
+    }
+
+    @Test func fetchesOverIPv6FromAnAllowListedAddress() async throws {
+        try await TestImageServer.with(host: "::1") { server in
+            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("::1/128")!]))
+            let data = try await fetcher.fetch("\(server.baseURL)/image")
+            #expect(Array(data) == TestImageServer.imageBody)
+        }
+    }
+
+    @Test func followsARedirectToAnotherPathOnTheSameHost() async throws {
+        try await TestImageServer.with { server in
+            let data = try await SafeFetcher(configuration: Self.loopbackAllowed).fetch("\(server.baseURL)/redirect/self")
+            #expect(Array(data) == TestImageServer.imageBody)
+            #expect(server.paths == ["/redirect/self", "/image"])
+        }
+    }
+
+    @Test func followsUpToMaxRedirectsAndNoMore() async throws {
+        try await TestImageServer.with { server in
+            let fetcher = SafeFetcher(configuration: Self.loopbackAllowed)  // maxRedirects 3
+            let data = try await fetcher.fetch("\(server.baseURL)/chain/7")
+            #expect(Array(data) == TestImageServer.imageBody)
+
+            let error = try #require(await failure(fetcher, "\(server.baseURL)/chain/6"))
+            #expect(error.code == .tooManyRedirects)
+            #expect(error.message.contains("more than 3 times"))
+            // The fourth redirect (to /chain/10) is refused without being requested.
+            #expect(server.paths == ["/chain/7", "/chain/8", "/chain/9", "/chain/10", "/chain/6", "/chain/7", "/chain/8", "/chain/9"])
+        }
+    }
+
+    @Test func refusesARedirectToAPrivateAddressBeforeConnecting() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(
+                await failure(SafeFetcher(configuration: Self.loopbackAllowed), "\(server.baseURL)/redirect/private")
+            )
+            // refusedAddress (not connectionFailed or timeout) shows the decision was made without a connection.
+            #expect(error.code == .refusedAddress)
+            #expect(error.message.contains("the redirect target http://10.1.2.3/image"))
+            #expect(error.message.contains("a private address"))
+            #expect(server.paths == ["/redirect/private"])
+        }
+    }
+
+    @Test func refusesARedirectToTheMetadataAddress() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(
+                await failure(SafeFetcher(configuration: Self.loopbackAllowed), "\(server.baseURL)/redirect/metadata")
+            )
+            #expect(error.code == .refusedAddress)
+            #expect(error.message.contains("cloud metadata"))
+        }
+    }
+
+    @Test func refusesARedirectToAnotherScheme() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(
+                await failure(SafeFetcher(configuration: Self.loopbackAllowed), "\(server.baseURL)/redirect/ftp")
+            )
+            #expect(error.code == .unsupportedScheme)
+        }
+    }
+
+    @Test func detectsARedirectLoop() async throws {
+        try await TestImageServer.with { server in
+            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("127.0.0.1")!], maxRedirects: 10))
+            let error = try #require(await failure(fetcher, "\(server.baseURL)/loop/a"))
+            #expect(error.code == .tooManyRedirects)
+            #expect(error.message.contains("loop"))
+            #expect(server.paths == ["/loop/a", "/loop/b"])
+        }
+    }
+
+    @Test func reportsARedirectWithoutLocation() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(
+                await failure(SafeFetcher(configuration: Self.loopbackAllowed), "\(server.baseURL)/redirect/nolocation")
+            )
+            #expect(error.code == .httpStatus)
+            #expect(error.message.contains("302"))
+            #expect(error.message.contains("Location"))
+        }
+    }
+
+    @Test func reportsANonSuccessStatusWithItsCode() async throws {
+        try await TestImageServer.with { server in
+            let error = try #require(
+                await failure(SafeFetcher(configuration: Self.loopbackAllowed), "\(server.baseURL)/missing.png")
+            )
+            #expect(error.code == .httpStatus)
+            #expect(error.message.contains("404"))
+        }
+    }
+
+    @Test(arguments: ["", "?declared"])
+    func acceptsABodyOfExactlyTheCap(_ query: String) async throws {
+        try await TestImageServer.with { server in
+            var configuration = Self.loopbackAllowed
+            configuration.maxBytes = 1000
+            let data = try await SafeFetcher(configuration: configuration).fetch("\(server.baseURL)/bytes/1000\(query)")
+            #expect(data.count == 1000)
+        }
+    }
+
+    @Test(arguments: ["", "?declared"])
+    func refusesABodyOverTheCap(_ query: String) async throws {
+        try await TestImageServer.with { server in
+            var configuration = Self.loopbackAllowed
+            configuration.maxBytes = 1000
+            let fetcher = SafeFetcher(configuration: configuration)
+            let justOver = try #require(await failure(fetcher, "\(server.baseURL)/bytes/1001\(query)"))
+            #expect(justOver.code == .tooLarge)
+            #expect(justOver.message.contains("1000 bytes"))
+            let farOver = try #require(await failure(fetcher, "\(server.baseURL)/bytes/200000\(query)"))
+            #expect(farOver.code == .tooLarge)
+            if query == "?declared" {
+                // Refused on the declared length, before reading the body.
+                #expect(farOver.message.contains("is 200000 bytes"))
+            }
+        }
+    }
+
+    @Test func givesUpOnASlowBodyAtTheTimeCap() async throws {
+        try await TestImageServer.with { server in
+            var configuration = Self.loopbackAllowed
+            configuration.timeout = .milliseconds(500)
+            let error = try #require(await failure(SafeFetcher(configuration: configuration), "\(server.baseURL)/slow"))
+            #expect(error.code == .timeout)
+            #expect(error.message.contains("0.5 seconds"))
+        }
+    }
+
+    @Test func stopsWhenTheCallerCancels() async throws {
+        try await TestImageServer.with { server in
+            let fetcher = SafeFetcher(configuration: Self.loopbackAllowed)
+            let url = "\(server.baseURL)/slow"
+            let download = Task { () -> FetchError? in
+                do throws(FetchError) {
+                    _ = try await fetcher.fetch(url)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            // Wait for the request to arrive (a signal, not a fixed delay), then cancel mid-body.
+            let clock = ContinuousClock()
+            let giveUp = clock.now.advanced(by: .seconds(10))
+            while server.paths.isEmpty, clock.now < giveUp { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(server.paths == ["/slow"])
+            download.cancel()
+            let error = try #require(await download.value)
+            #expect(error.code == .cancelled)
+        }
+    }
+
+    @Test func reportsAConnectionFailureOnAClosedPort() async throws {
+        // Find a port that nothing listens on: start a server, note its port, stop it.
+        let port = try await TestImageServer.with { $0.port }
+        let error = try #require(
+            await failure(SafeFetcher(configuration: Self.loopbackAllowed), "http://127.0.0.1:\(port)/image")
+        )
+        #expect(error.code == .connectionFailed)
+        #expect(error.message.contains("127.0.0.1"))
+    }
+}
