@@ -1,0 +1,112 @@
+import Foundation
+import KinemaMedia
+
+/// Renders any frame of a plan, independently of every other frame (so frames can be rendered in parallel).
+///
+/// A frame is one or two warped layers (the first image; the end image during its dissolve; the previous shot
+/// during a dissolve transition), then the ambient effects. Effects fade in over the first 0.6 s of the clip
+/// (and out over the last 0.6 s when there is an end image) so the first frame is the fitted input and the last
+/// frame the fitted end image.
+struct FrameComposer: Sendable {
+    let plan: ShotPlan
+    let source: SourceImage
+    let endSource: SourceImage?
+    let width: Int
+    let height: Int
+
+    /// Dissolve weight of the end image at shot progress `t`: eased, starting 30 % into the shot, 1 at the end.
+    static func endDissolve(_ t: Double) -> Double {
+        let s = min(1, max(0, (t - 0.3) / 0.7))
+        return s * s * (3 - 2 * s)
+    }
+
+    func effectEnvelope(frame: Int) -> Double {
+        let fps = Double(FramePlanConstants.framesPerSecond)
+        let fade = FramePlanConstants.effectFadeSeconds * fps
+        var e = min(1, Double(frame) / fade)
+        if plan.endFraming != nil { e = min(e, Double(plan.frameCount - 1 - frame) / fade) }
+        e = max(0, e)
+        return e * e * (3 - 2 * e)
+    }
+
+    /// The camera pose of frame `index` on the first image.
+    func pose(frame index: Int) -> CameraPose {
+        let shot = plan.shots[plan.shotIndex(containing: index)]
+        return shot.path.pose(at: progress(of: index, in: shot))
+    }
+
+    func progress(of index: Int, in shot: PlannedShot) -> Double {
+        shot.frameCount > 1 ? Double(index - shot.firstFrame) / Double(shot.frameCount - 1) : 0
+    }
+
+    /// Renders frame `index`.
+    func render(frame index: Int) -> YUVFrame {
+        let shotIndex = plan.shotIndex(containing: index)
+        let shot = plan.shots[shotIndex]
+        let t = progress(of: index, in: shot)
+        let pose = shot.path.pose(at: t)
+        let time = Double(index) / Double(FramePlanConstants.framesPerSecond)
+        let envelope = effectEnvelope(frame: index)
+        let shifts = AmbientRenderer.rowShifts(shot.effects, time: time, height: height, envelope: envelope, seed: plan.seed)
+        let map = pose.viewMap(aspect: plan.aspect)
+
+        var frame: YUVFrame
+        if shot.travelsToEndImage, let target = plan.endFraming, let endSource {
+            let w = Self.endDissolve(t)
+            let mapB = map.followed(byInverseOf: target)
+            let levelB = endSource.level(forZoom: pose.zoom / target.zoom)
+            if w >= 1 {
+                frame = layer(levelB, map: mapB, shifts: shifts)
+            } else {
+                frame = layer(source.level(forZoom: pose.zoom), map: map, shifts: shifts)
+                if w > 0 { Self.blend(&frame, with: layer(levelB, map: mapB, shifts: shifts), weight: w) }
+            }
+        } else {
+            frame = layer(source.level(forZoom: pose.zoom), map: map, shifts: shifts)
+        }
+
+        if case .dissolve(let frames) = shot.transition, shotIndex > 0, index - shot.firstFrame < frames {
+            let previous = plan.shots[shotIndex - 1]
+            let held = previous.path.pose(at: 1)
+            let s = Double(index - shot.firstFrame + 1) / Double(frames + 1)
+            var under = layer(source.level(forZoom: held.zoom), map: held.viewMap(aspect: plan.aspect), shifts: nil)
+            Self.blend(&under, with: frame, weight: s * s * (3 - 2 * s))
+            frame = under
+        }
+        AmbientRenderer.apply(shot.effects, to: &frame, time: time, envelope: envelope, seed: plan.seed)
+        return frame
+    }
+
+    /// One warped layer: Y at full resolution, U and V at half, each from the same camera map.
+    func layer(_ level: SourceLevel, map: ViewMap, shifts: [Double]?) -> YUVFrame {
+        let cw = width / 2, ch = height / 2
+        var y = [UInt8](repeating: 0, count: width * height)
+        var u = [UInt8](repeating: 0, count: cw * ch)
+        var v = [UInt8](repeating: 0, count: cw * ch)
+        let lumaShift: ((Int) -> Double)? = shifts.map { s in { s[$0] } }
+        let chromaShift: ((Int) -> Double)? = shifts.map { s in { s[min(s.count - 1, 2 * $0)] * 0.5 } }
+        let ySpans = PlaneWarp.spans(map: map, plane: level.y, dstWidth: width, dstHeight: height, rows: 0..<height, rowShift: lumaShift)
+        let cSpans = PlaneWarp.spans(map: map, plane: level.u, dstWidth: cw, dstHeight: ch, rows: 0..<ch, rowShift: chromaShift)
+        y.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.y, into: $0.baseAddress!, dstWidth: width, rows: 0..<height) { ySpans[$0] } }
+        u.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.u, into: $0.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] } }
+        v.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.v, into: $0.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] } }
+        return YUVFrame(width: width, height: height, y: y, u: u, v: v)
+    }
+
+    /// `frame = frame·(1−w) + other·w` on every plane, 8-bit fixed-point weight.
+    static func blend(_ frame: inout YUVFrame, with other: YUVFrame, weight: Double) {
+        let w = Int((min(1, max(0, weight)) * 256).rounded())
+        func mix(_ a: inout [UInt8], _ b: [UInt8]) {
+            a.withUnsafeMutableBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    for i in 0..<ap.count {
+                        ap[i] = UInt8(truncatingIfNeeded: (Int(ap[i]) &* (256 &- w) &+ Int(bp[i]) &* w &+ 128) >> 8)
+                    }
+                }
+            }
+        }
+        mix(&frame.y, other.y)
+        mix(&frame.u, other.u)
+        mix(&frame.v, other.v)
+    }
+}
