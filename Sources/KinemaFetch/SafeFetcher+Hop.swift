@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
-import Synchronization
 
 extension SafeFetcher {
     enum HopResult: Sendable {
@@ -127,7 +126,7 @@ extension SafeFetcher {
 
     private func readBody(_ response: HTTPClientResponse, from url: FetchURL) async throws -> Data {
         let limit = configuration.maxBytes
-        let limitText = "\(limit) bytes (\(Self.megabytes(limit)))"
+        let limitText = Self.describeLimit(limit)
         if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             throw FetchError(
                 code: .tooLarge,
@@ -170,9 +169,10 @@ extension SafeFetcher {
         return Dictionary(uniqueKeysWithValues: hosts.map { ($0, address.description) })
     }
 
-    static func megabytes(_ bytes: Int) -> String {
-        let value = Double(bytes) / (1024 * 1024)
-        return value == value.rounded() ? "\(Int(value)) MB" : String(format: "%.1f MB", value)
+    /// "10 MB (10485760 bytes)" for whole mebibytes (the contract's unit), else "1000 bytes".
+    static func describeLimit(_ bytes: Int) -> String {
+        let mebibyte = 1024 * 1024
+        return bytes >= mebibyte && bytes % mebibyte == 0 ? "\(bytes / mebibyte) MB (\(bytes) bytes)" : "\(bytes) bytes"
     }
 
     static func describeConnectionError(_ error: any Error) -> String {
@@ -188,51 +188,5 @@ extension SafeFetcher {
             return describeConnectionError(first.error)
         }
         return "\(error)"
-    }
-}
-
-/// Checks that a new connection's peer is the address that passed the policy.
-final class PeerCheck: Sendable {
-    let expected: IPAddress
-    private let connectedFlag = Atomic<Bool>(false)
-
-    init(expected: IPAddress) {
-        self.expected = expected
-    }
-
-    /// Whether a connection to the expected address was established.
-    var connected: Bool { connectedFlag.load(ordering: .acquiring) }
-
-    func verify(_ channel: any Channel) -> EventLoopFuture<Void> {
-        let peer = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
-        guard let peer, peer == expected || peer.unmappedIPv4 == expected else {
-            // AsyncHTTPClient only drops a connection whose initializer failed; closing it is up to us.
-            channel.close(promise: nil)
-            return channel.eventLoop.makeFailedFuture(PeerMismatch(expected: expected, actual: peer))
-        }
-        connectedFlag.store(true, ordering: .releasing)
-        return channel.eventLoop.makeSucceededVoidFuture()
-    }
-}
-
-/// A connection reached an address other than the checked one (an internal safeguard; never expected).
-struct PeerMismatch: Error, CustomStringConvertible {
-    var expected: IPAddress
-    var actual: IPAddress?
-    var description: String {
-        "the connection reached \(actual.map { "\($0)" } ?? "an unknown address") instead of the checked \(expected)"
-    }
-}
-
-extension IPAddress {
-    init?(socketAddress: SocketAddress) {
-        switch socketAddress {
-        case .v4(let v4):
-            self.init(bytes: withUnsafeBytes(of: v4.address.sin_addr) { Array($0) })
-        case .v6(let v6):
-            self.init(bytes: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) })
-        case .unixDomainSocket:
-            return nil
-        }
     }
 }

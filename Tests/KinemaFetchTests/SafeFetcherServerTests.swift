@@ -177,6 +177,16 @@ import Testing
         }
     }
 
+    @Test func defaultCapIsTheContractsTenMegabytes() async throws {
+        try await TestImageServer.with { server in
+            let fetcher = SafeFetcher(configuration: Self.loopbackAllowed)
+            #expect(fetcher.configuration.maxBytes == 10 * 1024 * 1024)
+            let error = try #require(await failure(fetcher, "\(server.baseURL)/bytes/\(10 * 1024 * 1024 + 1)?declared"))
+            #expect(error.code == .tooLarge)
+            #expect(error.message.contains("10 MB (10485760 bytes)"))
+        }
+    }
+
     @Test func givesUpOnASlowBodyAtTheTimeCap() async throws {
         try await TestImageServer.with { server in
             var configuration = Self.loopbackAllowed
@@ -191,6 +201,7 @@ import Testing
         try await TestImageServer.with { server in
             let fetcher = SafeFetcher(configuration: Self.loopbackAllowed)
             let url = "\(server.baseURL)/slow"
+            // Unstructured so the test can cancel it from outside, as a caller dropping the request would.
             let download = Task { () -> FetchError? in
                 do throws(FetchError) {
                     _ = try await fetcher.fetch(url)
