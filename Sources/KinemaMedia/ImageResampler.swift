@@ -85,7 +85,7 @@ public enum ImageResampler {
 
     // MARK: - Kernel
 
-    private static let precisionBits = 22
+    private static let precisionBits = 16
 
     /// Catmull-Rom cubic (a = -0.5): sharp, little ringing, support 2.
     private static func cubic(_ x: Double) -> Double {
@@ -145,7 +145,8 @@ public enum ImageResampler {
     // MARK: - Passes
 
     // The passes below are the hot loops of every resize: unsafe buffers avoid per-byte bounds
-    // checks; all indexes come from `taps`, which keeps them inside the image.
+    // checks, and wrapping Int32 arithmetic (which cannot overflow: 255 × 2^16 × Σ|w| < 2^31) lets the
+    // compiler vectorise. All indexes come from `taps`, which keeps them inside the image.
     private static func convolve(_ image: RGBAImage, _ rect: PixelRect, width: Int, height: Int) -> RGBAImage {
         let hTaps = taps(inputSize: image.width, from: rect.x, extent: rect.width, outputSize: width)
         let vTaps = taps(inputSize: image.height, from: rect.y, extent: rect.height, outputSize: height)
@@ -154,32 +155,40 @@ public enum ImageResampler {
         let lastRow = zip(vTaps.start, vTaps.count).map { $0 + $1 }.max() ?? 1
         let rows = lastRow - firstRow
         let inStride = image.width * 4, midStride = width * 4
-        let rounding = 1 << (precisionBits - 1)
+        let rounding = Int32(1 << (precisionBits - 1))
+        let shift = Int32(precisionBits)
 
         var mid = [UInt8](repeating: 0, count: midStride * rows)
-        image.pixels.withUnsafeBufferPointer { src in
-            mid.withUnsafeMutableBufferPointer { dst in
-                hTaps.weights.withUnsafeBufferPointer { k in
-                    for r in 0..<rows {
-                        let srcRow = (firstRow + r) * inStride
-                        let dstRow = r * midStride
-                        for x in 0..<width {
-                            var c0 = rounding, c1 = rounding, c2 = rounding, c3 = rounding
-                            var p = srcRow + hTaps.start[x] * 4
-                            let kBase = x * hTaps.maxTaps
-                            for t in 0..<hTaps.count[x] {
-                                let w = Int(k[kBase + t])
-                                c0 += Int(src[p]) * w
-                                c1 += Int(src[p + 1]) * w
-                                c2 += Int(src[p + 2]) * w
-                                c3 += Int(src[p + 3]) * w
-                                p += 4
+        image.pixels.withUnsafeBufferPointer { srcBuffer in
+            mid.withUnsafeMutableBufferPointer { dstBuffer in
+                hTaps.weights.withUnsafeBufferPointer { kBuffer in
+                    hTaps.start.withUnsafeBufferPointer { starts in
+                        hTaps.count.withUnsafeBufferPointer { counts in
+                            guard let src = srcBuffer.baseAddress, let dst = dstBuffer.baseAddress, let k = kBuffer.baseAddress else { return }
+                            let maxTaps = hTaps.maxTaps
+                            for r in 0..<rows {
+                                let srcRow = src + (firstRow &+ r) &* inStride
+                                let dstRow = dst + r &* midStride
+                                for x in 0..<width {
+                                    var c0 = rounding, c1 = rounding, c2 = rounding, c3 = rounding
+                                    var p = srcRow + starts[x] &* 4
+                                    var kp = k + x &* maxTaps
+                                    for _ in 0..<counts[x] {
+                                        let w = kp.pointee
+                                        c0 = c0 &+ Int32(p[0]) &* w
+                                        c1 = c1 &+ Int32(p[1]) &* w
+                                        c2 = c2 &+ Int32(p[2]) &* w
+                                        c3 = c3 &+ Int32(p[3]) &* w
+                                        p += 4
+                                        kp += 1
+                                    }
+                                    let d = dstRow + x &* 4
+                                    d[0] = clamp8(c0 >> shift)
+                                    d[1] = clamp8(c1 >> shift)
+                                    d[2] = clamp8(c2 >> shift)
+                                    d[3] = clamp8(c3 >> shift)
+                                }
                             }
-                            let d = dstRow + x * 4
-                            dst[d] = clamp8(c0 >> precisionBits)
-                            dst[d + 1] = clamp8(c1 >> precisionBits)
-                            dst[d + 2] = clamp8(c2 >> precisionBits)
-                            dst[d + 3] = clamp8(c3 >> precisionBits)
                         }
                     }
                 }
@@ -187,22 +196,22 @@ public enum ImageResampler {
         }
 
         var out = [UInt8](repeating: 0, count: midStride * height)
-        mid.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                vTaps.weights.withUnsafeBufferPointer { k in
-                    for y in 0..<height {
-                        let first = vTaps.start[y] - firstRow
-                        let n = vTaps.count[y]
-                        let kBase = y * vTaps.maxTaps
-                        let dstRow = y * midStride
-                        for i in 0..<midStride {
-                            var c = rounding
-                            var p = first * midStride + i
-                            for t in 0..<n {
-                                c += Int(src[p]) * Int(k[kBase + t])
-                                p += midStride
+        var acc = [Int32](repeating: 0, count: midStride)
+        mid.withUnsafeBufferPointer { srcBuffer in
+            out.withUnsafeMutableBufferPointer { dstBuffer in
+                acc.withUnsafeMutableBufferPointer { accBuffer in
+                    vTaps.weights.withUnsafeBufferPointer { k in
+                        guard let src = srcBuffer.baseAddress, let dst = dstBuffer.baseAddress, let acc = accBuffer.baseAddress else { return }
+                        for y in 0..<height {
+                            for i in 0..<midStride { acc[i] = rounding }
+                            // Row by row, so the inner loop runs over contiguous bytes and vectorises.
+                            for t in 0..<vTaps.count[y] {
+                                let w = k[y &* vTaps.maxTaps &+ t]
+                                let row = src + (vTaps.start[y] &- firstRow &+ t) &* midStride
+                                for i in 0..<midStride { acc[i] = acc[i] &+ Int32(row[i]) &* w }
                             }
-                            dst[dstRow + i] = clamp8(c >> precisionBits)
+                            let out = dst + y &* midStride
+                            for i in 0..<midStride { out[i] = clamp8(acc[i] >> shift) }
                         }
                     }
                 }
@@ -247,7 +256,7 @@ public enum ImageResampler {
         return RGBAImage(width: ow, height: oh, pixels: out)
     }
 
-    @inline(__always) private static func clamp8(_ v: Int) -> UInt8 {
+    @inline(__always) private static func clamp8(_ v: Int32) -> UInt8 {
         UInt8(truncatingIfNeeded: v < 0 ? 0 : (v > 255 ? 255 : v))
     }
 
