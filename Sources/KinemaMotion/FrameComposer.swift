@@ -80,16 +80,23 @@ struct FrameComposer: Sendable {
     /// One warped layer: Y at full resolution, U and V at half, each from the same camera map.
     func layer(_ level: SourceLevel, map: ViewMap, shifts: [Double]?) -> YUVFrame {
         let cw = width / 2, ch = height / 2
-        var y = [UInt8](repeating: 0, count: width * height)
-        var u = [UInt8](repeating: 0, count: cw * ch)
-        var v = [UInt8](repeating: 0, count: cw * ch)
         let lumaShift: ((Int) -> Double)? = shifts.map { s in { s[$0] } }
         let chromaShift: ((Int) -> Double)? = shifts.map { s in { s[min(s.count - 1, 2 * $0)] * 0.5 } }
         let ySpans = PlaneWarp.spans(map: map, plane: level.y, dstWidth: width, dstHeight: height, rows: 0..<height, rowShift: lumaShift)
         let cSpans = PlaneWarp.spans(map: map, plane: level.u, dstWidth: cw, dstHeight: ch, rows: 0..<ch, rowShift: chromaShift)
-        y.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.y, into: $0.baseAddress!, dstWidth: width, rows: 0..<height) { ySpans[$0] } }
-        u.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.u, into: $0.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] } }
-        v.withUnsafeMutableBufferPointer { PlaneWarp.warp(level.v, into: $0.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] } }
+        // The warp writes every pixel, so the planes skip zero-filling.
+        let y = [UInt8](unsafeUninitializedCapacity: width * height) { buffer, count in
+            PlaneWarp.warp(level.y, into: buffer.baseAddress!, dstWidth: width, rows: 0..<height) { ySpans[$0] }
+            count = width * height
+        }
+        let u = [UInt8](unsafeUninitializedCapacity: cw * ch) { buffer, count in
+            PlaneWarp.warp(level.u, into: buffer.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] }
+            count = cw * ch
+        }
+        let v = [UInt8](unsafeUninitializedCapacity: cw * ch) { buffer, count in
+            PlaneWarp.warp(level.v, into: buffer.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] }
+            count = cw * ch
+        }
         return YUVFrame(width: width, height: height, y: y, u: u, v: v)
     }
 
