@@ -130,3 +130,12 @@ import Testing
     let off = ImageResampler.resample(image, from: PixelRect(x: -50, y: -50, width: 60, height: 40), width: 6, height: 4)
     #expect(rgb(off, 0, 0) == (255, 0, 0))
 }
+
+@Test func largeResizesAreDeterministicAcrossThreads() {
+    // Big enough to be split into bands on several cores; every run must give the same bytes.
+    let image = smoothImage(width: 1600, height: 1000)
+    let first = ImageResampler.resize(image, width: 640, height: 400)
+    for _ in 0..<3 { #expect(ImageResampler.resize(image, width: 640, height: 400) == first) }
+    let reference = ImageResampler.resize(smoothImage(width: 640, height: 400), width: 640, height: 400)
+    #expect(psnrRGB(first, reference) > 30)
+}
