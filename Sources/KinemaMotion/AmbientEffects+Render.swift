@@ -21,7 +21,7 @@ enum AmbientRenderer {
                 let r = smoothstep(0.58, 0.8, v)
                 let wavelength = (5 + 40 * (v - 0.58)) * unit
                 let y = Double(row)
-                s += 2.4 * unit * ripple * r * (0.7 * sin(2 * Double.pi * y / wavelength - 5.0 * time)
+                s += 3.0 * unit * ripple * r * (0.7 * sin(2 * Double.pi * y / wavelength - 5.0 * time)
                                                 + 0.3 * sin(2 * Double.pi * y / (wavelength * 0.41) + 7.3 * time))
             }
             if sway > 0 && v < 0.7 {
