@@ -1,0 +1,76 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import KinemaStoreSQLite
+
+/// The embedded node's data directory: SQLite database, blobs, signing secret, node id and an exclusive lock.
+public struct DataDirectory: Sendable {
+    public let url: URL
+
+    public init(_ url: URL) throws {
+        self.url = url
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    /// The task store (created on first use).
+    public func openStore() throws -> SQLiteTaskStore {
+        try SQLiteTaskStore(path: url.appendingPathComponent("kinema.sqlite").path)
+    }
+
+    /// Inputs and results.
+    public func openBlobs() throws -> LocalBlobStore {
+        try LocalBlobStore(root: url.appendingPathComponent("blobs"))
+    }
+
+    /// Renders in progress (moved into the blob store when done).
+    public var scratch: URL { url.appendingPathComponent("scratch") }
+
+    /// The secret that signs result URLs: 32 random bytes made once, readable by the owner only.
+    public func signingSecret() throws -> [UInt8] {
+        try persistentRandom(name: "url-signing.key", bytes: 32)
+    }
+
+    /// A stable id for this node's workers, so a restart can requeue its own orphans at once.
+    public func nodeID() throws -> String {
+        "node-" + (try persistentRandom(name: "node-id", bytes: 8)).hexString
+    }
+
+    private func persistentRandom(name: String, bytes count: Int) throws -> [UInt8] {
+        let file = url.appendingPathComponent(name)
+        if let data = try? Data(contentsOf: file), data.count == count { return [UInt8](data) }
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let tmp = file.appendingPathExtension("tmp")
+        FileManager.default.createFile(atPath: tmp.path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+        guard rename(tmp.path, file.path) == 0 else {
+            throw StoreError(.corrupt, "could not write \(file.path) (errno \(errno))")
+        }
+        return bytes
+    }
+
+    /// Takes the directory's exclusive lock for this process's lifetime: two servers on one SQLite data dir
+    /// would each requeue the other's running tasks as orphans.
+    public func lockExclusively() throws -> FileLock {
+        try FileLock(path: url.appendingPathComponent("serve.lock").path)
+    }
+}
+
+/// An exclusive advisory lock (flock) held until `release()` or process exit (also on SIGKILL).
+public final class FileLock: Sendable {
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError(.unavailable, "could not open \(path) (errno \(errno))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StoreError(.unavailable, "another kinema process is serving this data directory (\(path) is locked)")
+        }
+    }
+
+    /// Releases the lock.
+    public func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Hummingbird
+import KinemaCore
+import KinemaStore
+
+/// `GET /files/<key>?expires=&sig=`: signed, expiring downloads with single-range support so players can seek.
+struct FilesController: Sendable {
+    let blobs: any BlobStore
+    let signer: URLSigner
+    let fileIO = FileIO()
+
+    func get(_ request: Request, context: some RequestContext, headOnly: Bool) async throws -> Response {
+        let key = context.parameters.getCatchAll().joined(separator: "/")
+        let query = request.uri.queryParameters
+        guard let expires = query.get("expires").flatMap({ Int64($0) }), let sig = query.get("sig"), !sig.isEmpty else {
+            throw APIError(.forbidden, "INVALID_SIGNATURE", "This download link is missing its expires or sig parameter; request a fresh link from the task result.")
+        }
+        switch signer.verify(key: key, expires: expires, signature: sig, now: Date()) {
+        case .badSignature:
+            throw APIError(.forbidden, "INVALID_SIGNATURE", "This download link's signature does not match; request a fresh link from the task result.")
+        case .expired:
+            throw APIError(.forbidden, "URL_EXPIRED", "This download link has expired; poll the task result again for a fresh link.")
+        case .valid:
+            break
+        }
+        guard let url = blobs.localURL(for: key), let size = blobs.size(of: key) else {
+            throw APIError(.notFound, "FILE_NOT_FOUND", "The file behind this link no longer exists.")
+        }
+        var headers: HTTPFields = [
+            .contentType: key.hasSuffix(".mp4") ? "video/mp4" : "application/octet-stream",
+            .acceptRanges: "bytes",
+            .cacheControl: "private, max-age=\(max(0, expires - Int64(Date().timeIntervalSince1970)))",
+        ]
+        var range: ClosedRange<Int>? = nil
+        if let header = request.headers[.range] {
+            switch ByteRange.parse(header, size: Int(size)) {
+            case .none:
+                break
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            case .range(let r):
+                range = r
+            }
+        }
+        if let range {
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+            headers[.contentLength] = String(range.count)
+            if headOnly { return Response(status: .partialContent, headers: headers) }
+            let body = try await fileIO.loadFile(path: url.path, range: range, context: context)
+            return Response(status: .partialContent, headers: headers, body: body)
+        }
+        headers[.contentLength] = String(size)
+        if headOnly { return Response(status: .ok, headers: headers) }
+        let body = try await fileIO.loadFile(path: url.path, context: context)
+        return Response(status: .ok, headers: headers, body: body)
+    }
+}
+
+/// A parsed `Range: bytes=…` header (one range; several ranges are served as the whole file).
+enum ByteRange: Equatable {
+    case none
+    case unsatisfiable
+    case range(ClosedRange<Int>)
+
+    static func parse(_ header: String, size: Int) -> ByteRange {
+        let h = header.trimmingCharacters(in: .whitespaces)
+        guard h.lowercased().hasPrefix("bytes="), !h.contains(",") else { return .none }
+        let spec = h.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return .none }
+        let a = parts[0].trimmingCharacters(in: .whitespaces), b = parts[1].trimmingCharacters(in: .whitespaces)
+        if a.isEmpty {
+            guard let suffix = Int(b), suffix >= 0 else { return .none }
+            if suffix == 0 { return .unsatisfiable }
+            if size == 0 { return .unsatisfiable }
+            return .range(max(0, size - suffix)...(size - 1))
+        }
+        guard let start = Int(a), start >= 0 else { return .none }
+        if start >= size { return .unsatisfiable }
+        if b.isEmpty { return .range(start...(size - 1)) }
+        guard let end = Int(b), end >= start else { return .none }
+        return .range(start...min(end, size - 1))
+    }
+}

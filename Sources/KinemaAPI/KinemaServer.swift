@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import KinemaCore
+import KinemaFetch
+import KinemaStore
+import KinemaWorker
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// One embedded Kinema node: HTTP API, in-process workers and the lease rescuer, run as one `ServiceGroup`.
+///
+/// Shutdown order on SIGTERM/SIGINT (reverse of the service list): readiness turns false and submits
+/// answer 503, the rescuer stops, workers finish running renders within the grace period (or release
+/// their leases), then the HTTP server stops.
+public struct KinemaServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: any TaskStore
+    public let blobs: any BlobStore
+    public let engine: any VideoEngine
+    public let logger: Logger
+    private let signingSecret: [UInt8]
+    private let nodeID: String
+    private let boundURL = BoundURL()
+
+    /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
+    public init(configuration: ServerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
+                signingSecret: [UInt8], nodeID: String, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.blobs = blobs
+        self.engine = engine
+        self.signingSecret = signingSecret
+        self.nodeID = nodeID
+        self.logger = logger
+    }
+
+    /// Runs until a shutdown signal, or until `group` is told to shut down. `onRunning` receives the base URL.
+    public func run(
+        gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+        onRunning: @escaping @Sendable (String) async -> Void = { _ in }
+    ) async throws {
+        let signal = WorkSignal()
+        let draining = DrainState()
+        let auth = Authenticator(store: store)
+        let config = configuration
+        let boundURL = self.boundURL
+        let links = ResultLinks(
+            baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
+            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
+        )
+        var fetchConfig = SafeFetcher.Configuration()
+        fetchConfig.allow = config.allowFetchFrom
+        fetchConfig.timeout = config.fetchTimeout
+        fetchConfig.maxBytes = config.limits.maxImageBytes
+        let submit = SubmitController(
+            store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
+            validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
+            maxAttempts: config.maxAttempts, signal: signal, draining: draining
+        )
+        let router = buildRouter(
+            submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
+            files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining
+        )
+        let logger = self.logger
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Kinema"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? config.port
+                let host = config.host == "0.0.0.0" || config.host == "::" ? "127.0.0.1" : config.host
+                let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+                boundURL.value.withLock { $0 = url }
+                await onRunning(url)
+            },
+            logger: logger
+        )
+
+        var workerConfig = WorkerConfiguration(count: config.workers, nodeID: nodeID, scratchDirectory: scratchDirectory)
+        workerConfig.leaseDuration = config.leaseDuration
+        workerConfig.heartbeatInterval = config.heartbeatInterval
+        workerConfig.shutdownGrace = config.shutdownGrace
+        let workers = WorkerPool(configuration: workerConfig, store: store, blobs: blobs, engine: engine, signal: signal, logger: logger)
+        let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
+
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: app),
+                .init(service: workers, successTerminationBehavior: .ignore),
+                .init(service: rescuer, successTerminationBehavior: .ignore),
+                .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: gracefulShutdownSignals,
+            logger: logger
+        ))
+        try await group.run()
+    }
+
+    private var scratchDirectory: URL {
+        if let local = blobs as? LocalBlobStore {
+            // Same filesystem as the blobs, so finishing a render is a rename, not a copy.
+            return local.root.deletingLastPathComponent().appendingPathComponent("scratch")
+        }
+        return FileManager.default.temporaryDirectory.appendingPathComponent("kinema-scratch")
+    }
+}
+
+/// The URL the server actually bound (port 0 picks one), known once it runs.
+private final class BoundURL: Sendable {
+    let value = Mutex<String?>(nil)
+}

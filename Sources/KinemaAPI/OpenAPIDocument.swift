@@ -1,0 +1,188 @@
+/// The public contract as OpenAPI 3.1, served at `GET /openapi.yaml`; a test keeps its paths in sync with `Routes`.
+enum OpenAPIDocument {
+    static let yaml = #"""
+openapi: 3.1.0
+info:
+  title: Kinema
+  version: "1.0"
+  description: >-
+    Self-hostable image-to-video generation, wire-compatible with the hosted
+    "Kling v3.0 Standard Image-to-Video" API and its Task Result API.
+    Extensions to the hosted API are marked (ext).
+servers:
+  - url: /
+security:
+  - bearer: []
+components:
+  securitySchemes:
+    bearer:
+      type: http
+      scheme: bearer
+  schemas:
+    Error:
+      type: object
+      required: [code, reason, message, metadata]
+      properties:
+        code: {type: integer, description: Equal to the HTTP status.}
+        reason: {type: string, pattern: "^[A-Z_]+$"}
+        message: {type: string}
+        metadata:
+          type: object
+          additionalProperties: {type: string}
+    Shot:
+      oneOf:
+        - type: string
+          minLength: 1
+          maxLength: 2500
+        - type: object
+          required: [prompt]
+          properties:
+            prompt: {type: string, minLength: 1, maxLength: 2500}
+            duration: {type: integer, minimum: 3, maximum: 15, default: 5}
+    SubmitRequest:
+      type: object
+      required: [image]
+      properties:
+        image:
+          type: string
+          description: First frame. http(s) URL, raw base64, or data:image/png|jpeg;base64 URI. PNG or JPEG, at most 10 MB, sides at least 300 px, aspect ratio 1:2.5 to 2.5:1.
+        prompt: {type: string, minLength: 1, maxLength: 2500, description: Required unless multi_prompt is given.}
+        negative_prompt: {type: string, maxLength: 2500}
+        duration: {type: integer, minimum: 3, maximum: 15, default: 5}
+        cfg_scale: {type: number, minimum: 0, maximum: 1, default: 0.5}
+        sound: {type: boolean, default: false}
+        end_image: {type: string, description: Last frame; same forms and rules as image; not together with multi_prompt.}
+        multi_prompt:
+          type: array
+          minItems: 1
+          maxItems: 6
+          items: {$ref: "#/components/schemas/Shot"}
+          description: One entry per shot; shot durations add up to at most 15 and must equal duration when both are given.
+        seed: {type: integer, minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
+        extra: {type: object, description: extra.webhook.url (ext) is reserved for webhooks; other keys are ignored.}
+    SubmitResponse:
+      type: object
+      required: [task_id]
+      properties:
+        task_id: {type: string, format: uuid}
+    TaskResult:
+      type: object
+      required: [extra, task, images, videos, audios]
+      properties:
+        extra:
+          type: object
+          required: [seed, enable_nsfw_detection, debug_info]
+          properties:
+            seed: {type: string, pattern: "^[0-9]+$"}
+            enable_nsfw_detection: {type: boolean}
+            debug_info:
+              type: object
+              required: [request_info, submit_time_ms, execute_time_ms, complete_time_ms]
+              properties:
+                request_info: {type: string}
+                submit_time_ms: {type: string, pattern: "^[0-9]+$"}
+                execute_time_ms: {type: string, pattern: "^[0-9]+$"}
+                complete_time_ms: {type: string, pattern: "^[0-9]+$"}
+        task:
+          type: object
+          required: [task_id, task_type, status, reason, eta, progress_percent]
+          properties:
+            task_id: {type: string, format: uuid}
+            task_type: {type: string, enum: [KLING_V3_0_STD_I2V]}
+            status: {type: string, enum: [TASK_STATUS_QUEUED, TASK_STATUS_PROCESSING, TASK_STATUS_SUCCEED, TASK_STATUS_FAILED]}
+            reason: {type: string}
+            eta: {type: integer, minimum: 0}
+            progress_percent: {type: integer, minimum: 0, maximum: 100}
+        images: {type: array, items: {type: object}}
+        videos:
+          type: array
+          items:
+            type: object
+            required: [video_url, video_url_ttl, video_type, nsfw_detection_result]
+            properties:
+              video_url: {type: string}
+              video_url_ttl: {type: string, pattern: "^[0-9]+$"}
+              video_type: {type: string, enum: [mp4]}
+              nsfw_detection_result: {type: "null"}
+        audios: {type: array, items: {type: object}}
+  responses:
+    Error:
+      description: An error in the contract's shape.
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+paths:
+  /v3/async/kling-v3.0-std-i2v:
+    post:
+      summary: Submit an image-to-video task.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/SubmitRequest"}
+      responses:
+        "200":
+          description: The task was queued.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/SubmitResponse"}
+        "400": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+  /v3/async/task-result:
+    get:
+      summary: Status and result of a task.
+      parameters:
+        - name: task_id
+          in: query
+          required: true
+          schema: {type: string}
+      responses:
+        "200":
+          description: The task, whatever its status.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/TaskResult"}
+        "400": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+  /healthz:
+    get:
+      summary: (ext) The process is up.
+      security: []
+      responses:
+        "200": {description: Up.}
+  /readyz:
+    get:
+      summary: (ext) The store is reachable and the node is not draining.
+      security: []
+      responses:
+        "200": {description: Ready.}
+        "503": {$ref: "#/components/responses/Error"}
+  /openapi.yaml:
+    get:
+      summary: (ext) This document.
+      security: []
+      responses:
+        "200": {description: The OpenAPI document.}
+  /files/{key}:
+    get:
+      summary: (ext) Signed, expiring download of a result; supports single byte ranges.
+      security: []
+      parameters:
+        - {name: key, in: path, required: true, schema: {type: string}}
+        - {name: expires, in: query, required: true, schema: {type: integer}}
+        - {name: sig, in: query, required: true, schema: {type: string}}
+      responses:
+        "200": {description: The file, video/mp4.}
+        "206": {description: A byte range of the file.}
+        "403": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "416": {description: Range not satisfiable.}
+"""#
+}

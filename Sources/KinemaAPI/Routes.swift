@@ -1,0 +1,57 @@
+import Hummingbird
+import KinemaStore
+
+/// Every route the server answers, in one list: the router and the OpenAPI sync test both read it.
+public enum Routes {
+    public static let submit = "/v3/async/kling-v3.0-std-i2v"
+    public static let taskResult = "/v3/async/task-result"
+    public static let healthz = "/healthz"
+    public static let readyz = "/readyz"
+    public static let openAPI = "/openapi.yaml"
+    public static let files = "/files/{key}"
+
+    /// (method, OpenAPI path) of every route.
+    public static let all: [(method: String, path: String)] = [
+        ("post", submit), ("get", taskResult), ("get", healthz), ("get", readyz), ("get", openAPI), ("get", files),
+    ]
+}
+
+/// Builds the router with every controller and the contract error middleware.
+func buildRouter(
+    submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState
+) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: ContractErrorMiddleware { request in
+        request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
+    })
+    router.post(RouterPath(stringLiteral: Routes.submit)) { request, context in
+        try await submit.submit(request, context: context)
+    }
+    router.get(RouterPath(stringLiteral: Routes.taskResult)) { request, context in
+        try await taskResult.get(request, context: context)
+    }
+    router.get("/files/**") { request, context in
+        try await files.get(request, context: context, headOnly: false)
+    }
+    router.head("/files/**") { request, context in
+        try await files.get(request, context: context, headOnly: true)
+    }
+    router.get(RouterPath(stringLiteral: Routes.healthz)) { _, _ in
+        JSONWire.response(["status": "ok"])
+    }
+    router.get(RouterPath(stringLiteral: Routes.readyz)) { _, _ in
+        if draining.isDraining {
+            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down.", retryAfter: 5)
+        }
+        do {
+            try await store.ping()
+        } catch {
+            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The task store is unreachable.", retryAfter: 5)
+        }
+        return JSONWire.response(["status": "ready"])
+    }
+    router.get(RouterPath(stringLiteral: Routes.openAPI)) { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    }
+    return router
+}

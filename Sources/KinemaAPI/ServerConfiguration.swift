@@ -1,0 +1,39 @@
+import Foundation
+import KinemaCore
+import KinemaFetch
+
+/// Everything `kinema serve` is configured with, read once (command line > environment > defaults) and passed down.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind.
+    public var host: String = "127.0.0.1"
+    /// Port to bind; 0 picks a free one (tests).
+    public var port: Int = 8080
+    /// Base of absolute result URLs; `nil` means `http://HOST:PORT` of the bound socket.
+    public var publicURL: String?
+    /// Holds the SQLite database, blobs, the URL-signing secret and the node id.
+    public var dataDirectory: URL
+    /// In-process workers (0 = API only).
+    public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Address ranges the safe fetcher may fetch from although they are normally refused.
+    public var allowFetchFrom: [IPNetwork] = []
+    /// Lifetime of signed video URLs, in seconds.
+    public var videoURLTTL: Int = 3600
+    /// Largest accepted request body, checked before parsing (two 10 MB images in base64 fit).
+    public var maxBodyBytes: Int = 32 * 1024 * 1024
+    /// The contract's validation limits (the decode limits are configurable).
+    public var limits = ValidationLimits()
+    /// Attempts before a task whose worker keeps dying is failed.
+    public var maxAttempts: Int = 3
+    /// Lease and heartbeat timing of the workers.
+    public var leaseDuration: TimeInterval = 30
+    public var heartbeatInterval: Duration = .seconds(2)
+    public var rescueInterval: Duration = .seconds(5)
+    /// How long running renders may continue after SIGTERM before their leases are released.
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Timeout of one image URL fetch.
+    public var fetchTimeout: Duration = .seconds(15)
+
+    public init(dataDirectory: URL) {
+        self.dataDirectory = dataDirectory
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import KinemaAPIModels
+import KinemaCore
+import KinemaFetch
+import KinemaMedia
+import KinemaStore
+import KinemaWorker
+import NIOPosix
+
+/// `POST /v3/async/kling-v3.0-std-i2v`: validate everything that can be validated now, store the inputs, queue the task.
+///
+/// Failure paths: any validation problem answers 400 and stores nothing; a store or blob failure
+/// after inputs were written removes them again and answers 500/503; only a committed task gets a `task_id`.
+struct SubmitController: Sendable {
+    let store: any TaskStore
+    let blobs: any BlobStore
+    let auth: Authenticator
+    let fetcher: SafeFetcher
+    let validator: RequestValidator
+    let maxBodyBytes: Int
+    let maxAttempts: Int
+    let signal: WorkSignal
+    let draining: DrainState
+
+    func submit(_ request: Request, context: some RequestContext) async throws -> Response {
+        let tenant = try await auth.tenant(for: request)
+        if draining.isDraining {
+            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and accepts no new tasks; retry after the time in Retry-After.", retryAfter: 5)
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
+            throw HTTPError(.contentTooLarge)
+        }
+        let body = try await request.body.collect(upTo: maxBodyBytes)
+        let draft: SubmitDraft
+        do {
+            draft = try validator.validate(body: Data(buffer: body))
+        } catch {
+            throw APIError(error)
+        }
+
+        let image = try await resolve(draft.image, field: "image")
+        let endImage = try await draft.endImage.asyncMap { try await resolve($0, field: "end_image") }
+
+        var generation = draft.request
+        var rng = SystemRandomNumberGenerator()
+        generation.seed = draft.requestedSeed ?? UInt32.random(in: 0...UInt32.max, using: &rng)
+
+        let id = UUID()
+        let idText = id.uuidString.lowercased()
+        let imageKey = "inputs/\(idText)/image.\(image.format == .png ? "png" : "jpg")"
+        let endImageKey = endImage.map { "inputs/\(idText)/end_image.\($0.format == .png ? "png" : "jpg")" }
+        do {
+            try await blobs.put(image.data, key: imageKey)
+            if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
+            try await store.enqueue(
+                NewTask(id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
+                        maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation)),
+                now: Date()
+            )
+        } catch {
+            try? await blobs.delete(imageKey)
+            if let endImageKey { try? await blobs.delete(endImageKey) }
+            context.logger.error("submit failed", metadata: ["error": "\(error)"])
+            if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
+            throw APIError.createTaskFailed
+        }
+        signal.notify()
+        return JSONWire.response(SubmitResponseBody(taskID: idText))
+    }
+
+    /// A checked image: bytes plus the format read from them.
+    struct CheckedImage {
+        var data: Data
+        var format: ImageFormat
+    }
+
+    /// Fetches URL inputs, then checks the bytes: header limits first, then a full decode to catch corrupt data.
+    func resolve(_ input: ImageInput, field: String) async throws -> CheckedImage {
+        let data: Data
+        switch input {
+        case .bytes(let d):
+            data = d
+        case .url(let url):
+            do {
+                data = try await fetcher.fetch(url)
+            } catch {
+                throw APIError(error.validationError(field: field))
+            }
+        }
+        let header: ImageHeader
+        do {
+            header = try ImageValidation.validate(data, field: field, limits: validator.limits)
+        } catch {
+            throw APIError(error)
+        }
+        var decodeLimits = ImageLimits()
+        decodeLimits.maxSide = validator.limits.maxImageSide
+        decodeLimits.maxPixels = validator.limits.maxImagePixels
+        let limits = decodeLimits
+        do {
+            // A full decode proves the data is usable; it runs on the thread pool, not an event loop.
+            _ = try await NIOThreadPool.singleton.runIfActive { try ImageDecoder.decode(data, limits: limits) }
+        } catch let error as MediaError {
+            throw APIError(ValidationError(.invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(error.message)."))
+        }
+        return CheckedImage(data: data, format: header.format)
+    }
+
+    /// A first ETA: the motion engine renders several times faster than real time on two cores.
+    static func estimateSeconds(_ request: GenerationRequest) -> Int {
+        max(2, request.duration / 2 + 1)
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        switch self {
+        case .some(let w): try await transform(w)
+        case .none: nil
+        }
+    }
+}

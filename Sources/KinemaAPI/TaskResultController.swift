@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import KinemaAPIModels
+import KinemaCore
+import KinemaStore
+
+/// `GET /v3/async/task-result?task_id=`: the task's status in the hosted API's exact shape, with a fresh signed URL.
+struct TaskResultController: Sendable {
+    let store: any TaskStore
+    let auth: Authenticator
+    let links: ResultLinks
+
+    func get(_ request: Request, context: some RequestContext) async throws -> Response {
+        let tenant = try await auth.tenant(for: request)
+        guard let raw = request.uri.queryParameters.get("task_id"), !raw.isEmpty else {
+            throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id is required as a query parameter: /v3/async/task-result?task_id=<id>.", metadata: ["field": "task_id"])
+        }
+        guard let id = UUID(uuidString: raw) else {
+            throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
+        }
+        let task: TaskRecord?
+        do {
+            task = try await store.task(id: id, tenant: tenant)
+        } catch {
+            context.logger.error("task lookup failed", metadata: ["error": "\(error)"])
+            if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
+            throw APIError.getResultFailed
+        }
+        guard let task else { throw APIError.taskNotFound }
+        return JSONWire.response(TaskResultBody(task, links: links, now: Date()))
+    }
+}
+
+/// Absolute, signed, expiring result URLs.
+struct ResultLinks: Sendable {
+    let baseURL: @Sendable () -> String
+    let signer: URLSigner
+    let ttl: Int
+
+    func url(forKey key: String, now: Date) -> String {
+        "\(baseURL())/files/\(key)?\(signer.query(key: key, ttl: ttl, now: now))"
+    }
+}
+
+extension TaskResultBody {
+    /// The wire body of a stored task.
+    init(_ task: TaskRecord, links: ResultLinks, now: Date) {
+        func ms(_ d: Date?) -> String { d.map { String(Int64(($0.timeIntervalSince1970 * 1000).rounded())) } ?? "0" }
+        var videos: [VideoEntry] = []
+        if task.status == .succeeded, let key = task.resultKey {
+            videos = [VideoEntry(videoURL: links.url(forKey: key, now: now), videoURLTTL: String(links.ttl))]
+        }
+        let progress = task.status == .succeeded ? 100 : min(max(task.progressPercent, 0), 100)
+        let eta = task.status.isTerminal ? 0 : max(task.etaSeconds, 0)
+        let reason: String
+        switch task.status {
+        case .canceled: reason = task.reason.isEmpty ? "canceled" : task.reason
+        case .failed: reason = task.reason
+        default: reason = ""
+        }
+        self.init(
+            extra: Extra(seed: String(task.request.seed), debugInfo: DebugInfo(
+                submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt))),
+            task: TaskInfo(taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
+            videos: videos
+        )
+    }
+}

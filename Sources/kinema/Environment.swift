@@ -1,0 +1,27 @@
+import Foundation
+
+/// Command line > environment > default: the environment half of that rule.
+enum Env {
+    static func string(_ name: String) -> String? {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
+        return v
+    }
+
+    static func int(_ name: String) -> Int? { string(name).flatMap { Int($0) } }
+
+    /// A comma-separated list.
+    static func list(_ name: String) -> [String] {
+        string(name)?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
+    }
+
+    /// The data directory from `--data-dir`, `KINEMA_DATA_DIR`, or `./data`.
+    static func dataDirectory(_ option: String?) -> URL {
+        URL(fileURLWithPath: option ?? string("KINEMA_DATA_DIR") ?? "data", isDirectory: true)
+    }
+}
+
+/// A usage or input error: printed as "Error: …" and the process exits non-zero.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

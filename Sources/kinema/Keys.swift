@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import KinemaAPI
+import KinemaCore
+import KinemaStore
+
+/// `kinema keys`: create, list and revoke API keys. Secrets are shown once and stored only as hashes.
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys.",
+        subcommands: [Create.self, List.self, Revoke.self]
+    )
+
+    struct StoreOptions: ParsableArguments {
+        @Option(name: .customLong("data-dir"), help: "Data directory (env KINEMA_DATA_DIR, default ./data).")
+        var dataDir: String?
+
+        func open() throws -> any TaskStore {
+            try DataDirectory(Env.dataDirectory(dataDir)).openStore()
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; the secret is printed alone on the last line, once.")
+
+        @Option(help: "Tenant the key belongs to (default 'default').")
+        var tenant: String = "default"
+
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            guard !tenant.isEmpty, tenant.count <= 128 else { throw CLIError("--tenant must be 1 to 128 characters.") }
+            let s = try store.open()
+            let secret = APIKey.generate()
+            let record = APIKeyRecord(
+                id: UUID().uuidString.lowercased(), tenant: tenant, keyHash: APIKey.hash(secret),
+                prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil)
+            try await s.insertAPIKey(record)
+            print("Created key \(record.id) for tenant '\(tenant)'. The secret is shown only now:")
+            print(secret)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (id, tenant, prefix, created, revoked).")
+
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let keys = try await store.open().listAPIKeys()
+            let iso = ISO8601DateFormatter()
+            print("id\ttenant\tprefix\tcreated\trevoked")
+            for k in keys {
+                print("\(k.id)\t\(k.tenant)\t\(k.prefix)…\t\(iso.string(from: k.createdAt))\t\(k.revokedAt.map { iso.string(from: $0) } ?? "-")")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by id or by its shown prefix.")
+
+        @Argument(help: "Key id or prefix.")
+        var key: String
+
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            guard try await store.open().revokeAPIKey(idOrPrefix: key, now: Date()) else {
+                throw CLIError("No key matches '\(key)'.")
+            }
+            print("Revoked \(key).")
+        }
+    }
+}

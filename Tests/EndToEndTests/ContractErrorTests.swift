@@ -1,0 +1,118 @@
+import Foundation
+import KinemaAPI
+import KinemaStore
+import Testing
+
+/// Auth, tenants and error shapes over real HTTP, on an API-only node (no renders needed).
+@Suite(.serialized) struct ContractErrors {
+    func expectError(_ r: HTTPResult, status: Int, reason: String, field: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == status, "\(r.text)", sourceLocation: sourceLocation)
+        #expect(r.json["code"] as? Int == status, sourceLocation: sourceLocation)
+        #expect(r.json["reason"] as? String == reason, "\(r.text)", sourceLocation: sourceLocation)
+        #expect(!((r.json["message"] as? String) ?? "").isEmpty, sourceLocation: sourceLocation)
+        let metadata = r.json["metadata"] as? [String: String]
+        #expect(metadata != nil, sourceLocation: sourceLocation)
+        if let field { #expect(metadata?["field"] == field, "\(r.text)", sourceLocation: sourceLocation) }
+    }
+
+    @Test func authTenantsAndUnknownRoutes() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let base = server.baseURL
+        let png = try Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
+
+        expectError(try await HTTP.submit(base, key: nil, json: ["image": png, "prompt": "a"]), status: 400, reason: "MISSING_API_KEY")
+        expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer ")], body: Data("{}".utf8)), status: 400, reason: "MISSING_API_KEY")
+        expectError(try await HTTP.submit(base, key: "kin_not-a-real-key", json: ["image": png, "prompt": "a"]), status: 403, reason: "INVALID_API_KEY")
+        expectError(try await HTTP.submit(base, key: String(key.dropLast()) + (key.hasSuffix("A") ? "B" : "A"), json: ["image": png, "prompt": "a"]), status: 403, reason: "INVALID_API_KEY")
+        expectError(try await HTTP.get(base + "/v3/async/task-result?task_id=\(UUID())"), status: 400, reason: "MISSING_API_KEY")
+
+        // A second tenant, created with the CLI while the server runs.
+        let created = try ServerProcess.cli(["keys", "create", "--tenant", "other", "--data-dir", server.dataDir.path])
+        #expect(created.status == 0)
+        let otherKey = try #require(created.stdout.split(separator: "\n").last.map(String.init))
+        #expect(otherKey.hasPrefix("kin_"))
+
+        let submit = try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": 3])
+        #expect(submit.status == 200, "\(submit.text)")
+        let id = try #require(submit.json["task_id"] as? String)
+        let mine = try await HTTP.result(base, key: key, id: id)
+        #expect(mine.status == 200)
+        #expect((mine.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_QUEUED")
+        #expect((mine.json["videos"] as? [Any])?.isEmpty == true)
+        #expect((mine.json["extra"] as? [String: Any]).flatMap { ($0["debug_info"] as? [String: Any])?["execute_time_ms"] as? String } == "0")
+
+        // Another tenant's task answers exactly like an unknown one.
+        let foreign = try await HTTP.result(base, key: otherKey, id: id)
+        let unknown = try await HTTP.result(base, key: otherKey, id: UUID().uuidString.lowercased())
+        expectError(foreign, status: 404, reason: "TASK_NOT_FOUND")
+        #expect(foreign.body == unknown.body)
+        expectError(try await HTTP.result(base, key: key, id: "not-a-uuid"), status: 400, reason: "INVALID_REQUEST_BODY", field: "task_id")
+        expectError(try await HTTP.get(base + "/v3/async/task-result", key: key), status: 400, reason: "INVALID_REQUEST_BODY", field: "task_id")
+
+        // Revoked keys stop working at once.
+        let listed = try ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
+        let otherID = try #require(listed.stdout.split(separator: "\n").first { $0.contains("\tother\t") }?.split(separator: "\t").first.map(String.init))
+        #expect(try ServerProcess.cli(["keys", "revoke", otherID, "--data-dir", server.dataDir.path]).status == 0)
+        expectError(try await HTTP.result(base, key: otherKey, id: id), status: 403, reason: "INVALID_API_KEY")
+
+        expectError(try await HTTP.get(base + "/v3/nope", key: key), status: 404, reason: "API_NOT_FOUND")
+        expectError(try await HTTP.request(.DELETE, base + "/v3/async/task-result?task_id=\(id)", headers: [("Authorization", "Bearer \(key)")]), status: 404, reason: "API_NOT_FOUND")
+        expectError(try await HTTP.get(base + "/v3/async/kling-v3.0-std-i2v", key: key), status: 404, reason: "API_NOT_FOUND")
+
+        #expect(try await HTTP.get(base + "/healthz").status == 200)
+        #expect(try await HTTP.get(base + "/readyz").status == 200)
+        await server.terminate()
+    }
+
+    @Test func invalidBodiesAnswerWithReasonAndFieldAndCreateNothing() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let base = server.baseURL
+        let png = try Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+        let tiny = try Fixtures.image(width: 299, height: 400, format: "png").base64EncodedString()
+        let wide = try Fixtures.image(width: 760, height: 300, format: "png").base64EncodedString()
+
+        expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer \(key)")], body: Data("not json".utf8)), status: 400, reason: "INVALID_REQUEST_BODY", field: "")
+        expectError(try await HTTP.submit(base, key: key, json: ["prompt": "a"]), status: 400, reason: "INVALID_REQUEST_BODY", field: "image")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": 16]), status: 400, reason: "INVALID_REQUEST_BODY", field: "duration")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": "5"]), status: 400, reason: "INVALID_REQUEST_BODY", field: "duration")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "cfg_scale": 1.01]), status: 400, reason: "INVALID_REQUEST_BODY", field: "cfg_scale")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "multi_prompt": [["prompt": "a", "duration": 2]]]), status: 400, reason: "INVALID_REQUEST_BODY", field: "multi_prompt[0].duration")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": tiny, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": wide, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": Data("GIF89a-not-an-image".utf8).base64EncodedString(), "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "image")
+        // A valid PNG header over garbage pixels: caught by the full decode at submit.
+        var broken = try #require(Data(base64Encoded: png))
+        broken.replaceSubrange(60..<broken.count, with: Data(repeating: 0x55, count: broken.count - 60))
+        expectError(try await HTTP.submit(base, key: key, json: ["image": broken.base64EncodedString(), "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "image")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "end_image": "%%%", "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "end_image")
+        expectError(try await HTTP.submit(base, key: key, json: ["image": "http://127.0.0.1:9/x.png", "prompt": "a"]), status: 400, reason: "IMAGE_FETCH_FAILED", field: "image")
+
+        // Nothing was stored: no input blob exists for any of the refused requests.
+        let inputs = server.dataDir.appendingPathComponent("blobs/inputs")
+        let stored = (try? FileManager.default.contentsOfDirectory(atPath: inputs.path)) ?? []
+        #expect(stored.isEmpty, "\(stored)")
+        let counts = try await DataDirectory(server.dataDir).openStore().countByStatus()
+        #expect(counts.values.reduce(0, +) == 0, "\(counts)")
+        await server.terminate()
+    }
+
+    @Test func openAPIDocumentListsEveryRoute() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let r = try await HTTP.get(server.baseURL + "/openapi.yaml")
+        #expect(r.status == 200)
+        #expect(r.text.hasPrefix("openapi: 3.1"))
+        // Paths are the two-space-indented keys under `paths:`.
+        let pathsSection = try #require(r.text.components(separatedBy: "\npaths:\n").last)
+        let documented = Set(pathsSection.split(separator: "\n").filter { $0.hasPrefix("  /") }.map { String($0.dropFirst(2).dropLast()) })
+        #expect(documented == Set(Routes.all.map(\.path)))
+        await server.terminate()
+    }
+}
