@@ -98,39 +98,46 @@ public enum ImageDecoder {
     private static func convertToRGBA(_ frame: AVFrameBox) throws -> RGBAImage {
         let f = frame.pointer.pointee
         let width = Int(f.width), height = Int(f.height)
-        var source = AVPixelFormat(rawValue: f.format)
+        var sourceFormat = AVPixelFormat(rawValue: f.format)
         // The JPEG "yuvj" formats are the plain ones at full range; naming the range explicitly keeps
         // swscale from warning about deprecated formats and guessing.
         var fullRange = f.color_range == AVCOL_RANGE_JPEG
-        switch source {
-        case AV_PIX_FMT_YUVJ420P: source = AV_PIX_FMT_YUV420P; fullRange = true
-        case AV_PIX_FMT_YUVJ422P: source = AV_PIX_FMT_YUV422P; fullRange = true
-        case AV_PIX_FMT_YUVJ444P: source = AV_PIX_FMT_YUV444P; fullRange = true
-        case AV_PIX_FMT_YUVJ440P: source = AV_PIX_FMT_YUV440P; fullRange = true
-        case AV_PIX_FMT_YUVJ411P: source = AV_PIX_FMT_YUV411P; fullRange = true
+        switch sourceFormat {
+        case AV_PIX_FMT_YUVJ420P: sourceFormat = AV_PIX_FMT_YUV420P; fullRange = true
+        case AV_PIX_FMT_YUVJ422P: sourceFormat = AV_PIX_FMT_YUV422P; fullRange = true
+        case AV_PIX_FMT_YUVJ444P: sourceFormat = AV_PIX_FMT_YUV444P; fullRange = true
+        case AV_PIX_FMT_YUVJ440P: sourceFormat = AV_PIX_FMT_YUV440P; fullRange = true
+        case AV_PIX_FMT_YUVJ411P: sourceFormat = AV_PIX_FMT_YUV411P; fullRange = true
         default: break
         }
+        // Plain flags on purpose: with SWS_ACCURATE_RND (and/or full chroma interpolation) FFmpeg 5.1
+        // takes a generic path whose chroma upsampling lost ~10 dB on sharp colour edges of 4:2:0
+        // JPEGs against the `ffmpeg` CLI's own decode (see PixelFormatCoverageTests).
         let sws = try SwsBox(
-            srcWidth: f.width, srcHeight: f.height, srcFormat: source,
+            srcWidth: f.width, srcHeight: f.height, srcFormat: sourceFormat,
             dstWidth: f.width, dstHeight: f.height, dstFormat: AV_PIX_FMT_RGBA,
-            flags: Int32(SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
+            flags: Int32(SWS_BICUBIC)
         )
         // JPEG's YCbCr is BT.601 (JFIF); the source range follows the stream, RGBA is always full range.
         let coefficients = sws_getCoefficients(SWS_CS_ITU601)
         _ = sws_setColorspaceDetails(sws.pointer, coefficients, fullRange ? 1 : 0, coefficients, 1, 0, 1 << 16, 1 << 16)
 
-        let stride = width * 4
-        let pixels = try [UInt8](unsafeUninitializedCapacity: stride * height) { buffer, count in
-            var srcData: [UnsafePointer<UInt8>?] = (0..<4).map { UnsafePointer(frame.data(Int32($0))) }
-            var srcStride: [Int32] = (0..<4).map { Int32(frame.linesize(Int32($0))) }
-            var dstData: [UnsafeMutablePointer<UInt8>?] = [buffer.baseAddress, nil, nil, nil]
-            var dstStride: [Int32] = [Int32(stride), 0, 0, 0]
-            let rows = sws_scale(sws.pointer, &srcData, &srcStride, 0, f.height, &dstData, &dstStride)
-            guard rows == f.height else {
-                throw MediaError(code: .codec, message: "converting \(pixelFormatName(source)) to RGBA produced \(rows) of \(height) rows")
-            }
-            count = stride * height
+        // swscale's SIMD converters may write past the end of a row, so convert into a padded
+        // AVFrame and copy the rows out, rather than writing straight into the Swift array.
+        let rgba = try AVFrameBox()
+        rgba.pointer.pointee.format = AV_PIX_FMT_RGBA.rawValue
+        rgba.pointer.pointee.width = f.width
+        rgba.pointer.pointee.height = f.height
+        try avCheck(av_frame_get_buffer(rgba.pointer, 0), "allocating the RGBA frame")
+        var srcData: [UnsafePointer<UInt8>?] = (0..<4).map { UnsafePointer(frame.data(Int32($0))) }
+        var srcStride: [Int32] = (0..<4).map { Int32(frame.linesize(Int32($0))) }
+        var dstData: [UnsafeMutablePointer<UInt8>?] = [rgba.data(0), nil, nil, nil]
+        var dstStride: [Int32] = [Int32(rgba.linesize(0)), 0, 0, 0]
+        let rows = sws_scale(sws.pointer, &srcData, &srcStride, 0, f.height, &dstData, &dstStride)
+        guard rows == f.height else {
+            throw MediaError(code: .codec, message: "converting \(pixelFormatName(sourceFormat)) to RGBA produced \(rows) of \(height) rows")
         }
+        let pixels = copyRows(of: rgba, plane: 0, rowBytes: width * 4, rows: height)
         return RGBAImage(width: width, height: height, pixels: pixels)
     }
 }

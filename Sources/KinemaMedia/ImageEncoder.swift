@@ -50,16 +50,20 @@ public enum ImageEncoder {
             dstWidth: Int32(image.width), dstHeight: Int32(image.height), dstFormat: pixelFormat,
             flags: Int32(SWS_BICUBIC | SWS_ACCURATE_RND)
         )
-        try image.pixels.withUnsafeBufferPointer { px in
-            var srcData: [UnsafePointer<UInt8>?] = [px.baseAddress, nil, nil, nil]
-            var srcStride: [Int32] = [Int32(image.width * 4), 0, 0, 0]
-            var dstData: [UnsafeMutablePointer<UInt8>?] = (0..<4).map { frame.data(Int32($0)) }
-            var dstStride: [Int32] = (0..<4).map { Int32(frame.linesize(Int32($0))) }
-            let rows = sws_scale(sws.pointer, &srcData, &srcStride, 0, Int32(image.height), &dstData, &dstStride)
-            guard rows == Int32(image.height) else {
-                throw MediaError(code: .codec, message: "converting RGBA for the \(name) encoder failed")
+        // The source goes through a padded frame too: swscale's SIMD readers may read past a row's end.
+        let source = try AVFrameBox()
+        source.pointer.pointee.format = AV_PIX_FMT_RGBA.rawValue
+        source.pointer.pointee.width = Int32(image.width)
+        source.pointer.pointee.height = Int32(image.height)
+        try avCheck(av_frame_get_buffer(source.pointer, 0), "allocating the RGBA frame")
+        if let dst = source.data(0) {
+            let stride = source.linesize(0), rowBytes = image.width * 4
+            image.pixels.withUnsafeBufferPointer { px in
+                guard let src = px.baseAddress else { return }
+                for row in 0..<image.height { (dst + row * stride).update(from: src + row * rowBytes, count: rowBytes) }
             }
         }
+        try avCheck(sws_scale_frame(sws.pointer, frame.pointer, source.pointer), "converting RGBA for the \(name) encoder")
         frame.pointer.pointee.pts = 0
 
         let packet = try AVPacketBox()

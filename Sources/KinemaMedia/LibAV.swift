@@ -146,3 +146,16 @@ final class SwrBox {
 func pixelFormatName(_ format: AVPixelFormat) -> String {
     av_get_pix_fmt_name(format).map { String(cString: $0) } ?? "pixel format \(format.rawValue)"
 }
+
+/// Copies `rows` rows of `rowBytes` bytes from a frame plane into a tightly packed array (dropping line padding).
+func copyRows(of frame: AVFrameBox, plane index: Int32, rowBytes: Int, rows: Int) -> [UInt8] {
+    guard let src = frame.data(index) else { return [UInt8](repeating: 0, count: rowBytes * rows) }
+    let stride = frame.linesize(index)
+    return [UInt8](unsafeUninitializedCapacity: rowBytes * rows) { buffer, count in
+        guard let dst = buffer.baseAddress else { return }
+        for row in 0..<rows {
+            (dst + row * rowBytes).initialize(from: src + row * stride, count: rowBytes)
+        }
+        count = rowBytes * rows
+    }
+}
