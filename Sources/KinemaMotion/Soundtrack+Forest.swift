@@ -53,7 +53,7 @@ extension Soundtrack {
         let frames = buffer.frames
         renderWind(into: &buffer, seed: seed, style: .leaves)
         let leavesRMS = buffer.rms()
-        if leavesRMS > 1e-12 { buffer.scale(by: Float(0.4 / leavesRMS)) }
+        if leavesRMS > 1e-12 { buffer.scale(by: Float(0.3 / leavesRMS)) }
 
         let duration = Double(frames) / soundtrackSampleRate
         var random = SoundtrackRandom(seed: seed, stream: SoundtrackStream.id(.forest, 10))
@@ -63,7 +63,7 @@ extension Soundtrack {
             var time = random.uniform(0, bird.callInterval)
             while time < duration {
                 let base = bird.pitch * random.uniform(0.96, 1.04)
-                let loudness = bird.level * random.uniform(0.6, 1) * 1.5
+                let loudness = bird.level * random.uniform(0.6, 1) * 2.5
                 var syllableStart = time
                 for _ in 0..<random.integer(in: bird.syllables) {
                     let length = bird.syllable * random.uniform(0.85, 1.15)

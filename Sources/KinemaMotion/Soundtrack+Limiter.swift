@@ -29,7 +29,9 @@ extension Soundtrack {
         let release = Float(1 - exp(-1 / (0.06 * soundtrackSampleRate)))
         var gain: Float = 1
         for i in 0..<frames {
-            gain = min(gain + release * (1 - gain), smooth[i])
+            // Snapping the last 0.001 dB back to unity ends the release exactly, so audio after a limited transient
+            // is bit-identical to the same audio without it.
+            gain = min(gain > 0.9999 ? 1 : gain + release * (1 - gain), smooth[i])
             // The box mean is computed in Double; the min with `need` absorbs its last-bit rounding.
             let g = min(gain, need[i])
             buffer.left[i] = max(min(buffer.left[i] * g, ceiling), -ceiling)

@@ -167,7 +167,7 @@ extension Soundtrack {
             // The tail of the previous wave overlaps the rise of the next, so the sea never falls silent.
             for wave in waves where t >= wave.start && t < wave.start + 2 * wave.period {
                 let p = (t - wave.start) / wave.period
-                let shape = p < 0.4 ? pow(sin(Double.pi / 2 * p / 0.4), 2) : exp(-(p - 0.4) * 3.2)
+                let shape = p < 0.4 ? pow(sin(Double.pi / 2 * p / 0.4), 2) : exp(-(p - 0.4) * 4.5)
                 value = max(value, wave.strength * shape)
             }
             return value
@@ -202,7 +202,7 @@ extension Soundtrack {
                         washAmp += washStep
                         let n = random.noise()
                         out[i] += amp * body.lowpass(n) + washAmp * wash.bandpass(n)
-                            + 0.4 * undertowNorm * undertow.lowpass(n)
+                            + 0.25 * undertowNorm * undertow.lowpass(n)
                     }
                     start = end
                 }
@@ -283,7 +283,7 @@ extension Soundtrack {
         }
         let bedRMS = buffer.rms(), crackleRMS = crackle.rms()
         if crackleRMS > 1e-12 {
-            buffer.add(crackle, gain: Float(0.45 * bedRMS / crackleRMS))
+            buffer.add(crackle, gain: Float(0.35 * bedRMS / crackleRMS))
         }
     }
 }
