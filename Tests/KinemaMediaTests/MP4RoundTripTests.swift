@@ -222,3 +222,39 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) throws {
         Issue.record("unexpected \(error)")
     }
 }
+
+@Test func readerConvertsOtherPixelFormatsAndReadsForeignFiles() throws {
+    try withTemporaryDirectory { dir in
+        // A 4:4:4 H.264 file from the ffmpeg CLI: the reader must hand out yuv420p frames of the same picture.
+        let url = dir.appendingPathComponent("444.mp4")
+        let made = try runTool("ffmpeg", [
+            "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "5",
+            "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "10", "-y", url.path,
+        ])
+        guard made != nil, FileManager.default.fileExists(atPath: url.path) else { return }
+        let info = try MP4Reader.info(url: url)
+        #expect(info.frameCount == 5 && info.pixelFormat == "yuv444p" && !info.hasAudio && info.width == 64)
+        var frames: [YUVFrame] = []
+        try MP4Reader.forEachFrame(url: url) { _, frame in frames.append(frame) }
+        #expect(frames.count == 5)
+        #expect(frames.allSatisfy { $0.width == 64 && $0.height == 48 && $0.u.count == 32 * 24 })
+        // testsrc2's frames differ (moving parts) but are all far from black.
+        #expect(frames.allSatisfy { frame in frame.y.reduce(0) { $0 + Int($1) } / frame.y.count > 40 })
+    }
+}
+
+@Test func stoppingEarlyFromForEachFramePropagatesTheError() throws {
+    struct Stop: Error {}
+    try withTemporaryDirectory { dir in
+        let url = dir.appendingPathComponent("stop.mp4")
+        _ = try writeClip(to: url, frames: 24, withAudio: false)
+        var seen = 0
+        #expect(throws: Stop.self) {
+            try MP4Reader.forEachFrame(url: url) { index, _ in
+                seen += 1
+                if index == 4 { throw Stop() }
+            }
+        }
+        #expect(seen == 5)
+    }
+}
