@@ -23,8 +23,8 @@ public struct SoundEvent: Sendable, Equatable {
 }
 
 extension Soundtrack {
-    static let whooshLoudDBFS = -14.0
-    static let whooshQuietDBFS = -22.0
+    static let whooshLoudDBFS = -17.0
+    static let whooshQuietDBFS = -24.0
     static let cutDBFS = -20.0
 
     /// Adds every event at its fixed level (RMS over the event's own length), independent of the bed's level.
@@ -44,6 +44,7 @@ extension Soundtrack {
                 rendered = (cutSwish(random: &random), event.time - cutLead, cutDBFS)
             }
             var segment = rendered.segment
+            bandLimit(&segment)
             let rms = segment.rms()
             guard rms > 1e-12 else { continue }
             segment.scale(by: Float(decibelsToGain(rendered.level) / rms))

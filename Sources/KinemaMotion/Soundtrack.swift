@@ -3,21 +3,24 @@ import KinemaMedia
 
 /// The built-in engine's procedural soundtrack: ambience beds chosen from the prompt plus effects tied to the picture.
 ///
-/// Levels (all RMS over both channels of the whole track):
-/// - The ambience bed is normalised to **−20 dBFS** (`bedTargetDBFS`). A track whose only cue is `.roomTone`
-///   is normalised to **−30 dBFS** instead (`roomToneTargetDBFS`): a room should be barely there.
-/// - Effects (whooshes, cut swishes) sit on top of the bed at fixed levels (a full-intensity whoosh ≈ −14 dBFS
-///   over its length), so a fast move is equally audible over rain or over room tone.
-/// - A look-ahead peak limiter (5 ms attack, ≈ 60 ms release) keeps every sample at or below **−1.2 dBFS**,
-///   a 0.2 dB margin under the −1 dBFS promise. The bed is normalised and limited in rounds until its limited
-///   RMS is on target (±0.05 dB); the final fades and limiting move a track without events by < 0.1 dB.
+/// Levels (RMS over both channels):
+/// - The ambience bed is normalised to **−20 dBFS** over the whole track (`bedTargetDBFS`). A track whose only cue
+///   is `.roomTone` is normalised to **−30 dBFS** instead (`roomToneTargetDBFS`): a room should be barely there.
+/// - Effects sit on top of the bed at fixed levels, measured over each effect's own length: a whoosh from −24 dBFS
+///   (intensity 0) to −17 dBFS (intensity 1, ≈ −13 dBFS at its peak), a cut swish −20 dBFS; so a fast move is
+///   equally audible over rain or over room tone. A track with events is therefore louder than its bed.
+/// - Peaks: the mix is band-limited at 15 kHz and a look-ahead limiter (5 ms attack, ≈ 60 ms release) keeps every
+///   sample at or below **−3 dBFS** (`ceilingDBFS`). The 2 dB below the −1 dBFS promise are for AAC: decoding a
+///   128 kbps encode overshoots the PCM peaks by up to ≈ 1.5 dB on dense, limited content, so the decoded MP4 track
+///   stays under −1 dBFS too. The bed is normalised and limited in rounds until its limited RMS is on target
+///   (±0.05 dB); the final fades and limiting move a track without events by < 0.1 dB.
 ///
 /// Deterministic: every random choice comes from xoshiro256** streams seeded by `seed`, so the same inputs give
 /// bit-identical samples.
 public enum Soundtrack {
     static let bedTargetDBFS = -20.0
     static let roomToneTargetDBFS = -30.0
-    static let ceilingDBFS = -1.2
+    static let ceilingDBFS = -3.0
     static let fadeInSeconds = 0.04
     static let fadeOutSeconds = 0.12
 
@@ -62,6 +65,7 @@ public enum Soundtrack {
             guard rms > 1e-12 else { continue }
             mix.add(scratch, gain: Float(decibelsToGain(mixLevelDB(cue)) / rms))
         }
+        bandLimit(&mix)
         // Peaky beds (fire crackle) lose RMS when limited, so normalise and limit until the limited bed sits on its
         // target; two or three rounds converge to well under 0.1 dB.
         let target = decibelsToGain(cues == [.roomTone] ? roomToneTargetDBFS : bedTargetDBFS)
@@ -86,6 +90,19 @@ public enum Soundtrack {
         case .city: renderCity(into: &buffer, seed: seed)
         case .crowd: renderCrowd(into: &buffer, seed: seed)
         case .roomTone: renderRoomTone(into: &buffer, seed: seed)
+        }
+    }
+
+    /// A 15 kHz low-pass before limiting. AAC encoders cut around 16 kHz; content above that (sharp crackle and
+    /// droplet onsets) would otherwise ring back into peaks above the limiter's ceiling after decoding. The bed and
+    /// each effect are filtered apart (the filter is linear), so an effect leaves the bed bit-identical outside it.
+    static func bandLimit(_ buffer: inout SoundtrackStereoBuffer) {
+        for channel in 0..<2 {
+            var first = SoundtrackSVF(cutoff: 15_000, q: 0.54)
+            var second = SoundtrackSVF(cutoff: 15_000, q: 1.31)
+            buffer.withChannel(channel) { samples in
+                for i in samples.indices { samples[i] = second.lowpass(first.lowpass(samples[i])) }
+            }
         }
     }
 

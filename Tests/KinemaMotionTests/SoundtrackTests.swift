@@ -142,19 +142,19 @@ struct SoundtrackTests {
     }
 
     @Test func strongerWhooshIsLongerAndLouder() {
-        func excess(_ intensity: Double, _ from: Double, _ to: Double) -> Double {
+        let without = SoundtrackProbe.channel(
+            Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: [], seed: 6), 0)
+        func rise(_ intensity: Double, _ from: Double, _ to: Double) -> Double {
             let events = [SoundEvent(time: 2, kind: .whoosh(intensity: intensity))]
-            let with = Soundtrack.synthesize(
-                prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6)
-            let without = Soundtrack.synthesize(
-                prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: [], seed: 6)
-            return SoundtrackProbe.rms(SoundtrackProbe.slice(SoundtrackProbe.channel(with, 0), from, to))
-                - SoundtrackProbe.rms(SoundtrackProbe.slice(SoundtrackProbe.channel(without, 0), from, to))
+            let with = SoundtrackProbe.channel(
+                Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
+            return SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(with, from, to)))
+                - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(without, from, to)))
         }
-        #expect(excess(1, 1.85, 2.15) > 1.5 * excess(0.1, 1.85, 2.15))
-        // 0.5 s before the peak only the long, strong whoosh is already rising.
-        #expect(excess(1, 1.4, 1.6) > 0.01)
-        #expect(excess(0.1, 1.4, 1.6) == 0)
+        #expect(rise(1, 1.9, 2.1) > rise(0.1, 1.9, 2.1) + 3)
+        // 0.4 s before the peak only the long, strong whoosh is already rising; the short one starts 0.24 s before.
+        #expect(rise(1, 1.5, 1.7) > 3)
+        #expect(rise(0.1, 1.5, 1.7) == 0)
     }
 
     @Test func cutLandsAShortSwishOnTheCut() {
