@@ -87,7 +87,7 @@ public enum ImageResampler {
 
     // MARK: - Kernel
 
-    private static let precisionBits = 16
+    private static let precisionBits = 14
 
     /// Catmull-Rom cubic (a = -0.5): sharp, little ringing, support 2.
     private static func cubic(_ x: Double) -> Double {
@@ -153,7 +153,7 @@ public enum ImageResampler {
     // MARK: - Passes
 
     // The passes below are the hot loops of every resize: raw pointers avoid per-byte bounds
-    // checks, and wrapping Int32 arithmetic (which cannot overflow: 255 × 2^16 × Σ|w| < 2^31) lets the
+    // checks, and wrapping Int32 arithmetic (which cannot overflow: 255 × 2^14 × Σ|w| < 2^31) lets the
     // compiler vectorise the vertical pass. All indexes come from `taps`, which keeps them inside the image.
     private static func convolve(_ image: RGBAImage, _ rect: PixelRect, width: Int, height: Int) -> RGBAImage {
         let h = taps(inputSize: image.width, from: rect.x, extent: rect.width, outputSize: width)
@@ -235,7 +235,8 @@ public enum ImageResampler {
         _ src: UnsafePointer<UInt8>, stride: Int, rowOffset: Int, rowBytes: Int, taps: Taps,
         into dst: UnsafeMutablePointer<UInt8>, height: Int
     ) {
-        let rounding = Int32(1 << (precisionBits - 1)), shift = Int32(precisionBits)
+        assert(precisionBits == 14, "the output loop below shifts by a literal 14")
+        let rounding = Int32(1 << (precisionBits - 1))
         taps.weights.withUnsafeBufferPointer { k in
             parallelRows(height, costPerRow: rowBytes * taps.maxTaps / 4) { y in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: rowBytes) { accBuffer in
@@ -248,7 +249,8 @@ public enum ImageResampler {
                         for i in 0..<rowBytes { acc[i] = acc[i] &+ Int32(row[i]) &* w }
                     }
                     let out = dst + y &* rowBytes
-                    for i in 0..<rowBytes { out[i] = clamp8(acc[i] >> shift) }
+                    // A literal shift and min/max keep this loop vectorised too.
+                    for i in 0..<rowBytes { out[i] = UInt8(truncatingIfNeeded: min(max(acc[i] >> 14, 0), 255)) }
                 }
             }
         }
