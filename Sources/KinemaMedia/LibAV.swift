@@ -89,7 +89,8 @@ final class AVInputBox {
 
     init(path: String) throws {
         var context: UnsafeMutablePointer<AVFormatContext>?
-        try avCheck(avformat_open_input(&context, path, nil, nil), "opening \(path)", code: .io)
+        // The "file:" prefix stops libav from reading a path like "http:x" or "pipe:1" as a protocol.
+        try avCheck(avformat_open_input(&context, "file:" + path, nil, nil), "opening \(path)", code: .io)
         guard let opened = context else { throw MediaError(code: .io, message: "opening \(path) returned no context") }
         pointer = opened
         try avCheck(avformat_find_stream_info(opened, nil), "reading stream info of \(path)")

@@ -200,7 +200,8 @@ private final class OutputContext {
 
     init(path: String) throws {
         var context: UnsafeMutablePointer<AVFormatContext>?
-        try avCheck(avformat_alloc_output_context2(&context, nil, "mp4", path), "creating the MP4 muxer")
+        // The muxer reopens its URL for +faststart, so it gets the same "file:" form as avio_open below.
+        try avCheck(avformat_alloc_output_context2(&context, nil, "mp4", "file:" + path), "creating the MP4 muxer")
         guard let context else { throw MediaError(code: .codec, message: "creating the MP4 muxer returned nothing") }
         pointer = context
         self.path = path
@@ -208,7 +209,8 @@ private final class OutputContext {
 
     /// Opens the file and writes the header (after all streams are added).
     func open() throws {
-        try avCheck(avio_open(&pointer.pointee.pb, path, AVIO_FLAG_WRITE), "opening \(path) for writing", code: .io)
+        // The "file:" prefix stops libav from reading a path like "http:x" or "pipe:1" as a protocol.
+        try avCheck(avio_open(&pointer.pointee.pb, "file:" + path, AVIO_FLAG_WRITE), "opening \(path) for writing", code: .io)
         isOpen = true
         createdFile = true
         var options: OpaquePointer?

@@ -258,3 +258,12 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) throws {
         #expect(seen == 5)
     }
 }
+
+@Test func pathsThatLookLikeProtocolsAreTreatedAsFiles() throws {
+    try withTemporaryDirectory { dir in
+        let url = dir.appendingPathComponent("pipe:1 http:x.mp4")
+        _ = try writeClip(to: url, frames: 6, withAudio: true)
+        #expect(FileManager.default.fileExists(atPath: url.path))
+        #expect(try MP4Reader.info(url: url).frameCount == 6)
+    }
+}
