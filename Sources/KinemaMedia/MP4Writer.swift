@@ -273,7 +273,14 @@ private final class EncoderStream {
         defer { av_dict_free(&options) }
         av_dict_set(&options, "preset", settings.preset, 0)
         av_dict_set(&options, "crf", String(settings.crf), 0)
+        for (key, value) in settings.extraOptions.sorted(by: { $0.key < $1.key }) {
+            av_dict_set(&options, key, value, 0)
+        }
         try avCheck(avcodec_open2(c, codec, &options), "opening libx264 (preset \(settings.preset), crf \(settings.crf))")
+        // avcodec_open2 leaves the options nobody consumed in the dictionary.
+        if let unknown = av_dict_get(options, "", nil, AV_DICT_IGNORE_SUFFIX) {
+            throw MediaError(code: .invalidArgument, message: "libx264 has no option '\(String(cString: unknown.pointee.key))'")
+        }
 
         let stream = try addStream(output: output, context: box)
         stream.pointee.avg_frame_rate = c.pointee.framerate

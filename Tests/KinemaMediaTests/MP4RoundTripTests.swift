@@ -186,6 +186,11 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) throws {
                               settings: EncoderSettings(preset: "no-such-preset"))
         } == .codec)
         #expect(code { _ = try MP4Writer(url: URL(fileURLWithPath: "/nonexistent-dir/x.mp4"), width: 64, height: 64, withAudio: false) } == .io)
+        #expect(code {
+            _ = try MP4Writer(url: dir.appendingPathComponent("o.mp4"), width: 64, height: 64, withAudio: false,
+                              settings: EncoderSettings(extraOptions: ["no-such-option": "1"]))
+        } == .invalidArgument)
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.mp4").path))
 
         let writer = try MP4Writer(url: dir.appendingPathComponent("w.mp4"), width: 64, height: 64, withAudio: false)
         #expect(code { try writer.append(YUVFrame(blackWidth: 32, height: 32)) } == .invalidArgument)
@@ -256,6 +261,22 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) throws {
             }
         }
         #expect(seen == 5)
+    }
+}
+
+@Test func extraEncoderOptionsReachLibx264() throws {
+    try withTemporaryDirectory { dir in
+        // Intra-only (keyint 1): every frame is a key frame, which ffprobe can see.
+        let url = dir.appendingPathComponent("intra.mp4")
+        let writer = try MP4Writer(url: url, width: 64, height: 64, withAudio: false,
+                                   settings: EncoderSettings(preset: "ultrafast", extraOptions: ["tune": "stillimage", "x264-params": "keyint=1"]))
+        for _ in 0..<4 { try writer.append(YUVFrame(blackWidth: 64, height: 64)) }
+        try writer.finish()
+        #expect(try MP4Reader.info(url: url).frameCount == 4)
+        if let flags = try runTool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of", "csv=p=0", url.path]) {
+            let lines = flags.split(separator: "\n")
+            #expect(lines.count == 4 && lines.allSatisfy { $0.hasPrefix("K") }, "\(lines)")
+        }
     }
 }
 
