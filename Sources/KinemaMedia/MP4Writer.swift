@@ -102,11 +102,16 @@ public final class MP4Writer {
 
     /// Flushes the encoders and writes the trailer (moving the index to the front for fast start).
     ///
-    /// Calling it again after it succeeded does nothing.
+    /// Calling it again after it succeeded does nothing. Throws `.invalidArgument` if no frame was
+    /// appended (the incomplete file is then deleted when the writer is released).
     public func finish() throws {
         if state == .finished { return }
         try checkWriting()
         try failing {
+            // libav would write a file whose video track nothing can open.
+            guard frameCount > 0 else {
+                throw MediaError(code: .invalidArgument, message: "an MP4 needs at least one video frame; none was appended")
+            }
             if let audio {
                 let videoSamples = Int64(frameCount) * Int64(AudioTrack.sampleRate) / Int64(framesPerSecond)
                 let queued = audioSamplesSent + Int64(pendingAudio.count / 2)

@@ -201,6 +201,17 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) throws {
     }
 }
 
+@Test func finishingWithoutFramesFailsAndLeavesNoFile() throws {
+    try withTemporaryDirectory { dir in
+        let url = dir.appendingPathComponent("empty.mp4")
+        do {
+            let writer = try MP4Writer(url: url, width: 64, height: 64, withAudio: true)
+            #expect(throws: MediaError.self) { try writer.finish() }
+        }
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+    }
+}
+
 @Test func abandonedWriterRemovesItsIncompleteFile() throws {
     try withTemporaryDirectory { dir in
         let url = dir.appendingPathComponent("abandoned.mp4")
