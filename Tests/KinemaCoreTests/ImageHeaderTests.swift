@@ -257,3 +257,28 @@ private struct SplitMix64 {
         return z ^ (z >> 31)
     }
 }
+
+@Test func mutatedRealHeadersNeverCrash() {
+    // Byte flips in structurally valid files reach the deep paths (segment lengths, TIFF offsets,
+    // IFD counts) that pure noise rarely gets to.
+    var rng = SplitMix64(seed: 0xBADC0DE)
+    let seeds: [[UInt8]] = [
+        makeJPEGHeader(width: 64, height: 48, before: exifSegment(orientation: 6, littleEndian: true)).bytes,
+        makeJPEGHeader(width: 64, height: 48, before: exifSegment(orientation: 3, littleEndian: false)).bytes,
+        makePNG(width: 3, height: 3),
+    ]
+    for i in 0..<15_000 {
+        var bytes = seeds[i % seeds.count]
+        for _ in 0..<(1 + Int(rng.next() % 4)) {
+            let at = 3 + Int(rng.next() % UInt64(bytes.count - 3))  // keep the magic so the parsers run
+            bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+        }
+        if rng.next() % 3 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count / 2))) }
+        do {
+            let header = try ImageHeader.parse(Data(bytes))
+            #expect(header.storedWidth > 0 && header.storedHeight > 0 && (1...8).contains(header.orientation))
+        } catch {
+            #expect(!error.message.isEmpty)
+        }
+    }
+}
