@@ -162,3 +162,26 @@ func everyOrientationMatchesTheTransformOfTheStoredImage(orientation: Int) throw
         }
     }
 }
+
+@Test func concurrentDecodesAgree() throws {
+    // The API decodes uploads on a thread pool: libav contexts are per call, so results must not interfere.
+    let png = try ImageEncoder.png(smoothImage(width: 80, height: 60))
+    let jpeg = try ImageEncoder.jpeg(smoothImage(width: 80, height: 60))
+    let expectedPNG = try ImageDecoder.decode(png), expectedJPEG = try ImageDecoder.decode(jpeg)
+    let results = ResultBox(count: 16)
+    DispatchQueue.concurrentPerform(iterations: 16) { i in
+        let image = try? ImageDecoder.decode(i % 2 == 0 ? png : jpeg)
+        results.set(i, image == (i % 2 == 0 ? expectedPNG : expectedJPEG))
+    }
+    #expect(results.all)
+}
+
+/// Collects per-iteration outcomes from concurrent work.
+private final class ResultBox: @unchecked Sendable {
+    // SAFETY: every access to `values` holds `lock`.
+    private let lock = NSLock()
+    private var values: [Bool]
+    init(count: Int) { values = Array(repeating: false, count: count) }
+    func set(_ i: Int, _ value: Bool) { lock.withLock { values[i] = value } }
+    var all: Bool { lock.withLock { values.allSatisfy { $0 } } }
+}
