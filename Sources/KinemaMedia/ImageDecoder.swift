@@ -6,6 +6,9 @@ import KinemaCore
 public enum ImageDecoder {
     /// Decodes PNG/JPEG bytes to RGBA with EXIF orientation applied. Checks limits from the header BEFORE decoding.
     ///
+    /// A PNG must pass its chunk checksums; a JPEG's scan data must reach its end-of-image marker
+    /// (FFmpeg would otherwise paint the missing part of a truncated upload grey and succeed).
+    ///
     /// - Throws: `MediaError` with `.unsupportedFormat` (neither PNG nor JPEG), `.corruptImage`
     ///   (broken header or pixel data), or `.exceedsLimits` (too large; nothing was decoded).
     public static func decode(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> RGBAImage {
