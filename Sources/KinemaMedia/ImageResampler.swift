@@ -197,7 +197,8 @@ public enum ImageResampler {
         _ src: UnsafePointer<UInt8>, stride: Int, rows: Int, taps: Taps, colOffset: Int,
         into dst: UnsafeMutablePointer<UInt8>, width: Int
     ) {
-        let rounding = Int32(1 << (precisionBits - 1)), shift = Int32(precisionBits)
+        assert(precisionBits == 14, "the loop below shifts by a literal 14")
+        let rounding = Int32(1 << (precisionBits - 1))
         taps.weights.withUnsafeBufferPointer { k in
             taps.start.withUnsafeBufferPointer { starts in
                 taps.count.withUnsafeBufferPointer { counts in
@@ -206,23 +207,24 @@ public enum ImageResampler {
                         let srcRow = src + r &* stride
                         let dstRow = dst + r &* width &* 4
                         for x in 0..<width {
-                            var c0 = rounding, c1 = rounding, c2 = rounding, c3 = rounding
+                            // One SIMD lane per channel: the four channels of a pixel share each weight.
+                            var c = SIMD4<Int32>(repeating: rounding)
                             var p = srcRow + (starts[x] &- colOffset) &* 4
                             var kp = k + x &* taps.maxTaps
                             for _ in 0..<counts[x] {
-                                let w = kp.pointee
-                                c0 = c0 &+ Int32(p[0]) &* w
-                                c1 = c1 &+ Int32(p[1]) &* w
-                                c2 = c2 &+ Int32(p[2]) &* w
-                                c3 = c3 &+ Int32(p[3]) &* w
+                                let px = SIMD4<Int32>(Int32(p[0]), Int32(p[1]), Int32(p[2]), Int32(p[3]))
+                                c &+= px &* SIMD4<Int32>(repeating: kp.pointee)
                                 p += 4
                                 kp += 1
                             }
+                            c = c &>> 14
+                            c.replace(with: 0, where: c .< 0)
+                            c.replace(with: 255, where: c .> 255)
                             let d = dstRow + x &* 4
-                            d[0] = clamp8(c0 >> shift)
-                            d[1] = clamp8(c1 >> shift)
-                            d[2] = clamp8(c2 >> shift)
-                            d[3] = clamp8(c3 >> shift)
+                            d[0] = UInt8(truncatingIfNeeded: c[0])
+                            d[1] = UInt8(truncatingIfNeeded: c[1])
+                            d[2] = UInt8(truncatingIfNeeded: c[2])
+                            d[3] = UInt8(truncatingIfNeeded: c[3])
                         }
                     }
                 }
@@ -313,10 +315,6 @@ public enum ImageResampler {
             }
         }
         return RGBAImage(width: ow, height: oh, pixels: out)
-    }
-
-    @inline(__always) private static func clamp8(_ v: Int32) -> UInt8 {
-        UInt8(truncatingIfNeeded: v < 0 ? 0 : (v > 255 ? 255 : v))
     }
 
     private static func isOpaque(_ image: RGBAImage) -> Bool {
