@@ -82,7 +82,7 @@ public struct KinemaServer: Sendable {
         workerConfig.leaseDuration = config.leaseDuration
         workerConfig.heartbeatInterval = config.heartbeatInterval
         workerConfig.shutdownGrace = config.shutdownGrace
-        let workers = WorkerPool(configuration: workerConfig, store: store, blobs: blobs, engine: engine, signal: signal, logger: logger)
+        let workers = WorkerPool(configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
 
         let group = ServiceGroup(configuration: .init(

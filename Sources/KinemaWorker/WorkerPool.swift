@@ -38,24 +38,17 @@ public struct WorkerConfiguration: Sendable {
 /// `shutdownGrace`, and releases the leases of renders still running after that so no task is lost.
 public struct WorkerPool: Service {
     let configuration: WorkerConfiguration
-    let store: any TaskStore
-    let blobs: any BlobStore
+    let source: any WorkSource
     let engine: any VideoEngine
     let signal: WorkSignal
     let logger: Logger
-    let now: @Sendable () -> Date
 
-    public init(
-        configuration: WorkerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
-        signal: WorkSignal, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
-    ) {
+    public init(configuration: WorkerConfiguration, source: any WorkSource, engine: any VideoEngine, signal: WorkSignal, logger: Logger) {
         self.configuration = configuration
-        self.store = store
-        self.blobs = blobs
+        self.source = source
         self.engine = engine
         self.signal = signal
         self.logger = logger
-        self.now = now
     }
 
     private struct GraceExpired: Error {}
@@ -65,7 +58,7 @@ public struct WorkerPool: Service {
         try FileManager.default.createDirectory(at: configuration.scratchDirectory, withIntermediateDirectories: true)
         // A previous run of this node that died left its tasks PROCESSING: put them back now, not after lease expiry.
         for i in 0..<configuration.count {
-            let report = try await store.requeueOrphans(ofWorker: configuration.workerID(i), now: now())
+            let report = try await source.requeueOrphans(ofWorker: configuration.workerID(i))
             if !report.requeued.isEmpty || !report.failed.isEmpty {
                 logger.notice("requeued orphaned tasks", metadata: ["worker": "\(configuration.workerID(i))", "requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
             }
@@ -104,7 +97,7 @@ public struct WorkerPool: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let claimed: ClaimedTask?
             do {
-                claimed = try await store.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration, now: now())
+                claimed = try await source.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration)
             } catch {
                 logger.error("claim failed", metadata: ["worker": "\(workerID)", "error": "\(error)"])
                 await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval) }
@@ -131,9 +124,8 @@ public struct WorkerPool: Service {
         let state = RenderState(eta: task.etaSeconds)
         let outcome: Result<Void, any Error>
         do {
-            let image = try await blobs.get(task.imageKey)
-            let endImage = try await task.endImageKey.asyncMap { try await blobs.get($0) }
-            let job = RenderJob(request: task.request, image: image, endImage: endImage)
+            let inputs = try await source.inputs(of: claimed)
+            let job = RenderJob(request: task.request, image: inputs.image, endImage: inputs.endImage)
             outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
                 group.addTask {
                     do {
@@ -149,7 +141,7 @@ public struct WorkerPool: Service {
                         try? await Task.sleep(for: configuration.heartbeatInterval)
                         if Task.isCancelled { break }
                         let p = state.progress.withLock { $0 }
-                        let alive = (try? await store.heartbeat(lease, progress: p, leaseDuration: configuration.leaseDuration, now: now())) ?? true
+                        let alive = (try? await source.heartbeat(lease, progress: p, leaseDuration: configuration.leaseDuration)) ?? true
                         if !alive {
                             state.leaseLost.store(true, ordering: .relaxed)
                             return nil
@@ -179,31 +171,28 @@ public struct WorkerPool: Service {
         }
         switch outcome {
         case .success:
-            let key = "results/\(task.id.uuidString.lowercased())/\(lease.leaseID.uuidString.lowercased()).mp4"
             do {
-                try await blobs.putFile(at: output, key: key)
+                let completed = try await detached { try await source.complete(lease, resultFile: output) }
+                if completed {
+                    logger.info("render succeeded", metadata: meta)
+                } else {
+                    logger.warning("completion refused: lease no longer held", metadata: meta)
+                }
             } catch {
-                logger.error("storing the result failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
-                await finish { try await store.fail(lease, reason: "the result could not be stored; will retry", retryable: true, now: now()) }
-                return
-            }
-            let completed = await finish { try await store.complete(lease, resultKey: key, now: now()) }
-            if completed != true {
-                // Fenced out (rescued meanwhile): our copy is not the result.
-                try? await blobs.delete(key)
-                logger.warning("completion refused: lease no longer held", metadata: meta)
-            } else {
-                logger.info("render succeeded", metadata: meta)
+                // Storing the result failed (disk full, network): another attempt may succeed.
+                let (reason, retryable) = Self.classify(error)
+                logger.error("finishing the task failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
+                await finish { try await source.fail(lease, reason: reason, retryable: retryable) }
             }
         case .failure(let error):
             if Task.isCancelled || error is CancellationError {
                 // Shutdown past the grace period: the task goes back untouched for another process.
-                await finish { try await store.release(lease, now: now()) }
+                await finish { try await source.release(lease) }
                 logger.notice("render interrupted by shutdown; lease released", metadata: meta)
                 return
             }
             let (reason, retryable) = Self.classify(error)
-            await finish { try await store.fail(lease, reason: reason, retryable: retryable, now: now()) }
+            await finish { try await source.fail(lease, reason: reason, retryable: retryable) }
             logger.warning("render failed", metadata: meta.merging(["reason": "\(reason)", "retryable": "\(retryable)"]) { $1 })
         }
     }
@@ -214,10 +203,16 @@ public struct WorkerPool: Service {
         return ("the render failed unexpectedly", true)
     }
 
-    /// Runs a store write even when the surrounding task is cancelled (shutdown), so a lease is never left dangling.
+    /// Runs a write without inheriting the caller's cancellation: a finished render must be recorded, and a
+    /// lease must never be left dangling, even while the pool is being shut down.
+    private func detached<T: Sendable>(_ write: @escaping @Sendable () async throws -> T) async throws -> T {
+        // Detached on purpose: it must not inherit the cancellation that brought us here.
+        try await Task.detached { try await write() }.value
+    }
+
+    /// Like `detached`, logging (not throwing) a failure.
     @discardableResult
     private func finish<T: Sendable>(_ write: @escaping @Sendable () async throws -> T) async -> T? {
-        // Detached on purpose: it must not inherit the cancellation that brought us here.
         let result = await Task.detached { try await write() }.result
         if case .failure(let error) = result {
             logger.error("store write after render failed", metadata: ["error": "\(error)"])
@@ -233,15 +228,6 @@ private final class RenderState: Sendable {
 
     init(eta: Int) {
         progress = Mutex(RenderProgress(percent: 0, etaSeconds: eta))
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        switch self {
-        case .some(let w): try await transform(w)
-        case .none: nil
-        }
     }
 }
 

@@ -1,0 +1,82 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+
+/// Where a worker gets tasks and hands results back: the store and blob store directly (same machine or
+/// shared database), or the API over HTTP (remote GPU boxes). Every write is fenced by the lease.
+public protocol WorkSource: Sendable {
+    /// Claims the oldest queued task under a new lease, or `nil` when none is queued.
+    func claim(workerID: String, engine: String, leaseDuration: TimeInterval) async throws -> ClaimedTask?
+    /// The first image (and end image) of a claimed task, as stored at submit time.
+    func inputs(of claimed: ClaimedTask) async throws -> (image: Data, endImage: Data?)
+    /// Extends the lease and records progress; `false` when the lease was lost.
+    func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval) async throws -> Bool
+    /// Stores the finished MP4 and completes the task; `false` (and no result kept) when the lease was lost.
+    func complete(_ lease: TaskLease, resultFile: URL) async throws -> Bool
+    /// Ends the attempt with an error (requeued when `retryable` and attempts remain); `false` when the lease was lost.
+    func fail(_ lease: TaskLease, reason: String, retryable: Bool) async throws -> Bool
+    /// Gives the task back without counting the attempt (shutdown); `false` when the lease was lost.
+    func release(_ lease: TaskLease) async throws -> Bool
+    /// Requeues tasks a previous incarnation of `workerID` left running.
+    func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
+}
+
+/// Works straight on a `TaskStore` and a `BlobStore` (embedded node, or `kinema worker --database`).
+public struct StoreWorkSource: WorkSource {
+    let store: any TaskStore
+    let blobs: any BlobStore
+    let now: @Sendable () -> Date
+
+    public init(store: any TaskStore, blobs: any BlobStore, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.store = store
+        self.blobs = blobs
+        self.now = now
+    }
+
+    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval) async throws -> ClaimedTask? {
+        try await store.claim(workerID: workerID, engine: engine, leaseDuration: leaseDuration, now: now())
+    }
+
+    public func inputs(of claimed: ClaimedTask) async throws -> (image: Data, endImage: Data?) {
+        let image = try await blobs.get(claimed.task.imageKey)
+        var endImage: Data?
+        if let key = claimed.task.endImageKey { endImage = try await blobs.get(key) }
+        return (image, endImage)
+    }
+
+    public func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval) async throws -> Bool {
+        try await store.heartbeat(lease, progress: progress, leaseDuration: leaseDuration, now: now())
+    }
+
+    public func complete(_ lease: TaskLease, resultFile: URL) async throws -> Bool {
+        let key = Self.resultKey(lease)
+        do {
+            try await blobs.putFile(at: resultFile, key: key)
+        } catch {
+            throw EngineError("the result could not be stored: \(error)", retryable: true)
+        }
+        let completed = try await store.complete(lease, resultKey: key, now: now())
+        if !completed {
+            // Fenced out (the task was rescued meanwhile): this copy is not the result.
+            try? await blobs.delete(key)
+        }
+        return completed
+    }
+
+    public func fail(_ lease: TaskLease, reason: String, retryable: Bool) async throws -> Bool {
+        try await store.fail(lease, reason: reason, retryable: retryable, now: now())
+    }
+
+    public func release(_ lease: TaskLease) async throws -> Bool {
+        try await store.release(lease, now: now())
+    }
+
+    public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
+        try await store.requeueOrphans(ofWorker: workerID, now: now())
+    }
+
+    /// One key per lease, so a zombie's late upload can never overwrite the real result.
+    public static func resultKey(_ lease: TaskLease) -> String {
+        "results/\(lease.taskID.uuidString.lowercased())/\(lease.leaseID.uuidString.lowercased()).mp4"
+    }
+}
