@@ -236,7 +236,7 @@ struct SoundtrackStereoBuffer {
         }
     }
 
-    /// Writes `sample` at `frame`, panned with constant power (`pan` −1 left … 1 right), ignoring frames outside.
+    /// Adds `sample` at `frame` with the given pan gains (see `soundtrackPanGains`), ignoring frames outside.
     @inline(__always)
     mutating func addPanned(_ sample: Float, frame: Int, gains: (left: Float, right: Float)) {
         guard frame >= 0 && frame < frames else { return }

@@ -54,10 +54,11 @@ struct SoundtrackTests {
     }
 
     @Test func sameSeedIsBitIdenticalAndAnotherSeedDiffers() {
-        let events = [SoundEvent(time: 1, kind: .whoosh(intensity: 0.7)), SoundEvent(time: 2, kind: .cut)]
+        let events = [SoundEvent(time: 0.5, kind: .whoosh(intensity: 0.7)), SoundEvent(time: 1, kind: .cut)]
         func render(_ seed: UInt32) -> AudioTrack {
             Soundtrack.synthesize(
-                prompt: "fire and birds", negativePrompt: nil, durationSeconds: 3, events: events, seed: seed)
+                prompt: "wind, rain, ocean, fire, birds, city and crowd indoors", negativePrompt: nil,
+                durationSeconds: 1.5, events: events, seed: seed)
         }
         let first = render(42), again = render(42), other = render(43)
         #expect(first == again)
@@ -65,6 +66,16 @@ struct SoundtrackTests {
         let correlation = SoundtrackProbe.correlation(
             SoundtrackProbe.channel(first, 0), SoundtrackProbe.channel(other, 0))
         #expect(abs(correlation) < 0.5, "different seeds should give different noise, correlation \(correlation)")
+    }
+
+    @Test func vetoedBedIsAbsentFromTheSound() {
+        let vetoed = Soundtrack.synthesize(
+            prompt: "rain and wind", negativePrompt: "rain", durationSeconds: 2, events: [], seed: 14)
+        let windOnly = Soundtrack.synthesize(prompt: "wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
+        let both = Soundtrack.synthesize(
+            prompt: "rain and wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
+        #expect(vetoed == windOnly)
+        #expect(vetoed != both)
     }
 
     @Test func rainIsBrighterThanWater() {
