@@ -30,7 +30,9 @@ extension Soundtrack {
     /// Adds every event at its fixed level (RMS over the event's own length), independent of the bed's level.
     /// Each event has its own random stream (by its index), so events never disturb the ambience or each other.
     static func renderEffects(_ events: [SoundEvent], into mix: inout SoundtrackStereoBuffer, seed: UInt32) {
-        for (index, event) in events.enumerated() where event.time.isFinite {
+        let duration = Double(mix.frames) / soundtrackSampleRate
+        // Effects last at most 1.2 s around their time; events further outside cannot be heard.
+        for (index, event) in events.enumerated() where event.time > -2 && event.time < duration + 2 {
             var random = SoundtrackRandom(seed: seed, stream: 1 << 40 | UInt64(index))
             let rendered: (segment: SoundtrackStereoBuffer, start: Double, level: Double)
             switch event.kind {

@@ -180,6 +180,16 @@ struct SoundtrackTests {
         #expect(SoundtrackProbe.slice(cut, 2, 3) == SoundtrackProbe.slice(plain, 2, 3))
     }
 
+    @Test func eventsFarOutsideTheTrackAreIgnored() {
+        let plain = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: [], seed: 2)
+        let events = [
+            SoundEvent(time: -50, kind: .cut), SoundEvent(time: 1e300, kind: .whoosh(intensity: 1)),
+            SoundEvent(time: .nan, kind: .cut), SoundEvent(time: -.infinity, kind: .whoosh(intensity: .nan)),
+        ]
+        let track = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: events, seed: 2)
+        #expect(track == plain)
+    }
+
     @Test func vetoedRoomToneLeavesOnlyTheEvents() {
         let silent = Soundtrack.synthesize(
             prompt: "a portrait", negativePrompt: "room tone", durationSeconds: 2, events: [], seed: 1)
