@@ -82,22 +82,26 @@ struct FrameComposer: Sendable {
         let cw = width / 2, ch = height / 2
         let lumaShift: ((Int) -> Double)? = shifts.map { s in { s[$0] } }
         let chromaShift: ((Int) -> Double)? = shifts.map { s in { s[min(s.count - 1, 2 * $0)] * 0.5 } }
-        let ySpans = PlaneWarp.spans(map: map, plane: level.y, dstWidth: width, dstHeight: height, rows: 0..<height, rowShift: lumaShift)
-        let cSpans = PlaneWarp.spans(map: map, plane: level.u, dstWidth: cw, dstHeight: ch, rows: 0..<ch, rowShift: chromaShift)
-        // The warp writes every pixel, so the planes skip zero-filling.
-        let y = [UInt8](unsafeUninitializedCapacity: width * height) { buffer, count in
-            PlaneWarp.warp(level.y, into: buffer.baseAddress!, dstWidth: width, rows: 0..<height) { ySpans[$0] }
-            count = width * height
+        let axisAligned = map.uv == 0 && map.uuv == 0 && map.vu == 0 && map.vuv == 0
+        func plane(_ source: SourcePlane, _ w: Int, _ h: Int, _ shift: ((Int) -> Double)?) -> [UInt8] {
+            // The warp writes every pixel, so the plane skips zero-filling.
+            [UInt8](unsafeUninitializedCapacity: w * h) { buffer, count in
+                let out = buffer.baseAddress!
+                if axisAligned {
+                    let first = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 0..<1, rowShift: nil)[0]
+                    let second = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 1..<2, rowShift: nil)[0]
+                    PlaneWarp.warpSeparable(source, into: out, dstWidth: w, dstHeight: h, x0: first.x, dx: first.dx, y0: first.y, dy: second.y - first.y)
+                    if let shift { PlaneWarp.shiftRows(out, width: w, height: h, shift: shift) }
+                } else {
+                    let spans = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 0..<h, rowShift: shift)
+                    PlaneWarp.warp(source, into: out, dstWidth: w, rows: 0..<h) { spans[$0] }
+                }
+                count = w * h
+            }
         }
-        let u = [UInt8](unsafeUninitializedCapacity: cw * ch) { buffer, count in
-            PlaneWarp.warp(level.u, into: buffer.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] }
-            count = cw * ch
-        }
-        let v = [UInt8](unsafeUninitializedCapacity: cw * ch) { buffer, count in
-            PlaneWarp.warp(level.v, into: buffer.baseAddress!, dstWidth: cw, rows: 0..<ch) { cSpans[$0] }
-            count = cw * ch
-        }
-        return YUVFrame(width: width, height: height, y: y, u: u, v: v)
+        return YUVFrame(
+            width: width, height: height,
+            y: plane(level.y, width, height, lumaShift), u: plane(level.u, cw, ch, chromaShift), v: plane(level.v, cw, ch, chromaShift))
     }
 
     /// `frame = frame·(1−w) + other·w` on every plane, 8-bit fixed-point weight.

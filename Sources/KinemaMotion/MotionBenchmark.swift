@@ -48,6 +48,12 @@ public enum MotionBenchmark {
         public var endToEndOverEncode: Double { endToEndSeconds / encodeOnlySeconds }
         /// Peak resident memory of the process during the end-to-end run, in MiB.
         public var peakRSSMiB: Double
+        /// CPU seconds (all threads, user + system) of the render-only pass.
+        public var renderCPUSeconds: Double
+        /// CPU seconds of the encode-only pass.
+        public var encodeCPUSeconds: Double
+        /// CPU seconds of the end-to-end run.
+        public var endToEndCPUSeconds: Double
     }
 
     /// The issue's matrix: 5 s and 15 s at 1280×720 with and without sound, and 15 s at 1800×720.
@@ -79,15 +85,18 @@ public enum MotionBenchmark {
             // End to end first, with the peak-RSS counter reset so each case gets its own peak.
             resetPeakRSS()
             let e2eStart = Date()
+            let e2eCPU = cpuSeconds()
             try await engine.render(job, to: output) { _ in }
             let endToEnd = Date().timeIntervalSince(e2eStart)
+            let endToEndCPU = cpuSeconds() - e2eCPU
             let peak = peakRSSMiB()
 
-            let (renderFPS, encodeSeconds) = try renderAndEncodeOnly(job, engine: engine, dir: dir)
+            let (renderFPS, encodeSeconds, renderCPU, encodeCPU) = try renderAndEncodeOnly(job, engine: engine, dir: dir)
             let frames = Double(request.frameCount)
             let result = Result(
                 benchCase: benchCase, renderFramesPerSecond: renderFPS, encodeFramesPerSecond: frames / encodeSeconds,
-                encodeOnlySeconds: encodeSeconds, endToEndSeconds: endToEnd, peakRSSMiB: peak)
+                encodeOnlySeconds: encodeSeconds, endToEndSeconds: endToEnd, peakRSSMiB: peak,
+                renderCPUSeconds: renderCPU, encodeCPUSeconds: encodeCPU, endToEndCPUSeconds: endToEndCPU)
             results.append(result)
             log(line(result))
         }
@@ -99,35 +108,38 @@ public enum MotionBenchmark {
         var lines = [
             "x264 preset \(settings.preset), crf \(settings.crf), threads \(settings.threads == 0 ? "auto" : String(settings.threads)); \(ProcessInfo.processInfo.activeProcessorCount) cores",
             "",
-            "| case | render-only fps | encode-only fps | end-to-end s | real-time × | e2e / encode | peak RSS MiB |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| case | render-only fps | encode-only fps | end-to-end s | real-time × | e2e / encode | peak RSS MiB | CPU s: render / encode / e2e |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in results {
-            lines.append(String(format: "| %@ | %.0f | %.0f | %.2f | %.1f | %.2f | %.0f |", r.benchCase.label, r.renderFramesPerSecond,
-                                r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor, r.endToEndOverEncode, r.peakRSSMiB))
+            lines.append(String(format: "| %@ | %.0f | %.0f | %.2f | %.1f | %.2f | %.0f | %.2f / %.2f / %.2f |", r.benchCase.label,
+                                r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor, r.endToEndOverEncode,
+                                r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds))
         }
         return lines.joined(separator: "\n")
     }
 
     static func line(_ r: Result) -> String {
-        String(format: "%@: render %.0f fps, encode %.0f fps, end-to-end %.2f s (%.1f× real time, %.2f× encode-only), peak RSS %.0f MiB",
+        String(format: "%@: render %.0f fps, encode %.0f fps, end-to-end %.2f s (%.1f× real time, %.2f× encode-only), peak RSS %.0f MiB; CPU s render %.2f encode %.2f e2e %.2f",
                r.benchCase.label, r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor,
-               r.endToEndOverEncode, r.peakRSSMiB)
+               r.endToEndOverEncode, r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds)
     }
 
     /// Render-only (frames discarded after a checksum) and encode-only (the same frames, spooled to a raw file
     /// first, through the same x264 settings) measurements.
-    static func renderAndEncodeOnly(_ job: RenderJob, engine: MotionEngine, dir: URL) throws -> (Double, Double) {
+    static func renderAndEncodeOnly(_ job: RenderJob, engine: MotionEngine, dir: URL) throws -> (Double, Double, Double, Double) {
         let prepared = try engine.prepare(job)
         let composer = prepared.composer
         let total = prepared.plan.frameCount
         let flag = CancellationFlag()
         var checksum = 0
         let renderStart = Date()
+        let renderCPUStart = cpuSeconds()
         try RenderPipeline(total: total, threads: engine.renderThreads).run(flag: flag, render: { composer.render(frame: $0) }) { _, frame in
             checksum &+= Int(frame.y[frame.y.count / 2])
         }
         let renderSeconds = Date().timeIntervalSince(renderStart)
+        let renderCPU = cpuSeconds() - renderCPUStart
 
         let raw = dir.appendingPathComponent("frames.yuv")
         FileManager.default.createFile(atPath: raw.path, contents: nil)
@@ -143,6 +155,7 @@ public enum MotionBenchmark {
         let writer = try MP4Writer(
             url: dir.appendingPathComponent("encode-only.mp4"), width: w, height: h, withAudio: false, settings: engine.settings)
         var encodeSeconds = 0.0
+        let encodeCPUStart = cpuSeconds()
         for _ in 0..<total {
             guard let data = try input.read(upToCount: frameBytes), data.count == frameBytes else { break }
             let bytes = [UInt8](data)
@@ -155,8 +168,10 @@ public enum MotionBenchmark {
         let t0 = Date()
         try writer.finish()
         encodeSeconds += Date().timeIntervalSince(t0)
+        // Reading the spooled frames back is included here; it is a memory copy, small next to x264.
+        let encodeCPU = cpuSeconds() - encodeCPUStart
         _ = checksum
-        return (Double(total) / renderSeconds, encodeSeconds)
+        return (Double(total) / renderSeconds, encodeSeconds, renderCPU, encodeCPU)
     }
 
     /// A photo-like synthetic picture: sky gradient, a horizon, hills, coloured blobs and multi-scale texture.
@@ -187,6 +202,18 @@ public enum MotionBenchmark {
             }
         }
         return RGBAImage(width: width, height: height, pixels: px)
+    }
+
+    /// CPU time of the whole process so far (user + system, all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
     }
 
     /// Resets the kernel's peak-RSS counter for this process (Linux `clear_refs` 5); a no-op elsewhere.

@@ -12,7 +12,7 @@ public enum ShotPlanner {
     enum Amount {
         static let zoomIn = 0.35, dollyIn = 0.30, zoomOut = 0.22, dollyOut = 0.20
         static let pan = 0.11, tilt = 0.10, truck = 0.11, pedestal = 0.10, crane = 0.12, craneZoom = 0.06
-        static let panYaw = 0.04, tiltPitch = 0.03, roll = 0.07, orbitShift = 0.09, orbitYaw = 0.10, orbitRoll = 0.012
+        static let roll = 0.07, orbitShift = 0.09, orbitYaw = 0.10, orbitRoll = 0.012
         static let defaultPush = 0.12, defaultPull = 0.6
         /// Pans into the soft extension when zoom is vetoed are kept small.
         static let vetoedZoomPanLimit = 0.06
@@ -124,10 +124,12 @@ public enum ShotPlanner {
             case .dollyIn: logZoom += Amount.dollyIn * s; dolly = true
             case .zoomOut: logZoom -= Amount.zoomOut * s
             case .dollyOut: logZoom -= Amount.dollyOut * s; dolly = true
-            case .panLeft: dx -= Amount.pan * s; yaw -= Amount.panYaw * s
-            case .panRight: dx += Amount.pan * s; yaw += Amount.panYaw * s
-            case .tiltUp: dy -= Amount.tilt * s; pitch -= Amount.tiltPitch * s
-            case .tiltDown: dy += Amount.tilt * s; pitch += Amount.tiltPitch * s
+            // In 2-D a pan looks like a truck; a keystone would hint at the turn but costs the renderer its fast
+            // axis-aligned path on the most common moves, so pans and tilts stay flat (orbit carries the perspective).
+            case .panLeft: dx -= Amount.pan * s
+            case .panRight: dx += Amount.pan * s
+            case .tiltUp: dy -= Amount.tilt * s
+            case .tiltDown: dy += Amount.tilt * s
             case .truckLeft: dx -= Amount.truck * s
             case .truckRight: dx += Amount.truck * s
             case .pedestalUp: dy -= Amount.pedestal * s
