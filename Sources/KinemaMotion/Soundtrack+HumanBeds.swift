@@ -5,7 +5,8 @@ extension Soundtrack {
     // MARK: city
 
     /// A low traffic rumble and engine drone, cars passing in the distance (noise bands that swell, pan across
-    /// and drop in pitch as they pass, like a Doppler shift), and now and then a distant two-tone horn.
+    /// and drop in pitch as they pass, like a Doppler shift), and now and then a distant two-tone horn; cars and
+    /// horns share a small reverberant space.
     static func renderCity(into buffer: inout SoundtrackStereoBuffer, seed: UInt32) {
         let frames = buffer.frames
         let duration = Double(frames) / soundtrackSampleRate
@@ -33,7 +34,7 @@ extension Soundtrack {
             time += cars.exponential(mean: 2.2)
         }
         let trafficRMS = traffic.rms()
-        if trafficRMS > 1e-12 { buffer.add(traffic, gain: Float(0.8 * bedRMS / trafficRMS)) }
+        if trafficRMS > 1e-12 { traffic.scale(by: Float(0.8 * bedRMS / trafficRMS)) }
 
         var horns = SoundtrackRandom(seed: seed, stream: SoundtrackStream.id(.city, 20))
         time = horns.exponential(mean: 7)
@@ -45,11 +46,14 @@ extension Soundtrack {
             var start = time
             for _ in 0..<honks {
                 let length = horns.uniform(0.18, 0.55)
-                addHorn(into: &buffer, start: start, length: length, pitch: pitch, pan: pan, level: level)
+                addHorn(into: &traffic, start: start, length: length, pitch: pitch, pan: pan, level: level)
                 start += length + horns.uniform(0.08, 0.15)
             }
             time = start + horns.exponential(mean: 7)
         }
+        // Cars and horns echo between buildings; the rumble is already diffuse.
+        SoundtrackRoom.apply(to: &traffic, wet: 0.35, size: 0.8)
+        buffer.add(traffic, gain: 1)
     }
 
     /// One car: band-passed noise under a bell envelope, its band falling ≈ 25 % as it passes (Doppler) and its
@@ -111,7 +115,7 @@ extension Soundtrack {
 
     /// Babble: fourteen voices, each a glottal-like sawtooth (plus breath noise) at its own drifting pitch through
     /// three formant band-passes that glide from vowel to vowel syllable by syllable, talking in spurts with pauses,
-    /// each at its own place in the stereo field, over a soft murmur band.
+    /// each at its own place in the stereo field, in a shared room, over a soft murmur band.
     static func renderCrowd(into buffer: inout SoundtrackStereoBuffer, seed: UInt32) {
         let frames = buffer.frames
         let duration = Double(frames) / soundtrackSampleRate
@@ -120,6 +124,7 @@ extension Soundtrack {
         for voice in 0..<14 {
             addVoice(into: &voices, duration: duration, seed: seed, voice: UInt64(voice), random: &random)
         }
+        SoundtrackRoom.apply(to: &voices, wet: 0.3, size: 0.6)
         let voicesRMS = voices.rms()
         if voicesRMS > 1e-12 { voices.scale(by: Float(1 / voicesRMS)) }
 
