@@ -54,26 +54,34 @@ struct FrameComposer: Sendable {
         if shot.travelsToEndImage, let target = plan.endFraming, let endSource {
             let w = Self.endDissolve(t)
             let mapB = map.followed(byInverseOf: target)
-            let levelB = endSource.level(forZoom: pose.zoom / target.zoom)
+            let zoomB = pose.zoom / target.zoom
             if w >= 1 {
-                frame = layer(levelB, map: mapB, shifts: shifts)
+                frame = layer(endSource, zoom: zoomB, map: mapB, shifts: shifts)
             } else {
-                frame = layer(source.level(forZoom: pose.zoom), map: map, shifts: shifts)
-                if w > 0 { Self.blend(&frame, with: layer(levelB, map: mapB, shifts: shifts), weight: w) }
+                frame = layer(source, zoom: pose.zoom, map: map, shifts: shifts)
+                if w > 0 { Self.blend(&frame, with: layer(endSource, zoom: zoomB, map: mapB, shifts: shifts), weight: w) }
             }
         } else {
-            frame = layer(source.level(forZoom: pose.zoom), map: map, shifts: shifts)
+            frame = layer(source, zoom: pose.zoom, map: map, shifts: shifts)
         }
 
         if case .dissolve(let frames) = shot.transition, shotIndex > 0, index - shot.firstFrame < frames {
             let previous = plan.shots[shotIndex - 1]
             let held = previous.path.pose(at: 1)
             let s = Double(index - shot.firstFrame + 1) / Double(frames + 1)
-            var under = layer(source.level(forZoom: held.zoom), map: held.viewMap(aspect: plan.aspect), shifts: nil)
+            var under = layer(source, zoom: held.zoom, map: held.viewMap(aspect: plan.aspect), shifts: nil)
             Self.blend(&under, with: frame, weight: s * s * (3 - 2 * s))
             frame = under
         }
         AmbientRenderer.apply(shot.effects, to: &frame, time: time, envelope: envelope, seed: plan.seed)
+        return frame
+    }
+
+    /// One warped layer from the right level(s) of `source` for `zoom`.
+    func layer(_ source: SourceImage, zoom: Double, map: ViewMap, shifts: [Double]?) -> YUVFrame {
+        let (level, sharper) = source.levels(forZoom: zoom)
+        var frame = layer(level, map: map, shifts: shifts)
+        if let sharper { Self.blend(&frame, with: layer(sharper.level, map: map, shifts: shifts), weight: sharper.weight) }
         return frame
     }
 

@@ -45,24 +45,28 @@ public struct MotionEngine: VideoEngine {
         try Task.checkCancellation()
         let flag = CancellationFlag()
         let engine = self
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                // Blocking pixel and codec work stays off Swift's cooperative pool.
-                let thread = Thread {
-                    do {
-                        try engine.renderBlocking(job, to: output, flag: flag, progress: progress)
-                        continuation.resume()
-                    } catch {
-                        continuation.resume(throwing: error)
+        do {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    // Blocking pixel and codec work stays off Swift's cooperative pool.
+                    let thread = Thread {
+                        do {
+                            try engine.renderBlocking(job, to: output, flag: flag, progress: progress)
+                            continuation.resume()
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
                     }
+                    thread.name = "kinema-motion"
+                    thread.start()
                 }
-                thread.name = "kinema-motion"
-                thread.start()
+            } onCancel: {
+                flag.cancel()
             }
-        } onCancel: {
-            flag.cancel()
+        } catch let error as MotionError where error.code == .cancelled {
+            // A cancelled task ends the Swift way; the partial file was removed by the writer.
+            throw CancellationError()
         }
-        if flag.isCancelled { throw CancellationError() }
     }
 
     /// Output size for an input image of `width`×`height`: `OutputGeometry`, scaled to `outputShortSide`.

@@ -37,7 +37,7 @@ struct SourceImage: Sendable {
         // Resolution the original can actually supply, relative to the output.
         let available = min(Double(original.width) / Double(width), Double(original.height) / Double(height))
         var scale = Self.levelStep
-        while scale <= min(Self.maxLevelScale, available * 1.15) && scale / Self.levelStep < maxZoom * 1.02 {
+        while scale <= min(Self.maxLevelScale, available * 1.15) && scale <= maxZoom * Self.blendBand {
             let w = max(2, Int((Double(width) * scale / 2).rounded()) * 2)
             let h = max(2, Int((Double(height) * scale / 2).rounded()) * 2)
             let rgba = ImageResampler.coverFit(original, width: w, height: h)
@@ -47,11 +47,23 @@ struct SourceImage: Sendable {
         self.levels = levels
     }
 
+    /// Zooms within this factor below a level's scale blend toward that level, so a zoom crossing it sharpens
+    /// gradually instead of popping.
+    static let blendBand = 1.15
+
     /// The level to sample for a view at `zoom`: the sharpest one that the warp does not minify.
     func level(forZoom zoom: Double) -> SourceLevel {
         var best = levels[0]
         for level in levels.dropFirst() where level.scale <= zoom * 1.001 { best = level }
         return best
+    }
+
+    /// The level for `zoom`, plus the next sharper level and its weight when `zoom` is just below it.
+    func levels(forZoom zoom: Double) -> (SourceLevel, (level: SourceLevel, weight: Double)?) {
+        let base = level(forZoom: zoom)
+        guard let next = levels.first(where: { $0.scale > base.scale }), zoom * Self.blendBand > next.scale else { return (base, nil) }
+        let s = min(1, max(0, (zoom * Self.blendBand / next.scale - 1) / (Self.blendBand - 1)))
+        return (base, (next, s * s * (3 - 2 * s)))
     }
 
     static func level(from frame: YUVFrame, scale: Double, margin: Double) -> SourceLevel {

@@ -244,7 +244,7 @@ import KinemaMotion
                 }
             }
             box.set(task)
-            await #expect(throws: (any Error).self) { try await task.value }
+            await #expect(throws: CancellationError.self) { try await task.value }
             #expect((started.values.last?.percent ?? 0) < 100)
             #expect(!FileManager.default.fileExists(atPath: url.path))
         }
