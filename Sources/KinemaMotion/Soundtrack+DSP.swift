@@ -73,6 +73,14 @@ struct SoundtrackRandom {
     }
 }
 
+/// Random-stream identifiers: one per bed and purpose, so each part of the mix has its own numbers.
+/// Effects use streams from `1 << 40` up, by event index.
+enum SoundtrackStream {
+    static func id(_ cue: AmbienceCue, _ purpose: UInt64) -> UInt64 {
+        UInt64(AmbienceCue.allCases.firstIndex(of: cue) ?? 0) << 16 | purpose
+    }
+}
+
 /// Sample rate as a Double, for the filter maths.
 let soundtrackSampleRate = Double(AudioTrack.sampleRate)
 

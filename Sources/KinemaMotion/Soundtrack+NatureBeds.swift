@@ -1,12 +1,5 @@
 import Foundation
 
-/// Random-stream identifiers: one per bed and purpose, so each part of the mix has its own numbers.
-enum SoundtrackStream {
-    static func id(_ cue: AmbienceCue, _ purpose: UInt64) -> UInt64 {
-        UInt64(AmbienceCue.allCases.firstIndex(of: cue) ?? 0) << 16 | purpose
-    }
-}
-
 /// How a wind bed sounds: where its band sits as the gusts rise, and how much rumble and whistle it carries.
 struct SoundtrackWindStyle {
     /// The bed whose random streams this wind draws from.
@@ -262,6 +255,8 @@ extension Soundtrack {
             }
             time += pops.exponential(mean: 1.0 / (14 * (0.5 + flicker.value(at: time))))
         }
+        // A burst can outlast the gap to the next pop; the filter loop below needs the impulses in time order.
+        impulses.sort { $0.frame < $1.frame }
         for channel in 0..<2 {
             var filter = SoundtrackSVF(cutoff: 3_000, q: 5)
             crackle.withChannel(channel) { out in

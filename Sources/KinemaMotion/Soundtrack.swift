@@ -16,7 +16,9 @@ import KinemaMedia
 ///   (±0.15 dB); the final fades and limiting move a track without events by < 0.1 dB.
 ///
 /// Deterministic: every random choice comes from xoshiro256** streams seeded by `seed`, so the same inputs give
-/// bit-identical samples.
+/// bit-identical samples (on one platform: the C library's sin/exp/tan may differ in the last bit elsewhere).
+/// Each bed and each event draws from its own stream, so vetoing a bed or adding an event leaves the rest of the
+/// sound unchanged, apart from the bed mix's normalisation.
 public enum Soundtrack {
     static let bedTargetDBFS = -20.0
     static let roomToneTargetDBFS = -30.0
