@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Domain: validation, requests, task states, engine protocol. Foundation only.
@@ -31,6 +32,17 @@ let package = Package(
         .target(
             name: "KinemaStoreSQLite",
             dependencies: ["KinemaStore", "KinemaCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        // The shared store for scale-out mode (PostgresNIO); PostgresNIO types stay inside it.
+        .target(
+            name: "KinemaStorePostgres",
+            dependencies: [
+                "KinemaStore", "KinemaCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         // FFmpeg's libraries (Debian's libav*-dev) through one shim header.
@@ -85,7 +97,7 @@ let package = Package(
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore"]),
         .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore"]),
         .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore"]),
-        .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaCore"]),
+        .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore"]),
         .testTarget(name: "KinemaFetchTests", dependencies: ["KinemaFetch", "KinemaCore",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio")]),

@@ -1,14 +1,17 @@
 import Foundation
 import KinemaCore
 import KinemaStore
+import KinemaStorePostgres
 import KinemaStoreSQLite
 
 /// Every `TaskStore` implementation the conformance suite runs against.
 ///
-/// To add a backend (PostgreSQL), add a case and teach `makeLocation`, `StoreLocation.open` and
+/// To add a backend, add a case and teach `makeLocation`, `StoreLocation.open` and
 /// `StoreLocation.close` how to provide a fresh, private database for it; every test then runs on it too.
+/// PostgreSQL cases run against one server per test process (`PostgresTestServer`), a new database each.
 enum StoreBackend: String, CaseIterable, CustomStringConvertible, Sendable {
     case sqlite
+    case postgres
 
     var description: String { rawValue }
 
@@ -24,7 +27,15 @@ enum StoreBackend: String, CaseIterable, CustomStringConvertible, Sendable {
     func withLocation<T>(_ body: (StoreLocation) async throws -> T) async throws -> T {
         let location = try makeLocation()
         defer { location.destroy() }
-        return try await body(location)
+        try await location.create()
+        do {
+            let result = try await body(location)
+            try await location.drop()
+            return result
+        } catch {
+            try? await location.drop()
+            throw error
+        }
     }
 
     /// Runs `body` with one freshly opened, empty store.
@@ -41,11 +52,30 @@ enum StoreBackend: String, CaseIterable, CustomStringConvertible, Sendable {
 struct StoreLocation: Sendable {
     let backend: StoreBackend
     let directory: URL
+    /// The PostgreSQL database of this location (unused by SQLite).
+    let database = PostgresTestServer.newDatabaseName()
+
+    /// Creates the location's empty, migrated database where the backend needs one made up front.
+    func create() async throws {
+        switch backend {
+        case .sqlite: break
+        case .postgres: try await PostgresTestServer.createDatabase(database)
+        }
+    }
+
+    /// Drops what `create()` made.
+    func drop() async throws {
+        switch backend {
+        case .sqlite: break
+        case .postgres: try await PostgresTestServer.dropDatabase(database)
+        }
+    }
 
     /// Opens a new, independent store on this location's data.
     func open() throws -> any TaskStore {
         switch backend {
         case .sqlite: try SQLiteTaskStore(path: directory.appendingPathComponent("kinema.sqlite").path)
+        case .postgres: try PostgresTestServer.open(database: database)
         }
     }
 
@@ -53,6 +83,7 @@ struct StoreLocation: Sendable {
     func close(_ store: any TaskStore) throws {
         switch backend {
         case .sqlite: try (store as? SQLiteTaskStore)?.close()
+        case .postgres: (store as? PostgresTaskStore).map(PostgresTestServer.close)
         }
     }
 

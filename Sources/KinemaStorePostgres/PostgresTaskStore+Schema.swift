@@ -1,0 +1,178 @@
+import Foundation
+import KinemaStore
+import PostgresNIO
+
+/// One step of the schema's history.
+struct PostgresMigration: Sendable {
+    /// Position in the history; applied in increasing order, never reused.
+    let version: Int
+    let name: String
+    /// Run in order inside the migrating transaction (PostgreSQL DDL is transactional).
+    let statements: [String]
+}
+
+extension PostgresTaskStore {
+    /// Key of the transaction-scoped advisory lock that serializes migrations (the bytes of "kinema").
+    static let migrationLockKey: Int64 = 118_100_567_879_009
+
+    /// The schema's history. Forward-only: never edit a shipped migration, append a new one.
+    static let migrations: [PostgresMigration] = [
+        PostgresMigration(version: 1, name: "tasks, task_attempts, api_keys", statements: [
+            // The CHECKs mirror TaskLifecycle's invariants (KinemaCore/TaskStateMachine.swift) and the SQLite schema.
+            // `seq` keeps insertion order, which breaks ties between equal millisecond times (SQLite's rowid).
+            """
+            CREATE TABLE tasks (
+                seq              BIGINT  GENERATED ALWAYS AS IDENTITY UNIQUE,
+                id               UUID    NOT NULL PRIMARY KEY,
+                tenant           TEXT    NOT NULL,
+                status           TEXT    NOT NULL
+                    CHECK (status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')),
+                request_json     TEXT    NOT NULL,
+                image_key        TEXT    NOT NULL,
+                end_image_key    TEXT,
+                result_key       TEXT,
+                reason           TEXT    NOT NULL DEFAULT '',
+                progress_percent INTEGER NOT NULL DEFAULT 0 CHECK (progress_percent BETWEEN 0 AND 100),
+                eta_seconds      INTEGER NOT NULL DEFAULT 0 CHECK (eta_seconds >= 0),
+                attempt          INTEGER NOT NULL DEFAULT 0,
+                max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+                engine           TEXT,
+                created_at       BIGINT  NOT NULL,
+                started_at       BIGINT,
+                finished_at      BIGINT,
+                updated_at       BIGINT  NOT NULL,
+                lease_id         UUID,
+                lease_owner      TEXT,
+                lease_expires_at BIGINT,
+                CONSTRAINT tasks_attempt_in_range CHECK (attempt BETWEEN 0 AND max_attempts),
+                -- a queued task can still be claimed
+                CONSTRAINT tasks_queued_claimable CHECK (status <> 'queued' OR attempt < max_attempts),
+                -- processing <=> holds a lease (and has started an attempt)
+                CONSTRAINT tasks_processing_has_lease CHECK (
+                    (status = 'processing' AND lease_id IS NOT NULL AND lease_owner IS NOT NULL
+                        AND lease_expires_at IS NOT NULL AND attempt >= 1 AND started_at IS NOT NULL)
+                    OR (status <> 'processing' AND lease_id IS NULL AND lease_owner IS NULL
+                        AND lease_expires_at IS NULL)
+                ),
+                -- terminal <=> finished
+                CONSTRAINT tasks_terminal_finished
+                    CHECK ((status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)),
+                CONSTRAINT tasks_succeeded_has_result
+                    CHECK (status <> 'succeeded' OR (result_key IS NOT NULL AND progress_percent = 100)),
+                CONSTRAINT tasks_reason_only_when_failed CHECK (status IN ('failed', 'canceled') OR reason = '')
+            )
+            """,
+            // Claims walk this index in FIFO order; it holds only queued tasks, so it stays small.
+            "CREATE INDEX tasks_queued_fifo ON tasks (created_at, seq) WHERE status = 'queued'",
+            // Lease sweeps look only at running tasks.
+            "CREATE INDEX tasks_running_by_expiry ON tasks (lease_expires_at) WHERE status = 'processing'",
+            "CREATE INDEX tasks_running_by_owner ON tasks (lease_owner) WHERE status = 'processing'",
+            "CREATE INDEX tasks_by_tenant_created ON tasks (tenant, created_at)",
+            """
+            CREATE TABLE task_attempts (
+                seq        BIGINT  GENERATED ALWAYS AS IDENTITY UNIQUE,
+                lease_id   UUID    NOT NULL PRIMARY KEY,
+                task_id    UUID    NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+                attempt    INTEGER NOT NULL CHECK (attempt >= 1),
+                worker_id  TEXT    NOT NULL,
+                started_at BIGINT  NOT NULL,
+                ended_at   BIGINT,
+                outcome    TEXT    NOT NULL
+                    CHECK (outcome IN ('running', 'succeeded', 'failed', 'expired', 'released')),
+                error      TEXT,
+                CONSTRAINT task_attempts_running_not_ended CHECK ((outcome = 'running') = (ended_at IS NULL)),
+                CONSTRAINT task_attempts_end_after_start CHECK (ended_at IS NULL OR ended_at >= started_at)
+            )
+            """,
+            "CREATE INDEX task_attempts_by_task ON task_attempts (task_id, started_at, seq)",
+            // At most one attempt of a task runs at a time.
+            "CREATE UNIQUE INDEX task_attempts_one_running ON task_attempts (task_id) WHERE outcome = 'running'",
+            """
+            CREATE TABLE api_keys (
+                seq        BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+                id         TEXT   NOT NULL PRIMARY KEY,
+                tenant     TEXT   NOT NULL,
+                key_hash   TEXT   NOT NULL UNIQUE,
+                prefix     TEXT   NOT NULL,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)",
+        ]),
+    ]
+
+    /// The schema version this build migrates databases to.
+    public static var currentSchemaVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Brings the schema up to date: applies every pending migration and records it in `schema_migrations`.
+    ///
+    /// Safe when several nodes start at the same moment: the check and the changes run in one
+    /// transaction under a transaction-scoped advisory lock, so one node migrates and the others then
+    /// find nothing to do. Refuses a database whose schema is newer than this build knows. Needs
+    /// `run()` to be running. Throws `StoreError(.migrationFailed)` (or `.unavailable` when unreachable).
+    public func migrate() async throws {
+        let target = self.target
+        let logger = self.logger
+        let applied: [Int] = try await transaction { connection in
+            _ = try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger).collect()
+            _ = try await connection.query("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    INTEGER NOT NULL PRIMARY KEY,
+                    name       TEXT    NOT NULL,
+                    applied_at BIGINT  NOT NULL
+                )
+                """, logger: logger).collect()
+            var done = Set<Int>()
+            for row in try await connection.query("SELECT version FROM schema_migrations", logger: logger).collect() {
+                done.insert(try row.decode(Int.self))
+            }
+            if let newest = done.max(), newest > Self.currentSchemaVersion {
+                throw StoreError(
+                    .migrationFailed,
+                    "the database at \(target) has schema version \(newest), newer than this build's "
+                        + "\(Self.currentSchemaVersion); upgrade this binary"
+                )
+            }
+            var applied: [Int] = []
+            for migration in Self.migrations where !done.contains(migration.version) {
+                do {
+                    for statement in migration.statements {
+                        _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                    }
+                    let nowMs = PostgresTaskRow.millis(Date())
+                    _ = try await connection.query("""
+                        INSERT INTO schema_migrations (version, name, applied_at)
+                        VALUES (\(migration.version), \(migration.name), \(nowMs))
+                        """, logger: logger).collect()
+                } catch {
+                    let cause = Self.storeError(error, target: target)
+                    throw StoreError(
+                        .migrationFailed,
+                        "migration \(migration.version) (\(migration.name)) failed: \((cause as? StoreError)?.message ?? "\(cause)")"
+                    )
+                }
+                applied.append(migration.version)
+            }
+            return applied
+        }
+        if !applied.isEmpty {
+            logger.notice("migrated the task database", metadata: ["database": "\(target)", "versions": "\(applied)"])
+        }
+    }
+
+    /// The schema version of the database (the newest applied migration; 0 before the first `migrate()`).
+    public func schemaVersion() async throws -> Int {
+        let logger = self.logger
+        return try await withConnection { connection in
+            let exists = try await connection.query(
+                "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger
+            ).collect()
+            guard try exists.first?.decode(Bool.self) == true else { return 0 }
+            let rows = try await connection.query(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", logger: logger
+            ).collect()
+            return try rows.first?.decode(Int.self) ?? 0
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import PostgresNIO
+
+extension PostgresTaskStore {
+    /// Inserts a QUEUED task and notifies idle workers; throws `.duplicateTask` for a known id, `.invalidRecord` for `maxAttempts < 1`.
+    public func enqueue(_ task: NewTask, now: Date) async throws {
+        guard task.maxAttempts >= 1 else {
+            throw StoreError(.invalidRecord, "task \(task.id) has maxAttempts \(task.maxAttempts); it must be at least 1")
+        }
+        guard task.etaSeconds >= 0 else {
+            throw StoreError(.invalidRecord, "task \(task.id) has a negative etaSeconds \(task.etaSeconds)")
+        }
+        let requestJSON = try PostgresTaskRow.encode(task.request)
+        let nowMs = PostgresTaskRow.millis(now)
+        let logger = self.logger
+        // One statement: the NOTIFY is delivered when the INSERT commits, never for a task that is not there.
+        let query: PostgresQuery = """
+            WITH inserted AS (
+                INSERT INTO tasks (id, tenant, status, request_json, image_key, end_image_key, eta_seconds,
+                                   attempt, max_attempts, created_at, updated_at)
+                VALUES (\(task.id), \(task.tenant), 'queued', \(requestJSON), \(task.imageKey), \(task.endImageKey),
+                        \(task.etaSeconds), 0, \(task.maxAttempts), \(nowMs), \(nowMs))
+                RETURNING id
+            )
+            SELECT pg_notify(\(Self.notificationChannel), id::text) FROM inserted
+            """
+        _ = try await withConnection { connection in
+            do {
+                return try await connection.query(query, logger: logger).collect().count
+            } catch where Self.isUniqueViolation(error) {
+                throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
+            }
+        }
+    }
+
+    /// The task if it belongs to `tenant`.
+    public func task(id: UUID, tenant: String) async throws -> TaskRecord? {
+        try await rows("SELECT \(unescaped: PostgresTaskRow.columns) FROM tasks WHERE id = \(id) AND tenant = \(tenant)")
+            .first.map(PostgresTaskRow.record)
+    }
+
+    /// The task whatever its tenant.
+    public func task(id: UUID) async throws -> TaskRecord? {
+        try await rows("SELECT \(unescaped: PostgresTaskRow.columns) FROM tasks WHERE id = \(id)")
+            .first.map(PostgresTaskRow.record)
+    }
+
+    /// Takes the oldest QUEUED task (by `createdAt`, then insertion order) under a new lease.
+    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+        let leaseID = UUID()
+        let nowMs = PostgresTaskRow.millis(now)
+        let expiresMs = nowMs + PostgresTaskRow.millis(leaseDuration)
+        // One statement, so one transaction: the inner SELECT locks the oldest queued row that no other
+        // claimer holds (SKIP LOCKED: concurrent claimers take different rows instead of queueing behind
+        // one), the UPDATE takes it (TaskStateMachine's `.claim`: attempt + 1, a new lease), and the
+        // attempt row is inserted with it.
+        let query: PostgresQuery = """
+            WITH claimed AS (
+                UPDATE tasks
+                SET status = 'processing', attempt = attempt + 1, lease_id = \(leaseID), lease_owner = \(workerID),
+                    lease_expires_at = \(expiresMs), engine = \(engine), started_at = \(nowMs), updated_at = \(nowMs),
+                    progress_percent = 0
+                WHERE id = (
+                    SELECT id FROM tasks
+                    WHERE status = 'queued' AND attempt < max_attempts
+                    ORDER BY created_at, seq
+                    LIMIT 1
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING \(unescaped: PostgresTaskRow.columns)
+            ),
+            attempt AS (
+                INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
+                SELECT \(leaseID), id, attempt, \(workerID), \(nowMs), 'running' FROM claimed
+            )
+            SELECT \(unescaped: PostgresTaskRow.columns) FROM claimed
+            """
+        guard let row = try await rows(query).first else { return nil }
+        let task = try PostgresTaskRow.record(row)
+        return ClaimedTask(task: task, lease: TaskLease(taskID: task.id, leaseID: leaseID, workerID: workerID, attempt: task.attempt))
+    }
+
+    /// Every claim of the task, oldest first (a released attempt's number is reused by the next claim).
+    public func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord] {
+        try await rows("""
+            SELECT lease_id, task_id, attempt, worker_id, started_at, ended_at, outcome, error
+            FROM task_attempts WHERE task_id = \(taskID) ORDER BY started_at, seq
+            """).map(PostgresTaskRow.attempt)
+    }
+
+    /// Tasks per status, with every status present (zero when none).
+    public func countByStatus() async throws -> [TaskStatus: Int] {
+        var counts: [TaskStatus: Int] = [:]
+        for status in TaskStatus.allCases { counts[status] = 0 }
+        for row in try await rows("SELECT status, COUNT(*) FROM tasks GROUP BY status") {
+            let (name, count) = try PostgresTaskRow.readable { try row.decode((String, Int).self) }
+            counts[try PostgresTaskRow.status(name)] = count
+        }
+        return counts
+    }
+}

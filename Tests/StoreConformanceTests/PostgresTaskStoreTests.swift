@@ -1,0 +1,237 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import KinemaStorePostgres
+import Testing
+
+/// What only the PostgreSQL backend promises: migrations shared by many nodes, LISTEN/NOTIFY wake-ups,
+/// connection failures as `.unavailable`, and the schema's own guards.
+@Suite struct PostgresTaskStoreTests {
+    /// Runs `body` with the name of a fresh database that has no schema yet, dropped afterwards.
+    static func withEmptyDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
+        let database = PostgresTestServer.newDatabaseName()
+        try await PostgresTestServer.createDatabase(database, migrate: false)
+        do {
+            let result = try await body(database)
+            try await PostgresTestServer.dropDatabase(database)
+            return result
+        } catch {
+            try? await PostgresTestServer.dropDatabase(database)
+            throw error
+        }
+    }
+
+    /// Runs `body` with a migrated database and a running store on it.
+    static func withStore<T>(_ body: (PostgresTaskStore, String) async throws -> T) async throws -> T {
+        try await withEmptyDatabase { database in
+            try await PostgresTestServer.withStore(database: database) { store in
+                try await store.migrate()
+                return try await body(store, database)
+            }
+        }
+    }
+
+    /// Runs SQL on `database` with psql.
+    @discardableResult
+    static func sql(_ database: String, _ statement: String) async throws -> String {
+        try await PostgresTestServer.psql(PostgresTestServer.url(database: database), statement)
+    }
+
+    @Test func manyNodesMayMigrateAFreshDatabaseAtOnce() async throws {
+        try await Self.withEmptyDatabase { database in
+            let stores = try (0..<6).map { _ in try PostgresTestServer.open(database: database) }
+            defer { for store in stores { PostgresTestServer.close(store) } }
+            #expect(try await stores[0].schemaVersion() == 0)
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for store in stores { group.addTask { try await store.migrate() } }
+                try await group.waitForAll()
+            }
+            for store in stores {
+                #expect(try await store.schemaVersion() == PostgresTaskStore.currentSchemaVersion)
+            }
+            let recorded = try await Self.sql(database, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")
+            #expect(recorded == (1...PostgresTaskStore.currentSchemaVersion).map(String.init).joined(separator: ","))
+
+            // Migrating an up-to-date database changes nothing, and every node sees the same data.
+            try await stores[1].migrate()
+            try await Fixtures.enqueue(stores[2])
+            #expect(try await stores[5].countByStatus()[.queued] == 1)
+        }
+    }
+
+    @Test func aSchemaFromANewerBuildIsRefused() async throws {
+        try await Self.withStore { store, database in
+            try await Self.sql(database, "INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+            let error = await #expect(throws: StoreError.self) { try await store.migrate() }
+            #expect(error?.code == .migrationFailed)
+            #expect(error?.message.contains("999") == true)
+        }
+    }
+
+    @Test func anUnmigratedDatabaseAsksForAMigration() async throws {
+        try await Self.withEmptyDatabase { database in
+            try await PostgresTestServer.withStore(database: database) { store in
+                try await store.ping()
+                let error = await #expect(throws: StoreError.self) { try await store.task(id: UUID()) }
+                #expect(error?.code == .migrationFailed)
+                #expect(error?.message.contains("migrate") == true)
+            }
+        }
+    }
+
+    @Test func anUnreachableServerIsUnavailable() async throws {
+        // Port 1 on loopback: nothing listens there, so every connection attempt is refused.
+        let store = try PostgresTaskStore(url: "postgres://postgres@127.0.0.1:1/kinema", timeout: 0.5)
+        let running = Task { try? await store.run() }
+        defer { running.cancel() }
+        let error = await #expect(throws: StoreError.self) { try await store.ping() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("127.0.0.1:1/kinema") == true)
+        let claimError = await #expect(throws: StoreError.self) {
+            try await store.claim(workerID: "w", engine: "motion", leaseDuration: 30, now: Fixtures.t0)
+        }
+        #expect(claimError?.code == .unavailable)
+    }
+
+    @Test func aStoreThatIsNotRunningAnswersUnavailable() async throws {
+        _ = try await PostgresTestServer.serverURL()
+        let store = try PostgresTaskStore(url: PostgresTestServer.url(database: "postgres"), timeout: 0.5)
+        let error = await #expect(throws: StoreError.self) { try await store.ping() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("run()") == true)
+    }
+
+    @Test func aClosedStoreAnswersUnavailable() async throws {
+        try await Self.withEmptyDatabase { database in
+            let store = try PostgresTestServer.open(database: database)
+            try await store.ping()
+            await PostgresTestServer.closeAndWait(store)
+            let error = await #expect(throws: StoreError.self) { try await store.ping() }
+            #expect(error?.code == .unavailable)
+            #expect(await store.waitForWork(timeout: .seconds(30)) == false)
+        }
+    }
+
+    @Test(arguments: [
+        "mysql://root@db/kinema",
+        "postgres:///kinema",
+        "postgres://user@db:70000/kinema",
+        "postgres://user@db/kinema?sslmode=verify-full",
+        "postgres://user@db/kinema?application_name=x",
+        "db:5432",
+    ])
+    func aMalformedURLIsRefused(url: String) throws {
+        let error = #expect(throws: StoreError.self) { try PostgresTaskStore(url: url) }
+        #expect(error?.code == .unavailable)
+    }
+
+    @Test func enqueuesAndRequeuesWakeAnIdleWorker() async throws {
+        try await Self.withStore { api, database in
+            let worker = try PostgresTestServer.open(database: database)
+            defer { PostgresTestServer.close(worker) }
+            // The first wait opens the worker's LISTEN connection; wait (bounded) until the server shows it.
+            #expect(await worker.waitForWork(timeout: .milliseconds(1)) == false)
+            try await Self.waitUntilListening(database)
+
+            async let wokenByEnqueue = worker.waitForWork(timeout: .seconds(60))
+            let id = try await Fixtures.enqueue(api, at: 0)
+            #expect(await wokenByEnqueue)
+
+            // A claim notifies nobody; giving the task back (release, retryable failure, rescue) does.
+            let first = try await Fixtures.claim(worker, by: "w", at: 1)
+            #expect(try await api.release(first.lease, now: Fixtures.at(2)))
+            #expect(await worker.waitForWork(timeout: .seconds(60)))
+
+            let second = try await Fixtures.claim(worker, by: "w", at: 3)
+            #expect(try await api.fail(second.lease, reason: "busy", retryable: true, now: Fixtures.at(4)))
+            #expect(await worker.waitForWork(timeout: .seconds(60)))
+
+            _ = try await Fixtures.claim(worker, by: "w", at: 5)
+            #expect(try await api.rescueExpiredLeases(now: Fixtures.at(100)) == RescueReport(requeued: [id]))
+            #expect(await worker.waitForWork(timeout: .seconds(60)))
+        }
+    }
+
+    /// Polls (with a deadline) until a session on `database` has run LISTEN.
+    static func waitUntilListening(_ database: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let listeners = try await Self.sql(database, """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()
+                """)
+            if listeners == "1" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw FixtureError(message: "no LISTEN session appeared on \(database) within 30 s")
+    }
+
+    @Test func timesAreIntegerMillisecondsAndRequestsSortedJSON() async throws {
+        try await Self.withStore { store, database in
+            try await Fixtures.enqueue(store, at: 1.5)
+            let row = try await Self.sql(database, "SELECT pg_typeof(created_at), created_at, request_json FROM tasks")
+            let fields = row.split(separator: "|", maxSplits: 2)
+            #expect(fields.count == 3)
+            #expect(fields.first == "bigint")
+            #expect(fields.dropFirst().first == "1700000001500")
+            let json = String(fields.last ?? "")
+            let keys = ["cfgScale", "duration", "hasEndImage", "negativePrompt", "prompt", "seed", "sound"]
+            let positions = keys.compactMap { json.range(of: "\"\($0)\"")?.lowerBound }
+            #expect(positions.count == keys.count)
+            #expect(positions == positions.sorted())
+        }
+    }
+
+    @Test func claimingWalksTheQueuedIndexInOrder() async throws {
+        try await Self.withStore { _, database in
+            // With seq scans off the planner shows whether the index can serve the claim's order without a sort.
+            let plan = try await Self.sql(database, """
+                SET enable_seqscan = off;
+                EXPLAIN SELECT id FROM tasks WHERE status = 'queued' AND attempt < max_attempts
+                ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                """)
+            #expect(plan.contains("Index Scan using tasks_queued_fifo"), "\(plan)")
+            #expect(!plan.contains("Sort"), "\(plan)")
+        }
+    }
+
+    /// Rows that break the lifecycle's invariants are refused by the database itself.
+    @Test(arguments: [
+        ("unknown status", "status = 'paused'"),
+        ("progress above 100", "progress_percent = 101"),
+        ("negative eta", "eta_seconds = -1"),
+        ("attempt above max", "attempt = 4"),
+        ("queued without attempts left", "attempt = 3"),
+        ("processing without lease", "status = 'processing', attempt = 1, started_at = 0"),
+        ("lease while queued", "lease_id = gen_random_uuid(), lease_owner = 'w', lease_expires_at = 0"),
+        ("finished while queued", "finished_at = 0"),
+        ("succeeded without result", "status = 'succeeded', finished_at = 0, progress_percent = 100"),
+        ("reason while queued", "reason = 'oops'"),
+        ("text where an integer time belongs", "created_at = 'soon'"),
+    ])
+    func theSchemaRefusesRowsThatBreakTheInvariants(name: String, assignment: String) async throws {
+        try await Self.withStore { store, database in
+            let id = try await Fixtures.enqueue(store, maxAttempts: 3)
+            let update = try await PostgresTestServer.psqlStatus(
+                PostgresTestServer.url(database: database), "UPDATE tasks SET \(assignment) WHERE id = '\(id.uuidString)'"
+            )
+            #expect(update.status != 0, "\(name) was accepted")
+            #expect(update.error.contains("violates check constraint") || update.error.contains("invalid input syntax"), "\(update.error)")
+            #expect(try await store.task(id: id)?.status == .queued)
+        }
+    }
+
+    @Test func twoAttemptsOfATaskCannotRunAtOnce() async throws {
+        try await Self.withStore { store, database in
+            let id = try await Fixtures.enqueue(store)
+            _ = try await Fixtures.claim(store, at: 1)
+            let insert = try await PostgresTestServer.psqlStatus(PostgresTestServer.url(database: database), """
+                INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
+                VALUES (gen_random_uuid(), '\(id.uuidString)', 2, 'w2', 0, 'running')
+                """)
+            #expect(insert.status != 0)
+            #expect(insert.error.contains("task_attempts_one_running"), "\(insert.error)")
+        }
+    }
+}
