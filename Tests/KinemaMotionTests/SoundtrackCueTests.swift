@@ -16,6 +16,9 @@ struct SoundtrackCueTests {
         ("Quiet office, room tone", [.roomTone]),
         ("A breezy meadow", [.wind, .forest]),
         ("Rain on the café window", [.rain, .crowd]),
+        ("A desert at noon", [.wind]),
+        ("A sailboat in the harbour", [.water]),
+        ("Neon skyline at night", [.city]),
     ])
     func synonymsNameTheirCue(prompt: String, expected: [AmbienceCue]) {
         #expect(Soundtrack.cues(prompt: prompt, negativePrompt: nil) == expected)
@@ -38,7 +41,7 @@ struct SoundtrackCueTests {
 
     @Test func negationInThePromptVetoesTheCue() {
         #expect(Soundtrack.cues(prompt: "A calm beach with no rain", negativePrompt: nil) == [.water])
-        #expect(Soundtrack.cues(prompt: "A desert without any wind", negativePrompt: nil) == [.roomTone])
+        #expect(Soundtrack.cues(prompt: "A still night without any wind", negativePrompt: nil) == [.roomTone])
         #expect(Soundtrack.cues(prompt: "No traffic at all", negativePrompt: nil) == [.roomTone])
     }
 
