@@ -244,6 +244,15 @@ struct SoundtrackStereoBuffer {
         }
     }
 
+    /// Runs `body` over both channels' samples at once, for loops that write a panned source into each.
+    mutating func withChannels(
+        _ body: (UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) -> Void
+    ) {
+        left.withUnsafeMutableBufferPointer { left in
+            right.withUnsafeMutableBufferPointer { right in body(left, right) }
+        }
+    }
+
     /// Adds `sample` at `frame` with the given pan gains (see `soundtrackPanGains`), ignoring frames outside.
     @inline(__always)
     mutating func addPanned(_ sample: Float, frame: Int, gains: (left: Float, right: Float)) {

@@ -69,22 +69,27 @@ extension Soundtrack {
         let first = max(Int(start * soundtrackSampleRate), 0)
         let last = min(Int((start + length) * soundtrackSampleRate), buffer.frames)
         guard first < last else { return }
-        var block = first
-        while block < last {
-            let end = min(block + soundtrackBlock, last)
-            let u = (Double(block) / soundtrackSampleRate - start) / length
-            let x = (u - 0.5) / 0.2
-            let envelope = Float(peak * exp(-x * x))
-            let doppler = 1 + 0.12 * tanh(-3 * (u - 0.5))
-            band.tune(cutoff: centre * doppler, q: 0.9)
-            let gains = soundtrackPanGains(direction * (2 * u - 1) * 0.85)
-            for i in block..<end {
-                let n = noise.noise()
-                let sample = envelope * (band.bandpass(n) + 0.25 * tyres.bandpass(n))
-                buffer.left[i] += sample * gains.left
-                buffer.right[i] += sample * gains.right
+        buffer.withChannels { left, right in
+            var block = first
+            var envelope: Float = 0
+            while block < last {
+                let end = min(block + soundtrackBlock, last)
+                let u = (Double(end) / soundtrackSampleRate - start) / length
+                let x = (u - 0.5) / 0.2
+                let target = Float(peak * exp(-x * x))
+                let step = (target - envelope) / Float(end - block)
+                let doppler = 1 + 0.12 * tanh(-3 * (u - 0.5))
+                band.tune(cutoff: centre * doppler, q: 0.9)
+                let gains = soundtrackPanGains(direction * (2 * u - 1) * 0.85)
+                for i in block..<end {
+                    envelope += step
+                    let n = noise.noise()
+                    let sample = envelope * (band.bandpass(n) + 0.25 * tyres.bandpass(n))
+                    left[i] += sample * gains.left
+                    right[i] += sample * gains.right
+                }
+                block = end
             }
-            block = end
         }
     }
 
@@ -179,39 +184,41 @@ extension Soundtrack {
         var phase = 0.0
         var amp: Float = 0
         var current = 0
-        var start = 0
-        while start < frames {
-            let end = min(start + soundtrackBlock, frames)
-            let t = Double(end) / soundtrackSampleRate
-            while current < syllables.count && syllables[current].end <= t { current += 1 }
-            var target: Float = 0
-            if current < syllables.count && syllables[current].start <= t {
-                let syllable = syllables[current]
-                let u = (t - syllable.start) / (syllable.end - syllable.start)
-                target = Float(sin(Double.pi * u)) * level
-                let formants = vowelFormants[syllable.vowel]
-                smoothF1 += glide * (formants.0 * formantScale - smoothF1)
-                smoothF2 += glide * (formants.1 * formantScale - smoothF2)
-            }
-            if target == 0 && amp == 0 {
+        buffer.withChannels { left, right in
+            var start = 0
+            while start < frames {
+                let end = min(start + soundtrackBlock, frames)
+                let t = Double(end) / soundtrackSampleRate
+                while current < syllables.count && syllables[current].end <= t { current += 1 }
+                var target: Float = 0
+                if current < syllables.count && syllables[current].start <= t {
+                    let syllable = syllables[current]
+                    let u = (t - syllable.start) / (syllable.end - syllable.start)
+                    target = Float(sin(Double.pi * u)) * level
+                    let formants = vowelFormants[syllable.vowel]
+                    smoothF1 += glide * (formants.0 * formantScale - smoothF1)
+                    smoothF2 += glide * (formants.1 * formantScale - smoothF2)
+                }
+                if target == 0 && amp == 0 {
+                    start = end
+                    continue
+                }
+                f1.tune(cutoff: smoothF1, q: 6)
+                f2.tune(cutoff: smoothF2, q: 8)
+                let increment = pitch * (0.85 + 0.3 * intonation.value(at: t)) / soundtrackSampleRate
+                let step = (target - amp) / Float(end - start)
+                for i in start..<end {
+                    amp += step
+                    phase += increment
+                    if phase >= 1 { phase -= 1 }
+                    let source = glottis.lowpass(Float(2 * phase - 1)) + 0.15 * noise.noise()
+                    let sample = amp * (f1.bandpass(source) + 0.6 * f2.bandpass(source) + 0.25 * f3.bandpass(source))
+                    left[i] += sample * gains.left
+                    right[i] += sample * gains.right
+                }
+                if target == 0 { amp = 0 }
                 start = end
-                continue
             }
-            f1.tune(cutoff: smoothF1, q: 6)
-            f2.tune(cutoff: smoothF2, q: 8)
-            let increment = pitch * (0.85 + 0.3 * intonation.value(at: t)) / soundtrackSampleRate
-            let step = (target - amp) / Float(end - start)
-            for i in start..<end {
-                amp += step
-                phase += increment
-                if phase >= 1 { phase -= 1 }
-                let source = glottis.lowpass(Float(2 * phase - 1)) + 0.15 * noise.noise()
-                let sample = amp * (f1.bandpass(source) + 0.6 * f2.bandpass(source) + 0.25 * f3.bandpass(source))
-                buffer.left[i] += sample * gains.left
-                buffer.right[i] += sample * gains.right
-            }
-            if target == 0 { amp = 0 }
-            start = end
         }
     }
 
