@@ -27,11 +27,7 @@ extension PostgresTaskStore {
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     guard started.isSet else {
-                        throw StoreError(
-                            .unavailable,
-                            "no connection to PostgreSQL at \(target) within \(timeout): is the server up and reachable, "
-                                + "do the URL's user, password and database exist, and is PostgresTaskStore.run() running?"
-                        )
+                        throw StoreError(.unavailable, "no connection to PostgreSQL at \(target) within \(timeout): \(await self.diagnose())")
                     }
                     return .deadlinePassedAfterStart
                 }
@@ -45,6 +41,24 @@ extension PostgresTaskStore {
             }
         } catch {
             throw Self.storeError(error, target: target)
+        }
+    }
+
+    /// Why the pool could not hand out a connection, found with one direct connection attempt:
+    /// the pool itself only retries and never reports the cause to waiting callers.
+    func diagnose() async -> String {
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: settings.connectionConfiguration(timeout: timeout), id: 0, logger: logger
+            )
+            try? await connection.close()
+            return "the server accepts connections, so every pooled connection stayed busy, or PostgresTaskStore.run() is not running"
+        } catch let error as PSQLError where error.code == .server {
+            return error.serverInfo?[.message] ?? "the server refused the connection"
+        } catch let error as PSQLError {
+            return "\(error.code)\(Self.underlying(error)); is the server up and reachable at that address?"
+        } catch {
+            return "\(error)"
         }
     }
 
@@ -104,7 +118,7 @@ extension PostgresTaskStore {
         }
     }
 
-    private static func underlying(_ error: PSQLError) -> String {
+    static func underlying(_ error: PSQLError) -> String {
         error.underlying.map { " (\($0))" } ?? ""
     }
 

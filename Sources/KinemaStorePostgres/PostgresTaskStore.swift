@@ -32,6 +32,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     let logger: Logger
     /// `host:port/database`, for messages (never the password).
     let target: String
+    let settings: PostgresURL
     let timeout: Duration
     let work = WorkWaiters()
 
@@ -42,7 +43,7 @@ public final class PostgresTaskStore: TaskStore, Service {
     ///     the user to `postgres`, the database to the user. `?sslmode=disable|prefer|require` picks TLS
     ///     (default `prefer`: TLS when the server offers it, with certificate verification).
     ///   - logger: Where connection problems and listener restarts are logged.
-    ///   - maxConnections: Most connections this store opens at once (one more is used by `waitForWork`).
+    ///   - maxConnections: Most connections this store opens for queries at once (`waitForWork` adds one).
     ///   - timeout: Seconds an operation may wait for a connection before failing as `.unavailable`.
     /// - Throws: `StoreError(.unavailable)` when `url` is not a usable PostgreSQL URL.
     public init(
@@ -57,11 +58,13 @@ public final class PostgresTaskStore: TaskStore, Service {
             throw StoreError(.unavailable, "timeout is \(timeout) s; it must be positive")
         }
         var configuration = settings.clientConfiguration
-        configuration.options.maximumConnections = maxConnections
+        // One more than asked for: `waitForWork`'s LISTEN holds a pooled connection for as long as it listens.
+        configuration.options.maximumConnections = maxConnections + 1
         configuration.options.connectTimeout = .milliseconds(Int64(timeout * 1000))
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         self.target = settings.description
+        self.settings = settings
         self.timeout = .milliseconds(Int64(timeout * 1000))
     }
 

@@ -56,6 +56,20 @@ struct PostgresURL: CustomStringConvertible {
         )
     }
 
+    /// Settings for one direct connection (used to find out why the pool cannot connect).
+    func connectionConfiguration(timeout: Duration) throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS = switch sslMode {
+        case "disable": .disable
+        case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        default: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls
+        )
+        configuration.options.connectTimeout = .init(timeout)
+        return configuration
+    }
+
     /// Where the database is, without credentials (safe for logs and error messages).
     var description: String {
         let shownHost = host.contains(":") ? "[\(host)]" : host

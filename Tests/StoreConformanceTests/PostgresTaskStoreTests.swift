@@ -94,6 +94,17 @@ import Testing
         #expect(claimError?.code == .unavailable)
     }
 
+    @Test func aMissingDatabaseIsUnavailableAndSaysWhy() async throws {
+        _ = try await PostgresTestServer.serverURL()
+        let database = PostgresTestServer.newDatabaseName()
+        let store = try PostgresTaskStore(url: PostgresTestServer.url(database: database), timeout: 0.5)
+        let running = Task { try? await store.run() }
+        defer { running.cancel() }
+        let error = await #expect(throws: StoreError.self) { try await store.ping() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("\"\(database)\" does not exist") == true, "\(error?.message ?? "")")
+    }
+
     @Test func aStoreThatIsNotRunningAnswersUnavailable() async throws {
         _ = try await PostgresTestServer.serverURL()
         let store = try PostgresTaskStore(url: PostgresTestServer.url(database: "postgres"), timeout: 0.5)
