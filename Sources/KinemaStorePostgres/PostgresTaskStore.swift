@@ -17,9 +17,9 @@ import ServiceLifecycle
 /// - enqueues and requeues `NOTIFY kinema_tasks`; `waitForWork(timeout:)` wakes idle workers on it.
 ///
 /// Running: the store serves queries only while `run()` runs (PostgresNIO's client needs a long-lived
-/// task). Put it in the `ServiceGroup` *before* the services that use it, so it shuts down after them
-/// (ServiceGroup stops services in reverse order), or run it in a task group and cancel that task to
-/// close the store. Call `migrate()` once `run()` is running, before the first other call.
+/// task). Either wrap the work in `withRunning { … }`, or put the store in a `ServiceGroup` *before*
+/// the services that use it, so it shuts down after them (ServiceGroup stops services in reverse
+/// order). Call `migrate()` once it runs, before the first other call (`kinema migrate`, or on start).
 /// Operations that cannot get a connection within `timeout` (server down, wrong address, `run()` not
 /// running) throw `StoreError(.unavailable)` instead of waiting forever.
 public final class PostgresTaskStore: TaskStore, Service {
@@ -80,6 +80,20 @@ public final class PostgresTaskStore: TaskStore, Service {
             group.cancelAll()
         }
         work.close()
+    }
+
+    /// Runs the store for as long as `body` runs, then closes it, whatever happens (instead of calling `run()`).
+    ///
+    /// The scoped way for one-shot commands (`kinema migrate`, `kinema keys create`) and for processes
+    /// whose services all use the store:
+    /// `try await store.withRunning { try await store.migrate(); try await serviceGroup.run() }`
+    /// closes the store only after the service group (and its graceful shutdown) has finished.
+    public func withRunning<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
     }
 
     /// Runs `SELECT 1`; throws `.unavailable` when the server cannot be reached within the timeout.

@@ -124,6 +124,20 @@ import Testing
         }
     }
 
+    @Test func withRunningServesItsBodyAndClosesAfterwards() async throws {
+        try await Self.withEmptyDatabase { database in
+            let store = try PostgresTaskStore(url: PostgresTestServer.url(database: database), timeout: 30)
+            let version = try await store.withRunning {
+                try await store.migrate()
+                try await Fixtures.enqueue(store)
+                return try await store.schemaVersion()
+            }
+            #expect(version == PostgresTaskStore.currentSchemaVersion)
+            let error = await #expect(throws: StoreError.self) { try await store.ping() }
+            #expect(error?.code == .unavailable)
+        }
+    }
+
     @Test(arguments: [
         "mysql://root@db/kinema",
         "postgres:///kinema",
