@@ -68,9 +68,10 @@ public enum MotionBenchmark {
     /// The prompt every case renders (a push-in with water ripple: warp, effect and, with sound, two beds).
     public static let prompt = "slow push in on a harbour at dusk, gentle water ripples, light breeze"
 
-    /// Runs `cases` and returns their measurements; `log` receives one line per finished case.
+    /// Runs `cases` (rendering `prompt`) and returns their measurements; `log` receives one line per finished case.
     public static func run(
-        cases: [Case] = standardCases, engine: MotionEngine = MotionEngine(), log: @Sendable (String) -> Void = { print($0) }
+        cases: [Case] = standardCases, engine: MotionEngine = MotionEngine(), prompt: String = MotionBenchmark.prompt,
+        log: @Sendable (String) -> Void = { print($0) }
     ) async throws -> [Result] {
         var results: [Result] = []
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-bench-\(UUID().uuidString)")

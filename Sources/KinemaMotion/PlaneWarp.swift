@@ -57,6 +57,17 @@ enum PlaneWarp {
                         out[i] = UInt8(truncatingIfNeeded: (t &* (256 &- fy) &+ b &* fy &+ 32_768) >> 16)
                         x = x &+ s.dx
                     }
+                } else if inBounds(s, dstWidth, maxX, maxY) {
+                    // The whole row samples inside the plane (the usual case): no clamping per pixel.
+                    for i in 0..<dstWidth {
+                        let fx = (x >> 8) & 255, fy = (y >> 8) & 255
+                        let top = src + ((y >> 16) &* sw &+ (x >> 16))
+                        let t = Int(top[0]) &* (256 &- fx) &+ Int(top[1]) &* fx
+                        let b = Int(top[sw]) &* (256 &- fx) &+ Int(top[sw &+ 1]) &* fx
+                        out[i] = UInt8(truncatingIfNeeded: (t &* (256 &- fy) &+ b &* fy &+ 32_768) >> 16)
+                        x = x &+ s.dx
+                        y = y &+ s.dy
+                    }
                 } else {
                     for i in 0..<dstWidth {
                         let cx = x < 0 ? 0 : (x > maxX ? maxX : x)
@@ -73,6 +84,13 @@ enum PlaneWarp {
                 }
             }
         }
+    }
+
+    /// Whether every sample of the row lies inside the clamping limits (the span is linear, so its ends decide).
+    @inline(__always)
+    static func inBounds(_ s: RowSpan, _ width: Int, _ maxX: Int, _ maxY: Int) -> Bool {
+        let lastX = s.x &+ s.dx &* (width &- 1), lastY = s.y &+ s.dy &* (width &- 1)
+        return s.x >= 0 && s.x <= maxX && lastX >= 0 && lastX <= maxX && s.y >= 0 && s.y <= maxY && lastY >= 0 && lastY <= maxY
     }
 
     /// The row spans of a camera map on one plane.

@@ -183,20 +183,24 @@ import KinemaMotion
         }
     }
 
+    /// The engine's frames are a pure function of (request, seed): checked bit-exactly through a lossless,
+    /// single-threaded encode, so the comparison sees the renderer's output and nothing else.
+    /// (With the default lossy settings, x264's output for identical frames was seen to vary between runs inside a
+    /// busy test process — reported to the media layer; see the report of this change.)
     @Test func sameSeedGivesIdenticalFramesAndAnotherSeedDiffers() async throws {
+        let lossless = EncoderSettings(preset: "ultrafast", crf: 0, threads: 1)
         try await S.withTemporaryDirectory { dir in
             func render(_ seed: UInt32, _ name: String) async throws -> [YUVFrame] {
-                try S.frames(of: try await S.render(
-                    GenerationRequest(prompt: "handheld, heavy rain, snow", duration: 3, seed: seed), image: image, in: dir, name: name, shortSide: 160))
+                let url = dir.appendingPathComponent("\(name).mp4")
+                let job = RenderJob(
+                    request: GenerationRequest(prompt: "handheld orbit left, heavy rain, snow, fog, candle flicker", duration: 3, seed: seed),
+                    image: try ImageEncoder.png(image))
+                try await MotionEngine(settings: lossless, outputShortSide: 160).render(job, to: url) { _ in }
+                return try S.frames(of: url)
             }
             let a = try await render(5, "a"), b = try await render(5, "b"), c = try await render(6, "c")
             let differing = zip(a, b).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
-            #expect(a.count == b.count && differing.isEmpty, "frames differing between identical runs: \(differing)")
-            if let first = differing.first {
-                let ya = a[first].y, yb = b[first].y
-                let pixels = ya.indices.filter { ya[$0] != yb[$0] }
-                print("DIFF frame \(first): \(pixels.count) luma pixels, first at \(pixels.first.map { ($0 % a[first].width, $0 / a[first].width) } as Any)")
-            }
+            #expect(a.count == 72 && b.count == 72 && differing.isEmpty, "frames differing between identical runs: \(differing)")
             #expect(zip(a, c).contains { $0 != $1 })
         }
     }
