@@ -13,23 +13,26 @@ extension PostgresTaskStore {
     func withConnection<T: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let started = StartFlag()
+        let gate = StartGate()
         let timeout = self.timeout
         let target = self.target
+        let late = "no connection to PostgreSQL at \(target) within \(timeout)"
         do {
             return try await withThrowingTaskGroup(of: Leg<T>.self) { group in
                 group.addTask {
                     .done(try await self.client.withConnection { connection in
-                        started.set()
+                        // A connection that arrives after the deadline gave up must not run the body.
+                        guard gate.start() else { throw StoreError(.unavailable, late) }
                         return try await body(connection)
                     })
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    guard started.isSet else {
-                        throw StoreError(.unavailable, "no connection to PostgreSQL at \(target) within \(timeout): \(await self.diagnose())")
-                    }
-                    return .deadlinePassedAfterStart
+                    guard !gate.hasStarted else { return .deadlinePassedAfterStart }
+                    let reason = await self.diagnose()
+                    // The body may have started while diagnosing: then it runs to its end.
+                    guard gate.timeOut() else { return .deadlinePassedAfterStart }
+                    throw StoreError(.unavailable, "\(late): \(reason)")
                 }
                 while let leg = try await group.next() {
                     if case let .done(value) = leg {
@@ -135,9 +138,26 @@ enum Leg<T: Sendable>: Sendable {
     case deadlinePassedAfterStart
 }
 
-/// Set once a connection was handed out, so the deadline knows not to fire.
-final class StartFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+/// Decides, once, whether an operation's body started or its deadline gave up first.
+final class StartGate: Sendable {
+    private enum State { case waiting, started, timedOut }
+    private let state = Mutex(State.waiting)
+
+    /// Whether the body may run: `true` unless the deadline already gave up.
+    func start() -> Bool {
+        state.withLock { state in
+            if state == .waiting { state = .started }
+            return state == .started
+        }
+    }
+
+    /// Whether the deadline may give up: `true` unless the body already started.
+    func timeOut() -> Bool {
+        state.withLock { state in
+            if state == .waiting { state = .timedOut }
+            return state == .timedOut
+        }
+    }
+
+    var hasStarted: Bool { state.withLock { $0 == .started } }
 }
