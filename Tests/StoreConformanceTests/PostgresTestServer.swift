@@ -102,27 +102,39 @@ enum PostgresTestServer {
 
     /// Runs a program to its end without blocking a thread of the cooperative pool.
     static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        process.standardInput = FileHandle.nullDevice
-        let exited = AsyncStream<Int32>.makeStream(of: Int32.self, bufferingPolicy: .bufferingNewest(1))
-        process.terminationHandler = { process in
-            exited.continuation.yield(process.terminationStatus)
-            exited.continuation.finish()
+        try await withCheckedThrowingContinuation { continuation in
+            // Process I/O blocks: GCD's threads are not the cooperative pool's, so other tests run meanwhile.
+            DispatchQueue.global().async {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                let output = Pipe()
+                let error = Pipe()
+                process.standardOutput = output
+                process.standardError = error
+                process.standardInput = FileHandle.nullDevice
+                do {
+                    try process.run()
+                } catch {
+                    continuation.resume(throwing: FixtureError(message: "cannot run \(executable): \(error)"))
+                    return
+                }
+                // Both pipes drain at once, so a chatty child never blocks on a full one.
+                let errorRead = DispatchGroup()
+                let errorData = Mutex(Data())
+                DispatchQueue.global().async(group: errorRead) {
+                    let data = error.fileHandleForReading.readDataToEndOfFile()
+                    errorData.withLock { $0 = data }
+                }
+                let outputData = output.fileHandleForReading.readDataToEndOfFile()
+                errorRead.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: (
+                    process.terminationStatus, String(decoding: outputData, as: UTF8.self),
+                    String(decoding: errorData.withLock { $0 }, as: UTF8.self)
+                ))
+            }
         }
-        try process.run()
-        // Read both pipes to their end before waiting, so a chatty child never blocks on a full pipe.
-        async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-        async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
-        let (outData, errData) = await (out, err)
-        var status: Int32 = -1
-        for await code in exited.stream { status = code }
-        return (status, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 }
 
