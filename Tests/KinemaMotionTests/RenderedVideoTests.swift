@@ -144,6 +144,11 @@ import KinemaMotion
             let boundaries: Set<Int> = [72, 144]
             let insideMax = diffs.enumerated().filter { !boundaries.contains($0.offset + 1) }.map(\.element).max() ?? 0
             for b in boundaries { #expect(diffs[b - 1] > 4 * insideMax, "cut at \(b): \(diffs[b - 1]) vs inside max \(insideMax)") }
+            // Virtual coverage: the second shot is a medium framing, the third a close-up of the same picture.
+            let medium = GlobalAlignment.estimate(from: LumaImage(frames[0]), to: LumaImage(frames[73]), maxZoom: 3, maxShift: 0.45)
+            let close = GlobalAlignment.estimate(from: LumaImage(frames[0]), to: LumaImage(frames[145]), maxZoom: 3, maxShift: 0.45)
+            #expect(medium.pose.zoom > 1.35 && medium.pose.zoom < 1.9, "\(medium)")
+            #expect(close.pose.zoom > 2.1, "\(close)")
         }
     }
 
@@ -218,6 +223,36 @@ import KinemaMotion
             let top = rowsDiff(frames[30], frames[60], 0..<(h / 2)), bottom = rowsDiff(frames[30], frames[60], (h * 3 / 4)..<h)
             // Ripples are a few pixels at 720 rows, under one at 240: a small but clearly non-zero change.
             #expect(bottom > 0.25 && top < 0.05, "top \(top) bottom \(bottom)")
+        }
+    }
+
+    @Test(arguments: ["", "heavy rain", "snow", "thick fog", "flickering neon light"])
+    func ambientEffectsAreVisibleAfterTheFirstFrame(effect: String) async throws {
+        try await S.withTemporaryDirectory { dir in
+            let frames = try S.frames(of: try await S.render(
+                GenerationRequest(prompt: "static camera, \(effect)", duration: 3, cfgScale: 1, seed: 3), image: image, in: dir, shortSide: 240))
+            let fitted = ColorConversion.yuv420(from: ImageResampler.coverFit(image, width: frames[0].width, height: frames[0].height))
+            #expect(S.psnr(frames[0], fitted) >= 35)
+            // Share of luma pixels changed by more than 16 levels in the most affected frame after the fade-in.
+            // Local effects: share of luma pixels changed by more than 16 levels in the most affected frame after the
+            // fade-in. Global ones (flicker): relative range of the frames' mean luma.
+            var changed = 0.0
+            var means: [Double] = []
+            for frame in frames[15...] {
+                var count = 0, sum = 0
+                for i in 0..<frame.y.count {
+                    if abs(Int(frame.y[i]) - Int(fitted.y[i])) > 16 { count += 1 }
+                    sum += Int(frame.y[i])
+                }
+                changed = max(changed, Double(count) / Double(frame.y.count))
+                means.append(Double(sum) / Double(frame.y.count))
+            }
+            let range = ((means.max() ?? 0) - (means.min() ?? 0)) / (means.max() ?? 1)
+            if effect.isEmpty {
+                #expect(changed < 0.0001 && range < 0.005, "a static shot without effects changed: \(changed), \(range)")
+            } else {
+                #expect(changed > 0.0003 || range > 0.04, "\(effect): \(changed), \(range)")
+            }
         }
     }
 
