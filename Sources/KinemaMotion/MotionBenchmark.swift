@@ -143,7 +143,9 @@ public enum MotionBenchmark {
         let renderCPU = cpuSeconds() - renderCPUStart
 
         let raw = dir.appendingPathComponent("frames.yuv")
-        FileManager.default.createFile(atPath: raw.path, contents: nil)
+        guard FileManager.default.createFile(atPath: raw.path, contents: nil) else {
+            throw MotionError(code: .encodingFailed, message: "the benchmark could not create its frame spool at \(raw.path)")
+        }
         let out = try FileHandle(forWritingTo: raw)
         try RenderPipeline(total: total, threads: engine.renderThreads).run(flag: flag, render: { composer.render(frame: $0) }) { _, frame in
             try out.write(contentsOf: frame.y + frame.u + frame.v)
