@@ -25,3 +25,18 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
+
+/// Signal hygiene for long-running commands.
+enum ProcessSignals {
+    /// Unblocks SIGTERM and SIGINT on the calling thread (and the threads it starts later).
+    ///
+    /// A process inherits its parent's blocked-signal mask; started from a runtime that blocks them (test
+    /// runners, some supervisors), `kinema serve` would otherwise never see a shutdown request.
+    static func unblockTermination() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+}

@@ -21,7 +21,7 @@ import Testing
         try await server.start(workers: 0)
         let key = try #require(server.devKey)
         let base = server.baseURL
-        let png = try Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
+        let png = try await Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
 
         expectError(try await HTTP.submit(base, key: nil, json: ["image": png, "prompt": "a"]), status: 400, reason: "MISSING_API_KEY")
         expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer ")], body: Data("{}".utf8)), status: 400, reason: "MISSING_API_KEY")
@@ -30,7 +30,7 @@ import Testing
         expectError(try await HTTP.get(base + "/v3/async/task-result?task_id=\(UUID())"), status: 400, reason: "MISSING_API_KEY")
 
         // A second tenant, created with the CLI while the server runs.
-        let created = try ServerProcess.cli(["keys", "create", "--tenant", "other", "--data-dir", server.dataDir.path])
+        let created = try await ServerProcess.cli(["keys", "create", "--tenant", "other", "--data-dir", server.dataDir.path])
         #expect(created.status == 0)
         let otherKey = try #require(created.stdout.split(separator: "\n").last.map(String.init))
         #expect(otherKey.hasPrefix("kin_"))
@@ -53,9 +53,9 @@ import Testing
         expectError(try await HTTP.get(base + "/v3/async/task-result", key: key), status: 400, reason: "INVALID_REQUEST_BODY", field: "task_id")
 
         // Revoked keys stop working at once.
-        let listed = try ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
+        let listed = try await ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
         let otherID = try #require(listed.stdout.split(separator: "\n").first { $0.contains("\tother\t") }?.split(separator: "\t").first.map(String.init))
-        #expect(try ServerProcess.cli(["keys", "revoke", otherID, "--data-dir", server.dataDir.path]).status == 0)
+        #expect(try await ServerProcess.cli(["keys", "revoke", otherID, "--data-dir", server.dataDir.path]).status == 0)
         expectError(try await HTTP.result(base, key: otherKey, id: id), status: 403, reason: "INVALID_API_KEY")
 
         expectError(try await HTTP.get(base + "/v3/nope", key: key), status: 404, reason: "API_NOT_FOUND")
@@ -73,9 +73,9 @@ import Testing
         try await server.start(workers: 0)
         let key = try #require(server.devKey)
         let base = server.baseURL
-        let png = try Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
-        let tiny = try Fixtures.image(width: 299, height: 400, format: "png").base64EncodedString()
-        let wide = try Fixtures.image(width: 760, height: 300, format: "png").base64EncodedString()
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+        let tiny = try await Fixtures.image(width: 299, height: 400, format: "png").base64EncodedString()
+        let wide = try await Fixtures.image(width: 760, height: 300, format: "png").base64EncodedString()
 
         expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer \(key)")], body: Data("not json".utf8)), status: 400, reason: "INVALID_REQUEST_BODY", field: "")
         expectError(try await HTTP.submit(base, key: key, json: ["prompt": "a"]), status: 400, reason: "INVALID_REQUEST_BODY", field: "image")

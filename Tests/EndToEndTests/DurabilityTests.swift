@@ -8,7 +8,7 @@ import Testing
         defer { server.removeData() }
         try await server.start(workers: 1)
         let key = try #require(server.devKey)
-        let png = try Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
         var ids: [String] = []
         for i in 0..<4 {
             let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "pan right, shot \(i)", "duration": 5])
@@ -26,7 +26,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(sawProcessing)
-        server.kill9()
+        await server.kill9()
 
         // Same data dir, new process: the orphaned task is requeued at once (stable node id) and all finish.
         try await server.start(workers: 1)
@@ -51,7 +51,7 @@ import Testing
         defer { server.removeData() }
         try await server.start(["--shutdown-grace", "60"], workers: 1)
         let key = try #require(server.devKey)
-        let png = try Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
         var ids: [String] = []
         for _ in 0..<2 {
             let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "zoom out", "duration": 3])
@@ -83,7 +83,8 @@ import Testing
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { p.terminate(); p.waitUntilExit() }
+        // SIGKILL: a child of the test runner inherits its blocked signal mask, so SIGTERM would be ignored.
+        defer { kill(p.processIdentifier, SIGKILL) }
         let base = "http://127.0.0.1:\(port)"
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -94,7 +95,7 @@ import Testing
     }
 
     @Test func loopbackURLIsRefusedByDefaultAndFetchedWhenAllowed() async throws {
-        let png = try Fixtures.image(width: 640, height: 360, format: "png")
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png")
         try await withFileServer(["cat.png": png, "notes.txt": Data("hello".utf8)]) { files in
             let closed = try ServerProcess()
             defer { closed.removeData() }

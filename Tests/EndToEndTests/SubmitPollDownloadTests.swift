@@ -32,7 +32,7 @@ import Testing
         #expect(download.headers.first(name: "content-type") == "video/mp4")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(id).mp4")
         try download.body.write(to: file)
-        return (done, try Tools.probe(file), file)
+        return (done, try await Tools.probe(file), file)
     }
 
     @Test func pngBecomesA720pH264ClipWithExactFrames() async throws {
@@ -40,7 +40,7 @@ import Testing
         defer { server.removeData() }
         try await server.start()
         let key = try #require(server.devKey)
-        let png = try Fixtures.image(width: 640, height: 360, format: "png")
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png")
         let (result, streams, file) = try await renderThroughAPI(server, key: key, body: [
             "image": png.base64EncodedString(), "prompt": "slow pan left over the scene", "duration": 3, "seed": 42,
         ])
@@ -76,7 +76,7 @@ import Testing
         defer { server.removeData() }
         try await server.start()
         let key = try #require(server.devKey)
-        let jpeg = try Fixtures.image(width: 640, height: 480, format: "jpg")
+        let jpeg = try await Fixtures.image(width: 640, height: 480, format: "jpg")
         let (_, streams, file) = try await renderThroughAPI(server, key: key, body: [
             "image": "data:image/jpeg;base64," + jpeg.base64EncodedString(), "prompt": "gentle rain, zoom in", "duration": 3, "sound": true,
         ])
@@ -89,7 +89,7 @@ import Testing
         #expect(audio["sample_rate"] as? String == "48000")
         #expect(audio["channels"] as? Int == 2)
 
-        let portrait = try Fixtures.image(width: 360, height: 640, format: "png")
+        let portrait = try await Fixtures.image(width: 360, height: 640, format: "png")
         let (_, pStreams, pFile) = try await renderThroughAPI(server, key: key, body: [
             "image": portrait.base64EncodedString(), "prompt": "static camera", "duration": 3,
         ])
@@ -106,7 +106,7 @@ import Testing
         defer { server.removeData() }
         try await server.start(["--video-url-ttl", "2"])
         let key = try #require(server.devKey)
-        let png = try Fixtures.image(width: 480, height: 480, format: "png")
+        let png = try await Fixtures.image(width: 480, height: 480, format: "png")
         let submit = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "zoom in", "duration": 3])
         let id = try #require(submit.json["task_id"] as? String)
         let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)

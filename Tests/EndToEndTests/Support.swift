@@ -33,49 +33,48 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts `kinema serve` and waits (bounded) until it prints its URL.
+    ///
+    /// Nothing here blocks a thread of Swift's cooperative pool (only 2 on this machine): output is collected
+    /// by a readability handler and polled with `Task.sleep`.
     func start(_ extra: [String] = [], workers: Int = 1) async throws {
+        devKey = nil
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", "warning"] + extra
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
+        let collected = OutputBuffer()
+        out.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
         try p.run()
         process = p
-        let handle = out.fileHandleForReading
-        let deadline = ContinuousClock.now + .seconds(30)
-        var buffer = ""
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            let chunk = handle.availableData
-            if chunk.isEmpty {
-                if !p.isRunning { break }
-                try await Task.sleep(for: .milliseconds(20))
-                continue
-            }
-            buffer += String(decoding: chunk, as: UTF8.self)
-            let lines = buffer.split(separator: "\n").map(String.init)
+            let lines = collected.text.split(separator: "\n").map(String.init)
             if let line = lines.first(where: { $0.contains("listening on ") }) {
-                baseURL = String(line.split(separator: " ").first(where: { $0.hasPrefix("http://") }) ?? "")
-                if buffer.contains("Dev API key") {
+                if lines.contains(where: { $0.contains("Dev API key") }) {
                     // The key is alone on the line after the notice; wait until it arrived.
-                    guard let idx = lines.firstIndex(where: { $0.contains("Dev API key") }), idx + 1 < lines.count else { continue }
+                    guard let idx = lines.firstIndex(where: { $0.contains("Dev API key") }), idx + 1 < lines.count else {
+                        try await Task.sleep(for: .milliseconds(20))
+                        continue
+                    }
                     devKey = lines[idx + 1].trimmingCharacters(in: .whitespaces)
                 }
-                outputLines = lines
-                // Keep draining stdout so the child never blocks on a full pipe.
-                handle.readabilityHandler = { h in _ = h.availableData }
+                baseURL = String(line.split(separator: " ").first(where: { $0.hasPrefix("http://") }) ?? "")
                 return
             }
+            if !p.isRunning { break }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        p.terminate()
-        throw TestFailure("kinema serve did not start: \(buffer)")
+        kill(p.processIdentifier, SIGKILL)
+        throw TestFailure("kinema serve did not start: \(collected.text)")
     }
 
     /// SIGKILL: no cleanup at all, like a crash or a lost machine.
-    func kill9() {
+    func kill9() async {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        await Self.waitForExit(p, timeout: .seconds(30))
         process = nil
     }
 
@@ -83,12 +82,20 @@ final class ServerProcess: @unchecked Sendable {
     @discardableResult
     func terminate(timeout: Duration = .seconds(60)) async -> Int32? {
         guard let p = process else { return nil }
-        p.terminate()
-        let deadline = ContinuousClock.now + timeout
-        while p.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        kill(p.processIdentifier, SIGTERM)
+        await Self.waitForExit(p, timeout: timeout)
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            await Self.waitForExit(p, timeout: .seconds(30))
+        }
         process = nil
-        return p.terminationStatus
+        return p.isRunning ? nil : p.terminationStatus
+    }
+
+    /// Polls (never blocks) until the process has exited or the timeout passed.
+    static func waitForExit(_ p: Process, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while p.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
     }
 
     func removeData() {
@@ -96,20 +103,29 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Runs `kinema ARGS` to completion and returns its stdout.
-    static func cli(_ args: [String]) throws -> (status: Int32, stdout: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func cli(_ args: [String]) async throws -> (status: Int32, stdout: String) {
+        let r = try await Tools.run(binary.path, args, direct: true)
+        return (r.status, r.output)
     }
 }
 
+/// Bytes a child process wrote, collected off the cooperative pool.
+final class OutputBuffer: @unchecked Sendable {
+    // SAFETY: `data` is only touched under `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -168,10 +184,10 @@ enum HTTP {
 
 /// Real image files made by FFmpeg's test sources (detailed, textured content).
 enum Fixtures {
-    static func image(width: Int, height: Int, format: String) throws -> Data {
+    static func image(width: Int, height: Int, format: String) async throws -> Data {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("fixture-\(UUID().uuidString).\(format)")
         defer { try? FileManager.default.removeItem(at: url) }
-        let r = try Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height)", "-frames:v", "1", "-y", url.path])
+        let r = try await Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height)", "-frames:v", "1", "-y", url.path])
         guard r.status == 0 else { throw TestFailure("ffmpeg fixture failed: \(r.output)") }
         return try Data(contentsOf: url)
     }
@@ -179,22 +195,37 @@ enum Fixtures {
 
 /// External tools used as independent checks.
 enum Tools {
-    static func run(_ tool: String, _ args: [String]) throws -> (status: Int32, output: String) {
+    /// Runs a tool to completion without blocking the cooperative pool; stdout and stderr together.
+    static func run(_ tool: String, _ args: [String], direct: Bool = false) async throws -> (status: Int32, output: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [tool] + args
+        if direct {
+            p.executableURL = URL(fileURLWithPath: tool)
+            p.arguments = args
+        } else {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [tool] + args
+        }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
+        let collected = OutputBuffer()
+        out.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
         try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        await ServerProcess.waitForExit(p, timeout: .seconds(120))
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            throw TestFailure("\(tool) did not finish within 120 s")
+        }
+        // Let the handler drain what the pipe still holds.
+        try? await Task.sleep(for: .milliseconds(20))
+        out.fileHandleForReading.readabilityHandler = nil
+        collected.append(out.fileHandleForReading.readDataToEndOfFile())
+        return (p.terminationStatus, collected.text)
     }
 
     /// ffprobe's view of a file: streams with frame counts actually decoded.
-    static func probe(_ file: URL) throws -> [[String: Any]] {
-        let r = try run("ffprobe", ["-v", "error", "-count_frames", "-show_streams", "-of", "json", file.path])
+    static func probe(_ file: URL) async throws -> [[String: Any]] {
+        let r = try await run("ffprobe", ["-v", "error", "-count_frames", "-show_streams", "-of", "json", file.path])
         guard r.status == 0, let json = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any] else {
             throw TestFailure("ffprobe failed: \(r.output)")
         }
