@@ -67,7 +67,11 @@ let package = Package(
         .target(
             name: "KinemaWorker",
             dependencies: [
-                "KinemaCore", "KinemaStore",
+                "KinemaCore", "KinemaStore", "KinemaAPIModels",
+                // RemoteWorkSource: the HTTP side of the remote worker protocol.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

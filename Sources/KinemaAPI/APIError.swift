@@ -33,6 +33,7 @@ public struct APIError: Error, Sendable, Equatable {
     static let taskNotFound = APIError(.notFound, "TASK_NOT_FOUND", "No task with this task_id exists for this API key.")
     static let createTaskFailed = APIError(.internalServerError, "CREATE_TASK_FAILED", "The task could not be created because of a server error; please retry.")
     static let getResultFailed = APIError(.internalServerError, "GET_RESULT_FAILED", "The task result could not be read because of a server error; please retry.")
+    static let workerRequestFailed = APIError(.internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
     static let unavailable = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
 
     /// The JSON response for this error.

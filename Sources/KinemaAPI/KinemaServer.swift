@@ -60,9 +60,15 @@ public struct KinemaServer: Sendable {
             validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
             maxAttempts: config.maxAttempts, signal: signal, draining: draining
         )
+        let worker = WorkerProtocolController(
+            store: store, blobs: blobs, auth: WorkerAuthenticator(store: store), signal: signal, draining: draining,
+            configuration: config.workerProtocol, defaultLeaseSeconds: Int(config.leaseDuration),
+            uploadDirectory: scratchDirectory.appendingPathComponent("uploads")
+        )
         let router = buildRouter(
             submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
-            files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining
+            files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
+            worker: worker
         )
         let logger = self.logger
         let app = Application(

@@ -1,4 +1,5 @@
 import Hummingbird
+import KinemaAPIModels
 import KinemaStore
 
 /// Every route the server answers, in one list: the router and the OpenAPI sync test both read it.
@@ -14,16 +15,30 @@ public enum Routes {
     public static let all: [(method: String, path: String)] = [
         ("post", submit), ("get", taskResult), ("get", healthz), ("get", readyz), ("get", openAPI), ("get", files),
     ]
+
+    /// (method, path) of every remote worker route (`docs/worker-protocol.md`); internal, so not in the OpenAPI document.
+    public static let workerRoutes: [(method: String, path: String)] = [
+        ("post", "/internal/v1/worker/claim"),
+        ("post", "/internal/v1/worker/orphans"),
+        ("get", "/internal/v1/worker/tasks/{task_id}/inputs/{name}"),
+        ("post", "/internal/v1/worker/tasks/{task_id}/heartbeat"),
+        ("put", "/internal/v1/worker/tasks/{task_id}/result"),
+        ("post", "/internal/v1/worker/tasks/{task_id}/fail"),
+        ("post", "/internal/v1/worker/tasks/{task_id}/release"),
+    ]
 }
 
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
-    submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState
+    submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState,
+    worker: WorkerProtocolController? = nil
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: ContractErrorMiddleware { request in
-        request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
+        if request.uri.path.hasPrefix(WorkerProtocolPaths.base + "/") { return APIError.workerRequestFailed }
+        return request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
     })
+    worker?.addRoutes(to: router)
     router.post(RouterPath(stringLiteral: Routes.submit)) { request, context in
         try await submit.submit(request, context: context)
     }

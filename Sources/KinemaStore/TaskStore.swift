@@ -217,7 +217,7 @@ public struct APIKeyRecord: Sendable, Equatable {
     }
 }
 
-/// Durable state of the service: tasks, leases, attempts and API keys.
+/// Durable state of the service: tasks, leases, attempts, API keys and worker tokens.
 ///
 /// One protocol, several implementations (SQLite embedded, PostgreSQL shared) that pass the same
 /// conformance suite. Time is always passed in (`now`) so behaviour is testable without sleeping.
@@ -283,6 +283,21 @@ public protocol TaskStore: Sendable {
     /// (or the prefix is shared by several keys). Revoking a revoked key keeps its first `revokedAt`.
     func revokeAPIKey(idOrPrefix: String, now: Date) async throws -> Bool
 
+    // MARK: Worker tokens
+
+    /// Stores a new worker token record. Throws `StoreError.duplicateWorkerToken` if the id or hash exists.
+    func insertWorkerToken(_ token: WorkerTokenRecord) async throws
+
+    /// The worker token whose hash is `hash`, revoked or not; `nil` when unknown.
+    func workerToken(hash: String) async throws -> WorkerTokenRecord?
+
+    /// Every worker token, oldest first.
+    func listWorkerTokens() async throws -> [WorkerTokenRecord]
+
+    /// Revokes the token with this id, or else the one token with this prefix; `false` when none matched
+    /// (or the prefix is shared by several tokens). Revoking a revoked token keeps its first `revokedAt`.
+    func revokeWorkerToken(idOrPrefix: String, now: Date) async throws -> Bool
+
     // MARK: Lifecycle
 
     /// Cheap round trip used by readiness checks; throws when the store is unreachable.
@@ -296,6 +311,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case duplicateTask
         /// An API key with this id or hash already exists.
         case duplicateAPIKey
+        /// A worker token with this id or hash already exists.
+        case duplicateWorkerToken
         /// The record breaks a rule of the store (e.g. `maxAttempts < 1`); nothing was written.
         case invalidRecord
         /// The database cannot be reached, opened, or is busy beyond its timeout.

@@ -100,6 +100,21 @@ extension PostgresTaskStore {
             """,
             "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)",
         ]),
+        PostgresMigration(version: 2, name: "worker_tokens", statements: [
+            // Remote workers' credentials, kept apart from api_keys so neither can stand in for the other.
+            """
+            CREATE TABLE worker_tokens (
+                seq        BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+                id         TEXT   NOT NULL PRIMARY KEY,
+                name       TEXT   NOT NULL,
+                token_hash TEXT   NOT NULL UNIQUE,
+                prefix     TEXT   NOT NULL,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            "CREATE INDEX worker_tokens_by_prefix ON worker_tokens (prefix)",
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

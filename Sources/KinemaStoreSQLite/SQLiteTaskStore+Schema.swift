@@ -98,6 +98,20 @@ extension SQLiteTaskStore {
                 """)
             try db.execute(sql: "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)")
         },
+        SchemaMigration(version: 2, name: "worker_tokens") { db in
+            // Remote workers' credentials, kept apart from api_keys so neither can stand in for the other.
+            try db.execute(sql: """
+                CREATE TABLE worker_tokens (
+                    id         TEXT    NOT NULL PRIMARY KEY,
+                    name       TEXT    NOT NULL,
+                    token_hash TEXT    NOT NULL UNIQUE,
+                    prefix     TEXT    NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                ) STRICT
+                """)
+            try db.execute(sql: "CREATE INDEX worker_tokens_by_prefix ON worker_tokens (prefix)")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -41,6 +41,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lease-seconds"), help: "Worker lease length in seconds (env KINEMA_LEASE_SECONDS, default 30).")
     var leaseSeconds: Int?
 
+    @Option(name: .customLong("rescue-seconds"), help: "How often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
+    var rescueSeconds: Int?
+
+    @Option(name: .customLong("max-result-bytes"), help: "Largest result a remote worker may upload, in bytes (env KINEMA_MAX_RESULT_BYTES, default 536870912).")
+    var maxResultBytes: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -55,13 +61,16 @@ struct Serve: AsyncParsableCommand {
         config.shutdownGrace = .seconds(shutdownGrace ?? Env.int("KINEMA_SHUTDOWN_GRACE") ?? 30)
         config.maxAttempts = maxAttempts ?? Env.int("KINEMA_MAX_ATTEMPTS") ?? config.maxAttempts
         config.leaseDuration = TimeInterval(leaseSeconds ?? Env.int("KINEMA_LEASE_SECONDS") ?? Int(config.leaseDuration))
+        config.rescueInterval = .seconds(max(1, rescueSeconds ?? Env.int("KINEMA_RESCUE_SECONDS") ?? 5))
+        config.workerProtocol.maxResultBytes = maxResultBytes ?? Env.int("KINEMA_MAX_RESULT_BYTES") ?? config.workerProtocol.maxResultBytes
         let ranges = allowFetchFrom.isEmpty ? Env.list("KINEMA_ALLOW_FETCH_FROM") : allowFetchFrom
         config.allowFetchFrom = try ranges.map { text in
             guard let net = IPNetwork(text) else { throw CLIError("--allow-fetch-from: '\(text)' is not an address range in CIDR form (e.g. 127.0.0.1/32).") }
             return net
         }
-        guard config.workers >= 0, config.videoURLTTL > 0, config.maxAttempts >= 1, config.leaseDuration >= 2, (0...65535).contains(config.port) else {
-            throw CLIError("--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2 and --port 0…65535.")
+        guard config.workers >= 0, config.videoURLTTL > 0, config.maxAttempts >= 1, config.leaseDuration >= 2, (0...65535).contains(config.port),
+              config.workerProtocol.maxResultBytes > 0 else {
+            throw CLIError("--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2, --max-result-bytes > 0 and --port 0…65535.")
         }
 
         var logger = Logger(label: "kinema")

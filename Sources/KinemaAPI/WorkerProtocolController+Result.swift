@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import KinemaAPIModels
+import KinemaCore
+import KinemaStore
+import Synchronization
+
+extension WorkerProtocolController {
+    /// `PUT …/tasks/{task_id}/result?lease_id=`: streams the MP4 to a temp file under the size cap, checks it is
+    /// an MP4, then stores it under the lease's own result key and completes the task, fenced by the lease.
+    func result(_ request: Request, context: some RequestContext) async throws -> Response {
+        let token = try await auth.token(for: request)
+        let taskID = try Self.taskID(context)
+        let limit = configuration.maxResultBytes
+        let tooLarge = APIError(.contentTooLarge, "RESULT_TOO_LARGE", "The uploaded result is larger than this server accepts (\(limit) bytes).", metadata: ["limit_bytes": String(limit)])
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        // Fence before reading the body, so a zombie's upload is refused without being stored.
+        let lease = try await resolveLease(taskID: taskID, leaseID: request.uri.queryParameters.get("lease_id"), token: token)
+
+        try FileManager.default.createDirectory(at: uploadDirectory, withIntermediateDirectories: true)
+        let file = uploadDirectory.appendingPathComponent("upload-\(lease.leaseID.uuidString.lowercased())-\(UUID().uuidString.lowercased()).mp4")
+        // Removed on every path; a completed upload has already been moved into the blob store.
+        defer { try? FileManager.default.removeItem(at: file) }
+        let capped = CappedBody(base: request.body, limit: limit)
+        do {
+            try await fileIO.writeFile(contents: capped, path: file.path, context: context)
+        } catch where capped.overLimit.isSet {
+            // The file layer may wrap the sequence's error, so the flag (not the error type) decides.
+            throw tooLarge
+        }
+        guard Self.looksLikeMP4(file) else {
+            throw APIError(.badRequest, "INVALID_RESULT", "The uploaded result is not an MP4 file (it must start with an ISO BMFF 'ftyp' box).", metadata: ["field": "body"])
+        }
+        let completed: Bool
+        do {
+            completed = try await source.complete(lease, resultFile: file)
+        } catch let error as StoreError where error.code == .unavailable {
+            throw APIError.unavailable
+        } catch let error as EngineError {
+            // The blob store could not take the file: the worker may retry the upload while its lease holds.
+            context.logger.error("storing a remote result failed", metadata: ["task": "\(taskID)", "error": "\(error)"])
+            throw APIError.unavailable
+        }
+        guard completed else { throw Self.leaseLost }
+        context.logger.info("remote result stored", metadata: ["task": "\(taskID)", "worker": "\(lease.workerID)"])
+        return JSONWire.response(WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.succeeded.contractName, leaseSeconds: 0))
+    }
+
+    /// Whether the file starts with an ISO BMFF `ftyp` box (size, then the type at bytes 4…7).
+    static func looksLikeMP4(_ file: URL) -> Bool {
+        guard let handle = try? FileHandle(forReadingFrom: file) else { return false }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 12), head.count >= 12 else { return false }
+        let size = head.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        return head[head.startIndex + 4 ..< head.startIndex + 8].elementsEqual("ftyp".utf8) && size >= 8
+    }
+}
+
+/// A request body that stops with an error (and sets `overLimit`) once more than `limit` bytes have arrived.
+struct CappedBody<Base: AsyncSequence>: AsyncSequence where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+
+    /// Thrown while streaming once the body passed the limit.
+    struct LimitExceeded: Error {}
+
+    let base: Base
+    let limit: Int
+    /// Set when the limit was passed, whatever error the consumer then reports.
+    let overLimit = Flag()
+
+    /// A one-way flag shared between the sequence and its iterator.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        var isSet: Bool { value.load(ordering: .relaxed) }
+        func set() { value.store(true, ordering: .relaxed) }
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let limit: Int
+        let overLimit: Flag
+        var count = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await base.next() else { return nil }
+            count += chunk.readableBytes
+            if count > limit {
+                overLimit.set()
+                throw LimitExceeded()
+            }
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, overLimit: overLimit)
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import KinemaAPI
+import KinemaCore
+import KinemaWorker
+import Logging
+
+/// `kinema worker`: a worker-only process rendering tasks with the built-in motion engine.
+///
+/// Tasks come from exactly one source: `--server` (an API node over HTTP with a worker token, for machines
+/// that cannot reach the database). A `--database` source (shared PostgreSQL) belongs beside it in `source()`.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) and render them with the built-in engine.")
+
+    @Option(help: "Base URL of a Kinema API node to pull tasks from over HTTP (env KINEMA_SERVER).")
+    var server: String?
+
+    @Option(name: .customLong("worker-token"), help: "Worker token for --server (env KINEMA_WORKER_TOKEN); make one with 'kinema worker-token create'.")
+    var workerToken: String?
+
+    @Option(help: "Tasks rendered at once (env KINEMA_CONCURRENCY, default 1).")
+    var concurrency: Int?
+
+    @Option(name: .customLong("worker-id"), help: "Stable id of this worker process, unique among workers using the same token; a restart with the same id requeues its unfinished tasks at once (env KINEMA_WORKER_ID, default a random id).")
+    var workerID: String?
+
+    @Option(name: .customLong("lease-seconds"), help: "Lease length asked for each task, in seconds (env KINEMA_LEASE_SECONDS, default 30).")
+    var leaseSeconds: Int?
+
+    @Option(name: .customLong("claim-wait"), help: "Seconds one claim waits on the server for work, 0–30.")
+    var claimWait: Int = 20
+
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds running renders may finish after SIGTERM before their leases are released (env KINEMA_SHUTDOWN_GRACE, default 30).")
+    var shutdownGrace: Int?
+
+    @Option(name: .customLong("scratch-dir"), help: "Where renders are written before upload (default: a folder in the system temp dir).")
+    var scratchDir: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    func run() async throws {
+        ProcessSignals.unblockTermination()
+        let count = concurrency ?? Env.int("KINEMA_CONCURRENCY") ?? 1
+        let lease = leaseSeconds ?? Env.int("KINEMA_LEASE_SECONDS") ?? 30
+        let grace = shutdownGrace ?? Env.int("KINEMA_SHUTDOWN_GRACE") ?? 30
+        guard count >= 1, lease >= 2, grace >= 0, (0...30).contains(claimWait) else {
+            throw CLIError("--concurrency must be ≥ 1, --lease-seconds ≥ 2, --shutdown-grace ≥ 0 and --claim-wait 0…30.")
+        }
+        let id = workerID ?? Env.string("KINEMA_WORKER_ID") ?? "worker-\(UUID().uuidString.prefix(8).lowercased())"
+        guard (1...100).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw CLIError("--worker-id must be 1 to 100 printable ASCII characters without spaces.")
+        }
+        var logger = Logger(label: "kinema.worker")
+        logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
+
+        let (source, origin) = try source()
+        let scratch = URL(fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path, isDirectory: true)
+        var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
+        config.leaseDuration = TimeInterval(lease)
+        // Heartbeat a few times per lease so one slow or lost request does not lose the task.
+        config.heartbeatInterval = .milliseconds(max(500, lease * 1000 / 4))
+        config.shutdownGrace = .seconds(grace)
+
+        // Written unbuffered: scripts and tests read this line through a pipe while the worker runs.
+        FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from \(origin) (concurrency \(count))\n".utf8))
+        try await WorkerProcess(configuration: config, source: source, engine: EngineCatalog.motion(), logger: logger).run()
+    }
+
+    /// The one task source the options name.
+    func source() throws -> (any WorkSource, String) {
+        guard let server = server ?? Env.string("KINEMA_SERVER") else {
+            throw CLIError("Name where tasks come from: --server URL (an API node, with --worker-token).")
+        }
+        guard let url = URL(string: server), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+            throw CLIError("--server must be an http(s) URL such as http://10.0.0.5:8080.")
+        }
+        guard let token = workerToken ?? Env.string("KINEMA_WORKER_TOKEN") else {
+            throw CLIError("--server needs --worker-token (or KINEMA_WORKER_TOKEN); make one on the server with 'kinema worker-token create'.")
+        }
+        guard WorkerToken.isWellFormed(token) else {
+            throw CLIError("--worker-token is not a worker token (they start with '\(WorkerToken.prefix)'; API keys are not accepted).")
+        }
+        var remote = RemoteWorkSource.Configuration(serverURL: server, token: token)
+        remote.claimWaitSeconds = claimWait
+        return (RemoteWorkSource(configuration: remote), remote.serverURL)
+    }
+}

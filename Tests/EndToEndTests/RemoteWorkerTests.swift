@@ -1,0 +1,434 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The remote worker protocol (`/internal/v1/worker/…`) through the real binaries: a `kinema worker --server`
+/// process rendering for an API-only node, and the protocol's refusals and fencing spoken as raw HTTP.
+@Suite struct RemoteWorkerTests {
+    static let base = "/internal/v1/worker"
+
+    // MARK: The real worker
+
+    @Test func remoteWorkerRendersASubmittedTask() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server, name: "gpu-box-1")
+        let worker = try await RemoteWorkerProcess.start(["--server", server.baseURL, "--worker-token", token, "--worker-id", "box1", "--claim-wait", "5"])
+        defer { worker.kill() }
+
+        let png = try await Fixtures.image(width: 480, height: 320, format: "png")
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "slow push in", "duration": 3])
+        #expect(r.status == 200)
+        let id = try #require(r.json["task_id"] as? String)
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
+        let task = try #require(done["task"] as? [String: Any])
+        #expect(task["status"] as? String == "TASK_STATUS_SUCCEED", "\(done) worker log: \(worker.log)")
+        let videos = try #require(done["videos"] as? [[String: Any]])
+        #expect(videos.count == 1)
+
+        let url = try #require(videos.first?["video_url"] as? String)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("remote-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await HTTP.get(url).body.write(to: file)
+        let video = try #require(try await Tools.probe(file).first { $0["codec_type"] as? String == "video" })
+        #expect(video["codec_name"] as? String == "h264")
+        #expect(video["nb_read_frames"] as? String == "72")
+        // The attempt ran under this token's namespace of lease owners.
+        let attempts = try await Self.attemptsOwners(server, taskID: id)
+        #expect(attempts.count == 1 && attempts.allSatisfy { $0.hasPrefix("remote/") && $0.hasSuffix("/box1/w0") }, "\(attempts)")
+
+        let status = await worker.terminate()
+        #expect(status == 0, "worker log: \(worker.log)")
+        await server.terminate()
+    }
+
+    // MARK: Authentication
+
+    @Test func workerRoutesAcceptOnlyWorkerTokensAndWorkerTokensOnlyThere() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server, name: "box")
+        let claim = ["worker_id": "w", "wait_seconds": 0] as [String: Any]
+
+        let missing = try await Self.post(server, "/claim", token: nil, json: claim)
+        #expect(missing.status == 401)
+        #expect(missing.json["reason"] as? String == "MISSING_WORKER_TOKEN")
+        Self.expectErrorShape(missing)
+
+        let wrong = try await Self.post(server, "/claim", token: "kwt_" + String(repeating: "A", count: 43), json: claim)
+        #expect(wrong.status == 403)
+        #expect(wrong.json["reason"] as? String == "INVALID_WORKER_TOKEN")
+        Self.expectErrorShape(wrong)
+
+        let apiKey = try await Self.post(server, "/claim", token: key, json: claim)
+        #expect(apiKey.status == 403)
+        #expect(apiKey.json["reason"] as? String == "INVALID_WORKER_TOKEN")
+
+        let ok = try await Self.post(server, "/claim", token: token, json: claim)
+        #expect(ok.status == 204)
+
+        // A worker token is no API key.
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let submit = try await HTTP.submit(server.baseURL, key: token, json: ["image": png, "prompt": "zoom in"])
+        #expect(submit.status == 403)
+        #expect(submit.json["reason"] as? String == "INVALID_API_KEY")
+
+        // A revoked token is refused at once.
+        let list = try await ServerProcess.cli(["worker-token", "list", "--data-dir", server.dataDir.path])
+        #expect(list.status == 0 && list.stdout.contains("box") && list.stdout.contains(String(token.prefix(10))), "\(list.stdout)")
+        let revoke = try await ServerProcess.cli(["worker-token", "revoke", String(token.prefix(10)), "--data-dir", server.dataDir.path])
+        #expect(revoke.status == 0, "\(revoke.stdout)")
+        let revoked = try await Self.post(server, "/claim", token: token, json: claim)
+        #expect(revoked.status == 403)
+        await server.terminate()
+    }
+
+    // MARK: Claim
+
+    @Test func claimWaitsThenAnswers204OrWakesOnSubmit() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+
+        let empty = try await Self.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 1])
+        #expect(empty.status == 204)
+        #expect(empty.body.isEmpty)
+
+        let tooLong = try await Self.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 31])
+        #expect(tooLong.status == 400)
+        #expect((tooLong.json["metadata"] as? [String: String])?["field"] == "wait_seconds")
+
+        // A waiting claim gets a task submitted while it waits.
+        async let waiting = Self.post(server, "/claim", token: token, json: ["worker_id": "w", "engine": "gpu", "wait_seconds": 30])
+        try await Task.sleep(for: .milliseconds(300))
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png")
+        let submitted = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan left", "duration": 3, "seed": 42])
+        let id = try #require(submitted.json["task_id"] as? String)
+        let claimed = try await waiting
+        #expect(claimed.status == 200, "\(claimed.text)")
+        let task = try #require(claimed.json["task"] as? [String: Any])
+        #expect(task["task_id"] as? String == id)
+        let request = try #require(task["request"] as? [String: Any])
+        #expect(request["prompt"] as? String == "pan left")
+        #expect(request["duration"] as? Int == 3)
+        #expect(request["seed"] as? Int == 42)
+        #expect(request["frame_count"] as? Int == 72)
+        #expect(request["negative_prompt"] is NSNull)
+        let lease = try #require(claimed.json["lease"] as? [String: Any])
+        #expect(lease["attempt"] as? Int == 1)
+        #expect(lease["task_id"] as? String == id)
+
+        // The input downloads with the lease, byte for byte; without it, no.
+        let inputs = try #require(claimed.json["inputs"] as? [String: Any])
+        #expect(inputs["end_image"] is NSNull)
+        let imageURL = try #require((inputs["image"] as? [String: Any])?["url"] as? String)
+        let image = try await HTTP.get(server.baseURL + imageURL, key: token)
+        #expect(image.status == 200)
+        #expect(image.body == png)
+        #expect(image.headers.first(name: "content-type") == "image/png")
+        let noLease = try await HTTP.get(server.baseURL + "\(Self.base)/tasks/\(id)/inputs/image", key: token)
+        #expect(noLease.status == 400)
+        let otherLease = try await HTTP.get(server.baseURL + "\(Self.base)/tasks/\(id)/inputs/image?lease_id=\(UUID().uuidString)", key: token)
+        #expect(otherLease.status == 409)
+
+        let result = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((result.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
+        await server.terminate()
+    }
+
+    // MARK: Leases and fencing
+
+    @Test func lostLeaseAnswers409AndAZombieCannotCompleteTheRescuedTask() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--lease-seconds", "2", "--rescue-seconds", "1"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let id = try await Self.submit(server, key: key)
+
+        let zombie = try await Self.claim(server, token: token, worker: "zombie", leaseSeconds: 2)
+        #expect(try await Self.heartbeat(server, token: token, id: id, lease: zombie).status == 200)
+        // No more heartbeats: the rescuer puts the task back once the 2 s lease ran out.
+        try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_QUEUED")
+        let lost = try await Self.heartbeat(server, token: token, id: id, lease: zombie)
+        #expect(lost.status == 409)
+        #expect(lost.json["reason"] as? String == "LEASE_LOST")
+        Self.expectErrorShape(lost)
+
+        let live = try await Self.claim(server, token: token, worker: "live", leaseSeconds: 60)
+        #expect(live.attempt == 2)
+        let mp4 = try await Self.makeMP4(seconds: 1)
+        let liveUpload = try await Self.upload(server, token: token, id: id, lease: live.leaseID, body: mp4)
+        #expect(liveUpload.status == 200, "\(liveUpload.text)")
+        #expect(liveUpload.json["status"] as? String == "TASK_STATUS_SUCCEED")
+
+        // The zombie's late result, a repeated completion and a late failure change nothing.
+        let other = try await Self.makeMP4(seconds: 2)
+        let late = try await Self.upload(server, token: token, id: id, lease: zombie.leaseID, body: other)
+        #expect(late.status == 409)
+        #expect(late.json["reason"] as? String == "LEASE_LOST")
+        #expect(try await Self.upload(server, token: token, id: id, lease: live.leaseID, body: other).status == 409)
+        #expect(try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": zombie.leaseID, "reason": "late", "retryable": false]).status == 409)
+
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
+        let videos = try #require(done["videos"] as? [[String: Any]])
+        #expect(videos.count == 1)
+        let url = try #require(videos.first?["video_url"] as? String)
+        #expect(try await HTTP.get(url).body == mp4)
+        let stored = try FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path)
+        #expect(stored.count == 1, "\(stored)")
+        await server.terminate()
+    }
+
+    @Test func failAndReleaseFollowTheLeaseRules() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-attempts", "3"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let id = try await Self.submit(server, key: key)
+
+        // Release: back to the queue, attempt not counted.
+        let first = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
+        let released = try await Self.post(server, "/tasks/\(id)/release", token: token, json: ["lease_id": first.leaseID])
+        #expect(released.status == 200)
+        #expect(released.json["status"] as? String == "TASK_STATUS_QUEUED")
+        // Retryable failure: back to the queue, attempt counted.
+        let second = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
+        #expect(second.attempt == 1)
+        let retry = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": second.leaseID, "reason": "GPU busy", "retryable": true])
+        #expect(retry.status == 200)
+        #expect(retry.json["status"] as? String == "TASK_STATUS_QUEUED")
+        // Final failure: FAILED with the worker's reason for the caller to see.
+        let third = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
+        #expect(third.attempt == 2)
+        let reason = "CUDA out of memory: the model needs 24 GB"
+        let failed = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
+        #expect(failed.status == 200)
+        #expect(failed.json["status"] as? String == "TASK_STATUS_FAILED")
+        let result = try await HTTP.result(server.baseURL, key: key, id: id)
+        let task = try #require(result.json["task"] as? [String: Any])
+        #expect(task["status"] as? String == "TASK_STATUS_FAILED")
+        #expect(task["reason"] as? String == reason)
+        #expect((result.json["videos"] as? [Any])?.isEmpty == true)
+
+        let again = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
+        #expect(again.status == 409)
+        let noReason = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": " ", "retryable": false])
+        #expect(noReason.status == 400)
+        #expect((noReason.json["metadata"] as? [String: String])?["field"] == "reason")
+        await server.terminate()
+    }
+
+    @Test func anotherTokensWorkerCannotTouchTheLease() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let mine = try await Self.createToken(server, name: "mine")
+        let theirs = try await Self.createToken(server, name: "theirs")
+        let id = try await Self.submit(server, key: key)
+        let lease = try await Self.claim(server, token: mine, worker: "w", leaseSeconds: 60)
+        #expect(try await Self.heartbeat(server, token: theirs, id: id, lease: lease).status == 409)
+        #expect(try await Self.post(server, "/tasks/\(id)/release", token: theirs, json: ["lease_id": lease.leaseID]).status == 409)
+        // The same worker id under another token is another worker: its orphan sweep leaves this task alone.
+        let sweep = try await Self.post(server, "/orphans", token: theirs, json: ["worker_id": "w"])
+        #expect(sweep.status == 200)
+        #expect((sweep.json["requeued"] as? [String])?.isEmpty == true)
+        #expect(try await Self.heartbeat(server, token: mine, id: id, lease: lease).status == 200)
+        // The owner's own sweep (a restarted worker) requeues it.
+        let own = try await Self.post(server, "/orphans", token: mine, json: ["worker_id": "w"])
+        #expect((own.json["requeued"] as? [String]) == [id])
+        await server.terminate()
+    }
+
+    // MARK: Result upload
+
+    @Test func uploadsAreCappedAndMustBeMP4() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-result-bytes", "1000000"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let id = try await Self.submit(server, key: key)
+        let lease = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
+
+        // Over the cap, announced by Content-Length and streamed without one (chunked).
+        var big = try await Self.makeMP4(seconds: 1).prefix(12)
+        big.append(Data(repeating: 0x42, count: 1_200_000))
+        let announced = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: big)
+        #expect(announced.status == 413)
+        #expect(announced.json["reason"] as? String == "RESULT_TOO_LARGE")
+        Self.expectErrorShape(announced)
+        let streamed = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: big, chunked: true)
+        #expect(streamed.status == 413)
+
+        let notMP4 = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: try await Fixtures.image(width: 320, height: 320, format: "png"))
+        #expect(notMP4.status == 400)
+        #expect(notMP4.json["reason"] as? String == "INVALID_RESULT")
+        let empty = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: Data())
+        #expect(empty.status == 400)
+
+        // Refused uploads leave the lease intact and store nothing; a good one then completes the task.
+        let result = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((result.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
+        #expect(!FileManager.default.fileExists(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path))
+        let good = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: try await Self.makeMP4(seconds: 1))
+        #expect(good.status == 200, "\(good.text)")
+        await server.terminate()
+    }
+
+    // MARK: Helpers
+
+    struct Lease {
+        var leaseID: String
+        var attempt: Int
+    }
+
+    /// `kinema worker-token create`; the secret is the last line.
+    static func createToken(_ server: ServerProcess, name: String = "test") async throws -> String {
+        let r = try await ServerProcess.cli(["worker-token", "create", "--name", name, "--data-dir", server.dataDir.path])
+        guard r.status == 0, let last = r.stdout.split(separator: "\n").last.map(String.init), last.hasPrefix("kwt_"), last.count == 47 else {
+            throw TestFailure("worker-token create failed: \(r.stdout)")
+        }
+        return last
+    }
+
+    static func submit(_ server: ServerProcess, key: String) async throws -> String {
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "zoom in", "duration": 3])
+        guard r.status == 200, let id = r.json["task_id"] as? String else { throw TestFailure("submit failed: \(r.text)") }
+        return id
+    }
+
+    static func post(_ server: ServerProcess, _ path: String, token: String?, json: [String: Any]) async throws -> HTTPResult {
+        var headers = [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        return try await HTTP.request(.POST, server.baseURL + base + path, headers: headers, body: try JSONSerialization.data(withJSONObject: json))
+    }
+
+    static func claim(_ server: ServerProcess, token: String, worker: String, leaseSeconds: Int) async throws -> Lease {
+        let r = try await post(server, "/claim", token: token, json: ["worker_id": worker, "lease_seconds": leaseSeconds, "wait_seconds": 5])
+        guard r.status == 200, let lease = r.json["lease"] as? [String: Any], let id = lease["lease_id"] as? String, let attempt = lease["attempt"] as? Int else {
+            throw TestFailure("claim failed: \(r.status) \(r.text)")
+        }
+        return Lease(leaseID: id, attempt: attempt)
+    }
+
+    static func heartbeat(_ server: ServerProcess, token: String, id: String, lease: Lease) async throws -> HTTPResult {
+        try await post(server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": 10, "eta_seconds": 5])
+    }
+
+    static func upload(_ server: ServerProcess, token: String, id: String, lease: String, body: Data, chunked: Bool = false) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: server.baseURL + base + "/tasks/\(id)/result?lease_id=\(lease)")
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: "video/mp4")
+        if chunked {
+            // Several chunks with no Content-Length: only the streaming cap can stop it.
+            let chunks = stride(from: 0, to: body.count, by: 64 * 1024).map { ByteBuffer(bytes: body[$0..<min($0 + 64 * 1024, body.count)]) }
+            let stream = AsyncStream<ByteBuffer> { continuation in
+                for chunk in chunks { continuation.yield(chunk) }
+                continuation.finish()
+            }
+            request.body = .stream(stream, length: .unknown)
+        } else {
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let buffer = try await response.body.collect(upTo: 1024 * 1024)
+        return HTTPResult(status: Int(response.status.code), headers: response.headers, body: Data(buffer: buffer))
+    }
+
+    static func waitForStatus(_ server: ServerProcess, key: String, id: String, _ status: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let r = try await HTTP.result(server.baseURL, key: key, id: id)
+            if (r.json["task"] as? [String: Any])?["status"] as? String == status { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("task \(id) never reached \(status)")
+    }
+
+    /// A small real MP4 made by the ffmpeg CLI.
+    static func makeMP4(seconds: Int) async throws -> Data {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("upload-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let r = try await Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-t", String(seconds), "-pix_fmt", "yuv420p", "-y", url.path])
+        guard r.status == 0 else { throw TestFailure("ffmpeg failed: \(r.output)") }
+        return try Data(contentsOf: url)
+    }
+
+    /// The lease owners of a task's attempts, read from the server's SQLite file with the sqlite3 CLI.
+    static func attemptsOwners(_ server: ServerProcess, taskID: String) async throws -> [String] {
+        let db = server.dataDir.appendingPathComponent("kinema.sqlite").path
+        let r = try await Tools.run("sqlite3", ["-readonly", db, "SELECT worker_id FROM task_attempts WHERE lower(task_id) = lower('\(taskID)')"])
+        guard r.status == 0 else { throw TestFailure("sqlite3 failed: \(r.output)") }
+        return r.output.split(separator: "\n").map(String.init)
+    }
+
+    static func expectErrorShape(_ r: HTTPResult, sourceLocation: SourceLocation = #_sourceLocation) {
+        let json = r.json
+        #expect(json["code"] as? Int == r.status, sourceLocation: sourceLocation)
+        #expect((json["message"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+        #expect(json["metadata"] is [String: Any], sourceLocation: sourceLocation)
+    }
+}
+
+/// A `kinema worker` process; its output is kept for failure messages. Nothing here blocks the cooperative pool.
+final class RemoteWorkerProcess: @unchecked Sendable {
+    // SAFETY: used by one test, sequentially; `output` is itself thread-safe.
+    let process: Process
+    let output = OutputBuffer()
+
+    private init(process: Process) {
+        self.process = process
+    }
+
+    /// Starts `kinema worker ARGS` and waits (bounded) for its start line.
+    static func start(_ args: [String]) async throws -> RemoteWorkerProcess {
+        let p = Process()
+        p.executableURL = ServerProcess.binary
+        p.arguments = ["worker", "--log-level", "info"] + args
+        let worker = RemoteWorkerProcess(process: p)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        out.fileHandleForReading.readabilityHandler = { [output = worker.output] h in output.append(h.availableData) }
+        try p.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, p.isRunning {
+            if worker.log.contains("pulling tasks from") { return worker }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        worker.kill()
+        throw TestFailure("kinema worker did not start: \(worker.log)")
+    }
+
+    var log: String { output.text }
+
+    /// SIGTERM and wait (bounded) for a graceful exit; `nil` when it had to be killed.
+    func terminate(timeout: Duration = .seconds(60)) async -> Int32? {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGTERM) }
+        await ServerProcess.waitForExit(process, timeout: timeout)
+        if process.isRunning {
+            kill()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL, for cleanup on any path (the kernel reaps it; nothing waits here).
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+}
