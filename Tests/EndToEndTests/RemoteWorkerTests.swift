@@ -46,6 +46,36 @@ import Testing
         await server.terminate()
     }
 
+    @Test func aRestartedWorkerRequeuesWhatItsKilledPredecessorHeld() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        // A long lease, so only the restarted worker's orphan sweep (not expiry) can bring the task back in time.
+        try await server.start(["--lease-seconds", "600"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let args = ["--server", server.baseURL, "--worker-token", token, "--worker-id", "box", "--claim-wait", "5", "--lease-seconds", "600"]
+        let first = try await RemoteWorkerProcess.start(args)
+        defer { first.kill() }
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png")
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan right", "duration": 5])
+        let id = try #require(r.json["task_id"] as? String)
+        try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_PROCESSING")
+        first.kill()
+        await ServerProcess.waitForExit(first.process, timeout: .seconds(30))
+
+        let second = try await RemoteWorkerProcess.start(args)
+        defer { second.kill() }
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done) \(second.log)")
+        #expect((done["videos"] as? [Any])?.count == 1)
+        let owners = try await Self.attemptsOwners(server, taskID: id)
+        #expect(owners.count == 2, "\(owners)")
+        let stored = try FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path)
+        #expect(stored.count == 1, "\(stored)")
+        #expect(await second.terminate() == 0)
+        await server.terminate()
+    }
+
     // MARK: Authentication
 
     @Test func workerRoutesAcceptOnlyWorkerTokensAndWorkerTokensOnlyThere() async throws {
