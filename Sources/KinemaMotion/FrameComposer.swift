@@ -59,7 +59,9 @@ struct FrameComposer: Sendable {
                 frame = layer(endSource, zoom: zoomB, map: mapB, shifts: shifts)
             } else {
                 frame = layer(source, zoom: pose.zoom, map: map, shifts: shifts)
-                if w > 0 { Self.blend(&frame, with: layer(endSource, zoom: zoomB, map: mapB, shifts: shifts), weight: w) }
+                if w > 0 {
+                    Self.blend(&frame, with: layer(endSource, zoom: zoomB, map: mapB, shifts: shifts), weight: w, coverage: mapB)
+                }
             }
         } else {
             frame = layer(source, zoom: pose.zoom, map: map, shifts: shifts)
@@ -110,6 +112,33 @@ struct FrameComposer: Sendable {
         return YUVFrame(
             width: width, height: height,
             y: plane(level.y, width, height, lumaShift), u: plane(level.u, cw, ch, chromaShift), v: plane(level.v, cw, ch, chromaShift))
+    }
+
+    /// Like `blend`, but `other` only counts where `coverage` (output → `other`'s image coordinates) lands inside its
+    /// image, with a soft 1 % edge: the end image dissolves in where it has picture, and the first image stays
+    /// where the end image has none (instead of showing the end image's mirrored extension).
+    static func blend(_ frame: inout YUVFrame, with other: YUVFrame, weight: Double, coverage map: ViewMap) {
+        let w = min(1, max(0, weight))
+        func mix(_ a: inout [UInt8], _ b: [UInt8], width: Int, height: Int) {
+            a.withUnsafeMutableBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    for row in 0..<height {
+                        let dv = (Double(row) + 0.5) / Double(height) - 0.5
+                        for x in 0..<width {
+                            let du = (Double(x) + 0.5) / Double(width) - 0.5
+                            let p = map.apply(du: du, dv: dv)
+                            let inside = min(p.u, 1 - p.u, p.v, 1 - p.v) / 0.01
+                            let alpha = Int((w * min(1, max(0, inside)) * 256).rounded())
+                            let i = row * width + x
+                            ap[i] = UInt8(truncatingIfNeeded: (Int(ap[i]) &* (256 &- alpha) &+ Int(bp[i]) &* alpha &+ 128) >> 8)
+                        }
+                    }
+                }
+            }
+        }
+        mix(&frame.y, other.y, width: frame.width, height: frame.height)
+        mix(&frame.u, other.u, width: frame.width / 2, height: frame.height / 2)
+        mix(&frame.v, other.v, width: frame.width / 2, height: frame.height / 2)
     }
 
     /// `frame = frame·(1−w) + other·w` on every plane, 8-bit fixed-point weight.

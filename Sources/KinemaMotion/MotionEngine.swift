@@ -106,7 +106,8 @@ public struct MotionEngine: VideoEngine {
                 throw MotionError(code: .invalidEndImage, message: "the end image could not be decoded: \(Self.describe(error))", cause: "\(error)")
             }
             let fittedB = ImageResampler.coverFit(decoded, width: size.width, height: size.height)
-            let estimate = GlobalAlignment.estimate(from: LumaImage(fitted), to: LumaImage(fittedB))
+            // End images are often a detail of the first (or the reverse): search zooms up to 2.5× either way.
+            let estimate = GlobalAlignment.estimate(from: LumaImage(fitted), to: LumaImage(fittedB), maxZoom: 2.5, maxShift: 0.4)
             // Unrelated pictures: no camera travel, the dissolve alone carries the change.
             endFraming = estimate.score >= 0.5 ? estimate.pose : .identity
             endFitted = fittedB
@@ -125,11 +126,10 @@ public struct MotionEngine: VideoEngine {
         let margin = plan.shots.map(\.path.margin).max() ?? 0
         let source = SourceImage(original: original, fitted: fitted, maxZoom: maxZoom, margin: margin)
         var endSource: SourceImage?
-        if let endFitted, let endOriginal, let target = endFraming {
-            // The end image is seen through the inverse of its framing; early in the dissolve (weight near 0) its
-            // view can reach far outside it, so it gets a bounded soft extension.
-            let reach = 0.5 * max(0, target.zoom - 1) + max(abs(target.centerX - 0.5), abs(target.centerY - 0.5)) * target.zoom
-            endSource = SourceImage(original: endOriginal, fitted: endFitted, maxZoom: maxZoomB, margin: min(0.3, reach + 0.02))
+        if let endFitted, let endOriginal, endFraming != nil {
+            // The end image only contributes where its view lands inside it (see `FrameComposer.blend(coverage:)`),
+            // so it needs no soft extension.
+            endSource = SourceImage(original: endOriginal, fitted: endFitted, maxZoom: maxZoomB, margin: 0)
         }
         let composer = FrameComposer(plan: plan, source: source, endSource: endSource, width: size.width, height: size.height)
         return Prepared(composer: composer, plan: plan)
