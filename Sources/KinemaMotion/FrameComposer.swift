@@ -119,18 +119,37 @@ struct FrameComposer: Sendable {
     /// where the end image has none (instead of showing the end image's mirrored extension).
     static func blend(_ frame: inout YUVFrame, with other: YUVFrame, weight: Double, coverage map: ViewMap) {
         let w = min(1, max(0, weight))
+        let full = Int((w * 256).rounded())
         func mix(_ a: inout [UInt8], _ b: [UInt8], width: Int, height: Int) {
             a.withUnsafeMutableBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     for row in 0..<height {
                         let dv = (Double(row) + 0.5) / Double(height) - 0.5
+                        // The map is linear along the row: step it, and settle whole rows from their ends when they
+                        // lie entirely inside (uniform weight) or entirely past one edge (nothing to blend).
+                        let first = map.apply(du: 0.5 / Double(width) - 0.5, dv: dv)
+                        let last = map.apply(du: 0.5 - 0.5 / Double(width), dv: dv)
+                        func inside(_ p: (u: Double, v: Double)) -> Double { min(p.u, 1 - p.u, p.v, 1 - p.v) / 0.01 }
+                        let base = row * width
+                        if (first.u < 0 && last.u < 0) || (first.u > 1 && last.u > 1) || (first.v < 0 && last.v < 0) || (first.v > 1 && last.v > 1) {
+                            continue
+                        }
+                        if inside(first) >= 1 && inside(last) >= 1 {
+                            for i in base..<(base + width) {
+                                ap[i] = UInt8(truncatingIfNeeded: (Int(ap[i]) &* (256 &- full) &+ Int(bp[i]) &* full &+ 128) >> 8)
+                            }
+                            continue
+                        }
+                        var u = first.u, v = first.v
+                        let su = width > 1 ? (last.u - first.u) / Double(width - 1) : 0
+                        let sv = width > 1 ? (last.v - first.v) / Double(width - 1) : 0
                         for x in 0..<width {
-                            let du = (Double(x) + 0.5) / Double(width) - 0.5
-                            let p = map.apply(du: du, dv: dv)
-                            let inside = min(p.u, 1 - p.u, p.v, 1 - p.v) / 0.01
-                            let alpha = Int((w * min(1, max(0, inside)) * 256).rounded())
-                            let i = row * width + x
+                            let c = min(1, max(0, min(u, 1 - u, v, 1 - v) / 0.01))
+                            let alpha = Int(w * c * 256 + 0.5)
+                            let i = base + x
                             ap[i] = UInt8(truncatingIfNeeded: (Int(ap[i]) &* (256 &- alpha) &+ Int(bp[i]) &* alpha &+ 128) >> 8)
+                            u += su
+                            v += sv
                         }
                     }
                 }
