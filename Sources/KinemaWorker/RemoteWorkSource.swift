@@ -43,6 +43,27 @@ public struct RemoteWorkSource: WorkSource {
         self.client = client
     }
 
+    /// Runs `body` with a source on its own HTTP client, sized for `concurrency` worker loops and shut down afterwards.
+    ///
+    /// Each loop holds one request at a time (a long-poll claim, or a heartbeat while it renders), so the pool
+    /// allows that many connections plus spares; the shared client's default of 8 would queue heartbeats of a
+    /// larger pool behind idle long-polls.
+    public static func withSource<T: Sendable>(
+        configuration: Configuration, concurrency: Int, _ body: (RemoteWorkSource) async throws -> T
+    ) async throws -> T {
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency + 2))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(RemoteWorkSource(configuration: configuration, client: client)))
+        } catch {
+            result = .failure(error)
+        }
+        try? await client.shutdown()
+        return try result.get()
+    }
+
     public func claim(workerID: String, engine: String, leaseDuration: TimeInterval) async throws -> ClaimedTask? {
         let body = WorkerClaimRequest(
             workerID: workerID, engine: engine, leaseSeconds: Int(leaseDuration.rounded()), waitSeconds: configuration.claimWaitSeconds

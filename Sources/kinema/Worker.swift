@@ -8,7 +8,8 @@ import Logging
 /// `kinema worker`: a worker-only process rendering tasks with the built-in motion engine.
 ///
 /// Tasks come from exactly one source: `--server` (an API node over HTTP with a worker token, for machines
-/// that cannot reach the database). A `--database` source (shared PostgreSQL) belongs beside it in `source()`.
+/// that cannot reach the database). A `--database` source (shared PostgreSQL, `StoreWorkSource` plus a
+/// `LeaseRescuer` in `WorkerProcess.services`) belongs beside it: branch in `run()` before `remoteConfiguration()`.
 struct Worker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) and render them with the built-in engine.")
 
@@ -54,7 +55,7 @@ struct Worker: AsyncParsableCommand {
         var logger = Logger(label: "kinema.worker")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
 
-        let (source, origin) = try source()
+        let (remote, origin) = try remoteConfiguration()
         let scratch = URL(fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path, isDirectory: true)
         var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
         config.leaseDuration = TimeInterval(lease)
@@ -64,11 +65,18 @@ struct Worker: AsyncParsableCommand {
 
         // Written unbuffered: scripts and tests read this line through a pipe while the worker runs.
         FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from \(origin) (concurrency \(count))\n".utf8))
-        try await WorkerProcess(configuration: config, source: source, engine: EngineCatalog.motion(), logger: logger).run()
+        do {
+            try await RemoteWorkSource.withSource(configuration: remote, concurrency: count) { source in
+                try await WorkerProcess(configuration: config, source: source, engine: EngineCatalog.motion(), logger: logger).run()
+            }
+        } catch {
+            // The pool stops only on a failure it cannot ride out (the first call at start); say where it talked to.
+            throw CLIError("the worker stopped talking to \(origin): \(error)")
+        }
     }
 
-    /// The one task source the options name.
-    func source() throws -> (any WorkSource, String) {
+    /// The HTTP source the options name (`--server`, `--worker-token`).
+    func remoteConfiguration() throws -> (RemoteWorkSource.Configuration, String) {
         guard let server = server ?? Env.string("KINEMA_SERVER") else {
             throw CLIError("Name where tasks come from: --server URL (an API node, with --worker-token).")
         }
@@ -83,6 +91,6 @@ struct Worker: AsyncParsableCommand {
         }
         var remote = RemoteWorkSource.Configuration(serverURL: server, token: token)
         remote.claimWaitSeconds = claimWait
-        return (RemoteWorkSource(configuration: remote), remote.serverURL)
+        return (remote, remote.serverURL)
     }
 }

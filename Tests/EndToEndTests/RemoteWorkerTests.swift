@@ -116,6 +116,10 @@ import Testing
         #expect(revoke.status == 0, "\(revoke.stdout)")
         let revoked = try await Self.post(server, "/claim", token: token, json: claim)
         #expect(revoked.status == 403)
+        // The real worker with a revoked token stops at once and says why.
+        let worker = try await Tools.run(ServerProcess.binary.path, ["worker", "--server", server.baseURL, "--worker-token", token, "--log-level", "error"], direct: true)
+        #expect(worker.status != 0)
+        #expect(worker.output.contains("INVALID_WORKER_TOKEN"), "\(worker.output)")
         await server.terminate()
     }
 
