@@ -16,6 +16,7 @@ public struct WorkerProcess: Sendable {
     public let engine: any VideoEngine
     /// Further services to run beside the pool (e.g. a lease rescuer when the source is a shared database).
     public let services: [any Service]
+    /// Where the pool and the service group log.
     public let logger: Logger
 
     /// Wires a worker process.

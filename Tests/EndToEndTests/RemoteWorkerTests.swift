@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KinemaAPI
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -102,6 +103,13 @@ import Testing
 
         let ok = try await Self.post(server, "/claim", token: token, json: claim)
         #expect(ok.status == 204)
+
+        // Every listed worker route exists and wants a worker token.
+        for route in Routes.workerRoutes {
+            let path = route.path.replacingOccurrences(of: "{task_id}", with: UUID().uuidString.lowercased()).replacingOccurrences(of: "{name}", with: "image")
+            let r = try await HTTP.request(HTTPMethod(rawValue: route.method.uppercased()), server.baseURL + path, headers: [("Authorization", "Bearer \(key)")], body: Data("{}".utf8))
+            #expect(r.status == 403 && r.json["reason"] as? String == "INVALID_WORKER_TOKEN", "\(route): \(r.status) \(r.text)")
+        }
 
         // A worker token is no API key.
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
