@@ -92,8 +92,9 @@ let package = Package(
         .executableTarget(
             name: "kinema",
             dependencies: [
-                "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaMedia", "KinemaMotion",
+                "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaMedia", "KinemaMotion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

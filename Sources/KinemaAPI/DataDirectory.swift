@@ -40,12 +40,18 @@ public struct DataDirectory: Sendable {
         if let data = try? Data(contentsOf: file), data.count == count { return [UInt8](data) }
         var rng = SystemRandomNumberGenerator()
         let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let tmp = file.appendingPathExtension("tmp")
-        FileManager.default.createFile(atPath: tmp.path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
-        guard rename(tmp.path, file.path) == 0 else {
-            throw StoreError(.corrupt, "could not write \(file.path) (errno \(errno))")
+        // link(2) publishes the file only if none exists, so nodes starting at once on a shared
+        // directory all end up with the same secret (the loser reads the winner's).
+        let tmp = file.appendingPathExtension("tmp-\(UUID().uuidString)")
+        defer { unlink(tmp.path) }
+        guard FileManager.default.createFile(atPath: tmp.path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw StoreError(.corrupt, "could not write \(tmp.path)")
         }
-        return bytes
+        if link(tmp.path, file.path) == 0 { return bytes }
+        guard errno == EEXIST, let data = try? Data(contentsOf: file), data.count == count else {
+            throw StoreError(.corrupt, "could not create \(file.path) (errno \(errno))")
+        }
+        return [UInt8](data)
     }
 
     /// Takes the directory's exclusive lock for this process's lifetime: two servers on one SQLite data dir

@@ -73,6 +73,8 @@ public struct KinemaServer: Sendable {
         let logger = self.logger
         let app = Application(
             router: router,
+            // Idle connections are closed so idle or stalled clients cannot hold sockets forever.
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Kinema"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? config.port

@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var rescueInterval: Duration = .seconds(5)
     /// How long running renders may continue after SIGTERM before their leases are released.
     public var shutdownGrace: Duration = .seconds(30)
+    /// Seconds an HTTP connection may stay idle before the server closes it.
+    public var idleTimeoutSeconds: Int = 60
     /// The remote worker protocol's limits (result size cap, long-poll length).
     public var workerProtocol = WorkerProtocolConfiguration()
     /// Timeout of one image URL fetch.

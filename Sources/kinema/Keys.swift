@@ -11,15 +11,6 @@ struct Keys: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Revoke.self]
     )
 
-    struct StoreOptions: ParsableArguments {
-        @Option(name: .customLong("data-dir"), help: "Data directory (env KINEMA_DATA_DIR, default ./data).")
-        var dataDir: String?
-
-        func open() throws -> any TaskStore {
-            try DataDirectory(Env.dataDirectory(dataDir)).openStore()
-        }
-    }
-
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key; the secret is printed alone on the last line, once.")
 
@@ -30,12 +21,11 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             guard !tenant.isEmpty, tenant.count <= 128 else { throw CLIError("--tenant must be 1 to 128 characters.") }
-            let s = try store.open()
             let secret = APIKey.generate()
             let record = APIKeyRecord(
                 id: UUID().uuidString.lowercased(), tenant: tenant, keyHash: APIKey.hash(secret),
                 prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil)
-            try await s.insertAPIKey(record)
+            try await store.withStore { try await $0.insertAPIKey(record) }
             print("Created key \(record.id) for tenant '\(tenant)'. The secret is shown only now:")
             print(secret)
         }
@@ -47,7 +37,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let keys = try await store.open().listAPIKeys()
+            let keys = try await store.withStore { try await $0.listAPIKeys() }
             let iso = ISO8601DateFormatter()
             print("id\ttenant\tprefix\tcreated\trevoked")
             for k in keys {
@@ -65,7 +55,8 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            guard try await store.open().revokeAPIKey(idOrPrefix: key, now: Date()) else {
+            let key = self.key
+            guard try await store.withStore({ try await $0.revokeAPIKey(idOrPrefix: key, now: Date()) }) else {
                 throw CLIError("No key matches '\(key)'.")
             }
             print("Revoked \(key).")

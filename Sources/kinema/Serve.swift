@@ -51,6 +51,7 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        ProcessSignals.unblockTermination()
         let dataDirectory = try DataDirectory(Env.dataDirectory(dataDir))
         var config = ServerConfiguration(dataDirectory: dataDirectory.url)
         config.host = host ?? Env.string("KINEMA_HOST") ?? config.host

@@ -18,7 +18,7 @@ struct WorkerTokens: AsyncParsableCommand {
         @Option(help: "A name for the token, e.g. the machine it is for (default 'worker').")
         var name: String = "worker"
 
-        @OptionGroup var store: Keys.StoreOptions
+        @OptionGroup var store: StoreOptions
 
         func run() async throws {
             guard (1...128).contains(name.count) else { throw CLIError("--name must be 1 to 128 characters.") }
@@ -26,7 +26,7 @@ struct WorkerTokens: AsyncParsableCommand {
             let record = WorkerTokenRecord(
                 id: UUID().uuidString.lowercased(), name: name, hash: WorkerToken.hash(secret),
                 prefix: WorkerToken.displayPrefix(secret), createdAt: Date(), revokedAt: nil)
-            try await store.open().insertWorkerToken(record)
+            try await store.withStore { try await $0.insertWorkerToken(record) }
             print("Created worker token \(record.id) ('\(name)'). The secret is shown only now:")
             print(secret)
         }
@@ -35,10 +35,10 @@ struct WorkerTokens: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List worker tokens (id, name, prefix, created, revoked).")
 
-        @OptionGroup var store: Keys.StoreOptions
+        @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let tokens = try await store.open().listWorkerTokens()
+            let tokens = try await store.withStore { try await $0.listWorkerTokens() }
             let iso = ISO8601DateFormatter()
             print("id\tname\tprefix\tcreated\trevoked")
             for t in tokens {
@@ -53,11 +53,11 @@ struct WorkerTokens: AsyncParsableCommand {
         @Argument(help: "Token id or prefix.")
         var token: String
 
-        @OptionGroup var store: Keys.StoreOptions
+        @OptionGroup var store: StoreOptions
 
         func run() async throws {
             let token = self.token
-            guard try await store.open().revokeWorkerToken(idOrPrefix: token, now: Date()) else {
+            guard try await store.withStore({ try await $0.revokeWorkerToken(idOrPrefix: token, now: Date()) }) else {
                 throw CLIError("No worker token matches '\(token)'.")
             }
             print("Revoked \(token).")
