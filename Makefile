@@ -16,9 +16,11 @@ build: deps
 serve: build
 	$(BIN) serve --data-dir $(DATA_DIR) --port $(PORT)
 
-## Run every test (unit, store conformance, media, engine, end to end) against a release build.
+## Run every test (unit, store conformance on SQLite and PostgreSQL, media, engine, end to end) against a
+## release build: render-heavy tests are many times slower in debug. One build: `swift test` also builds the
+## `kinema` binary that the end-to-end tests start (a separate `swift build` first would compile everything twice,
+## since test builds enable testability).
 test: deps
-	$(SWIFT) build -c release --product kinema
 	$(SWIFT) test -c release
 
 ## Print the benchmark figures recorded in docs/benchmarks.md.
