@@ -5,11 +5,12 @@ import KinemaCore
 import KinemaFetch
 import KinemaMotion
 import KinemaStore
+import KinemaStorePostgres
 import Logging
 
 /// `kinema serve`: the API with in-process workers on an embedded SQLite data directory.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the API server with in-process workers (embedded SQLite mode).")
+    static let configuration = CommandConfiguration(abstract: "Run the API server with in-process workers (embedded SQLite, or a shared PostgreSQL with --database).")
 
     @Option(help: "Address to bind (env KINEMA_HOST, default 127.0.0.1).")
     var host: String?
@@ -47,6 +48,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-result-bytes"), help: "Largest result a remote worker may upload, in bytes (env KINEMA_MAX_RESULT_BYTES, default 536870912).")
     var maxResultBytes: Int?
 
+    @Option(name: .customLong("database"), help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
+    var database: String?
+
+    @Option(name: .customLong("blob-dir"), help: "With --database: blob directory shared by every node and worker (env KINEMA_BLOB_DIR).")
+    var blobDir: String?
+
+    @Option(name: .customLong("node-id"), help: "With --database: stable id of this node's in-process workers, unique per process (env KINEMA_NODE_ID, default random).")
+    var nodeID: String?
+
+    @Flag(name: .customLong("no-migrate"), help: "With --database: do not apply migrations at start (run 'kinema migrate' instead).")
+    var noMigrate = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -77,33 +90,73 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kinema")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
 
+        if let url = database ?? Env.string("KINEMA_DATABASE_URL") {
+            try await runShared(databaseURL: url, config: config, logger: logger)
+            return
+        }
+
         let lock = try dataDirectory.lockExclusively()
         defer { lock.release() }
         let store = try dataDirectory.openStore()
-        var devKey: String?
-        if try await store.listAPIKeys().isEmpty {
-            let secret = APIKey.generate()
-            try await store.insertAPIKey(APIKeyRecord(
-                id: UUID().uuidString.lowercased(), tenant: "default", keyHash: APIKey.hash(secret),
-                prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil))
-            devKey = secret
-        }
+        let devKey = try await Self.createDevKeyIfNone(store)
         let server = KinemaServer(
             configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
             signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger
         )
         let workers = config.workers
-        let shownKey = devKey
         try await server.run { url in
-            var lines = ["Kinema is listening on \(url) (data: \(dataDirectory.url.path), workers: \(workers))"]
-            if let devKey = shownKey {
-                lines.append("Dev API key (tenant 'default', shown only this once; store it now):")
-                lines.append(devKey)
-            } else {
-                lines.append("API keys already exist in this data directory; create another with: kinema keys create --data-dir \(dataDirectory.url.path)")
-            }
-            // Written unbuffered: scripts and tests read these lines through a pipe while the server runs.
-            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            Self.announce(url: url, where: "data: \(dataDirectory.url.path)", workers: workers, devKey: devKey,
+                          keysHint: "--data-dir \(dataDirectory.url.path)")
         }
+    }
+
+    /// Scale-out mode: tasks in a shared PostgreSQL, blobs (and the URL-signing secret) in a shared directory.
+    /// No data-dir lock: any number of nodes may serve the same database.
+    func runShared(databaseURL: String, config: ServerConfiguration, logger: Logger) async throws {
+        guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
+            throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): a directory every node and worker shares.")
+        }
+        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true))
+        // The signing secret lives beside the blobs so every node signs and verifies links alike.
+        let shared = try DataDirectory(blobs.root.appendingPathComponent(".kinema-node-secrets", isDirectory: true))
+        let secret = try shared.signingSecret()
+        let node = nodeID ?? Env.string("KINEMA_NODE_ID") ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
+        let store = try PostgresTaskStore(url: databaseURL, logger: logger)
+        let migrate = !noMigrate
+        try await store.withRunning {
+            if migrate { try await store.migrate() }
+            let devKey = try await Self.createDevKeyIfNone(store)
+            let server = KinemaServer(
+                configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(),
+                signingSecret: secret, nodeID: node, logger: logger
+            )
+            let workers = config.workers
+            try await server.run { url in
+                Self.announce(url: url, where: "database, blobs: \(blobs.root.path)", workers: workers, devKey: devKey,
+                              keysHint: "--database URL")
+            }
+        }
+    }
+
+    /// The first start on an empty store creates a key for tenant `default`; it is shown once.
+    static func createDevKeyIfNone(_ store: any TaskStore) async throws -> String? {
+        guard try await store.listAPIKeys().isEmpty else { return nil }
+        let secret = APIKey.generate()
+        try await store.insertAPIKey(APIKeyRecord(
+            id: UUID().uuidString.lowercased(), tenant: "default", keyHash: APIKey.hash(secret),
+            prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil))
+        return secret
+    }
+
+    /// Prints where the server listens (and the dev key once); unbuffered, since scripts and tests read it through a pipe.
+    static func announce(url: String, where location: String, workers: Int, devKey: String?, keysHint: String) {
+        var lines = ["Kinema is listening on \(url) (\(location), workers: \(workers))"]
+        if let devKey {
+            lines.append("Dev API key (tenant 'default', shown only this once; store it now):")
+            lines.append(devKey)
+        } else {
+            lines.append("API keys already exist; create another with: kinema keys create \(keysHint)")
+        }
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import KinemaAPI
 import KinemaCore
+import KinemaStore
+import KinemaStorePostgres
 import KinemaWorker
 import Logging
 
@@ -11,7 +13,7 @@ import Logging
 /// that cannot reach the database). A `--database` source (shared PostgreSQL, `StoreWorkSource` plus a
 /// `LeaseRescuer` in `WorkerProcess.services`) belongs beside it: branch in `run()` before `remoteConfiguration()`.
 struct Worker: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) and render them with the built-in engine.")
+    static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) or a shared PostgreSQL (--database) and render them with the built-in engine.")
 
     @Option(help: "Base URL of a Kinema API node to pull tasks from over HTTP (env KINEMA_SERVER).")
     var server: String?
@@ -37,6 +39,12 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("scratch-dir"), help: "Where renders are written before upload (default: a folder in the system temp dir).")
     var scratchDir: String?
 
+    @Option(name: .customLong("database"), help: "Pull tasks straight from a shared PostgreSQL instead of --server (env KINEMA_DATABASE_URL); needs --blob-dir.")
+    var database: String?
+
+    @Option(name: .customLong("blob-dir"), help: "With --database: the blob directory the API nodes share (env KINEMA_BLOB_DIR).")
+    var blobDir: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -55,6 +63,13 @@ struct Worker: AsyncParsableCommand {
         var logger = Logger(label: "kinema.worker")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
 
+        if let url = database ?? Env.string("KINEMA_DATABASE_URL") {
+            guard server == nil else {
+                throw CLIError("Give one source of tasks: --server (HTTP) or --database (PostgreSQL), not both.")
+            }
+            try await runOnDatabase(url: url, id: id, count: count, lease: lease, grace: grace, logger: logger)
+            return
+        }
         let (remote, origin) = try remoteConfiguration()
         let scratch = URL(fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path, isDirectory: true)
         var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
@@ -72,6 +87,31 @@ struct Worker: AsyncParsableCommand {
         } catch {
             // The pool stops only on a failure it cannot ride out (the first call at start); say where it talked to.
             throw CLIError("the worker stopped talking to \(origin): \(error)")
+        }
+    }
+
+    /// Database mode: claims from the shared PostgreSQL, blobs from the shared directory, and a lease rescuer of
+    /// its own (safe beside the API nodes' rescuers: each task is rescued once).
+    func runOnDatabase(url: String, id: String, count: Int, lease: Int, grace: Int, logger: Logger) async throws {
+        guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
+            throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): the blob directory the API nodes share.")
+        }
+        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true))
+        // Same filesystem as the blobs, so a finished render is moved, not copied.
+        let scratch = URL(fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
+        var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
+        config.leaseDuration = TimeInterval(lease)
+        config.heartbeatInterval = .milliseconds(max(500, lease * 1000 / 4))
+        config.shutdownGrace = .seconds(grace)
+        let store = try PostgresTaskStore(url: url, logger: logger)
+        FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from the database (concurrency \(count))\n".utf8))
+        try await store.withRunning {
+            try await store.migrate()
+            let rescuer = LeaseRescuer(store: store, signal: WorkSignal(), logger: logger)
+            try await WorkerProcess(
+                configuration: config, source: StoreWorkSource(store: store, blobs: blobs), engine: EngineCatalog.motion(),
+                services: [rescuer], logger: logger
+            ).run()
         }
     }
 
