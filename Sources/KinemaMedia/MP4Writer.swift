@@ -210,6 +210,9 @@ private final class OutputContext {
         guard let context else { throw MediaError(code: .codec, message: "creating the MP4 muxer returned nothing") }
         pointer = context
         self.path = path
+        // Wait for a packet of every stream before writing (no flush after 10 s of one stream): the packet order, and
+        // so the file's bytes, no longer depend on when the audio arrives relative to the video.
+        context.pointee.max_interleave_delta = 0
     }
 
     /// Opens the file and writes the header (after all streams are added).
@@ -278,7 +281,11 @@ private final class EncoderStream {
         defer { av_dict_free(&options) }
         av_dict_set(&options, "preset", settings.preset, 0)
         av_dict_set(&options, "crf", String(settings.crf), 0)
-        for (key, value) in settings.extraOptions.sorted(by: { $0.key < $1.key }) {
+        var extra = settings.extraOptions
+        if settings.deterministic, let cpu = Self.x264CPUWithoutAVX512() {
+            extra["x264-params"] = [extra["x264-params"], "asm=\(cpu)"].compactMap { $0 }.joined(separator: ":")
+        }
+        for (key, value) in extra.sorted(by: { $0.key < $1.key }) {
             av_dict_set(&options, key, value, 0)
         }
         try avCheck(avcodec_open2(c, codec, &options), "opening libx264 (preset \(settings.preset), crf \(settings.crf))")
@@ -298,6 +305,12 @@ private final class EncoderStream {
         frame.pointer.pointee.colorspace = AVCOL_SPC_BT709
         frame.pointer.pointee.color_range = AVCOL_RANGE_MPEG
         try avCheck(av_frame_get_buffer(frame.pointer, 0), "allocating the video frame")
+        // x264 copies rows rounded up to its vector width, so the row padding is read too: keep it defined.
+        for plane: Int32 in 0..<3 {
+            if let data = frame.data(plane) {
+                memset(data, 0, frame.linesize(plane) * (plane == 0 ? height : height / 2))
+            }
+        }
         return try EncoderStream(context: box, stream: stream, frame: frame, defaultDuration: 1)
     }
 
@@ -325,6 +338,18 @@ private final class EncoderStream {
         try avCheck(av_channel_layout_copy(&frame.pointer.pointee.ch_layout, &c.pointee.ch_layout), "setting the audio layout")
         try avCheck(av_frame_get_buffer(frame.pointer, 0), "allocating the audio frame")
         return try EncoderStream(context: box, stream: stream, frame: frame, defaultDuration: Int64(c.pointee.frame_size))
+    }
+
+    /// The x264 `asm` value that keeps every kernel x264 would pick except AVX-512, or nil when the CPU has no
+    /// AVX-512 (x264's own detection is then left alone).
+    ///
+    /// Every CPU with AVX-512 also has AVX2, FMA3, BMI1/2 and LZCNT (x264's "AVX2" level) and fast SSE2; the
+    /// cache-line flag only steers which of two equivalent copy kernels runs.
+    private static func x264CPUWithoutAVX512() -> String? {
+        let flags = av_get_cpu_flags()
+        let avx2Level = AV_CPU_FLAG_AVX2 | AV_CPU_FLAG_FMA3 | AV_CPU_FLAG_BMI2
+        guard flags & AV_CPU_FLAG_AVX512 != 0, flags & avx2Level == avx2Level else { return nil }
+        return "AVX2,SSE2Fast,Cache64"
     }
 
     private static func addStream(output: OutputContext, context: AVCodecContextBox) throws -> UnsafeMutablePointer<AVStream> {

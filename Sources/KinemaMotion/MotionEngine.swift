@@ -10,7 +10,7 @@ import KinemaMedia
 /// a bounded queue. Deterministic: the same request and seed give identical frames.
 public struct MotionEngine: VideoEngine {
     /// The x264 settings chosen for this engine (see docs/motion-engine.md for the trade-off).
-    public static let defaultSettings = EncoderSettings(preset: "veryfast", crf: 20, threads: 0)
+    public static let defaultSettings = EncoderSettings(preset: "veryfast", crf: 20, threads: 4)
 
     /// Always "motion".
     public let name = "motion"
