@@ -1,7 +1,11 @@
 import Foundation
+import KinemaStore
 import Logging
 import PostgresNIO
 import Synchronization
+
+/// Idle workers of every process sharing the database are woken by the enqueues and requeues of any node.
+extension PostgresTaskStore: WorkNotifications {}
 
 extension PostgresTaskStore {
     /// Waits until work may be available: returns `true` when a `NOTIFY kinema_tasks` arrived (a task was
@@ -27,6 +31,8 @@ extension PostgresTaskStore {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.notificationChannel) { notifications in
+                        // Operators (and tests) can see when wake-ups start to flow; until then workers only poll.
+                        logger.info("listening for task notifications", metadata: ["channel": "\(Self.notificationChannel)", "database": "\(target)"])
                         // Work may have arrived while the connection was down: let one waiter look.
                         if reconnecting { self.work.notify() }
                         backoff = .milliseconds(100)
@@ -126,6 +132,12 @@ final class WorkWaiters: Sendable {
                     await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                         let answerNow: Bool? = self.state.withLock { s in
                             if s.closed || Task.isCancelled { return false }
+                            // A notification that arrived between taking the ticket and getting here found
+                            // no waiter and was kept as pending: it is this waiter's.
+                            if s.pending > 0 {
+                                s.pending -= 1
+                                return true
+                            }
                             s.waiters[ticket] = continuation
                             s.order.append(ticket)
                             return nil

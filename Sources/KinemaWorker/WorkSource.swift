@@ -19,6 +19,13 @@ public protocol WorkSource: Sendable {
     func release(_ lease: TaskLease) async throws -> Bool
     /// Requeues tasks a previous incarnation of `workerID` left running.
     func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
+    /// Cross-process wake-ups for idle workers when the source has them (a PostgreSQL store); `nil` means poll only.
+    var notifications: (any WorkNotifications)? { get }
+}
+
+extension WorkSource {
+    /// No wake-ups beyond the in-process `WorkSignal` and polling.
+    public var notifications: (any WorkNotifications)? { nil }
 }
 
 /// Works straight on a `TaskStore` and a `BlobStore` (embedded node, or `kinema worker --database`).
@@ -74,6 +81,9 @@ public struct StoreWorkSource: WorkSource {
     public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
         try await store.requeueOrphans(ofWorker: workerID, now: now())
     }
+
+    /// The store's own wake-ups when it has them (PostgreSQL: enqueues and requeues on any node).
+    public var notifications: (any WorkNotifications)? { store as? any WorkNotifications }
 
     /// One key per lease, so a zombie's late upload can never overwrite the real result.
     public static func resultKey(_ lease: TaskLease) -> String {

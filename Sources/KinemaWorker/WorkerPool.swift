@@ -15,7 +15,8 @@ public struct WorkerConfiguration: Sendable {
     public var leaseDuration: TimeInterval = 30
     /// How often a running task heartbeats (well under the lease).
     public var heartbeatInterval: Duration = .seconds(2)
-    /// How long an idle worker sleeps between polls when no signal arrives.
+    /// How long an idle worker sleeps between polls when no signal (in-process submit, or a notification
+    /// from the source's store) arrives.
     public var pollInterval: Duration = .seconds(1)
     /// How long running renders may go on after a shutdown request before their leases are released.
     public var shutdownGrace: Duration = .seconds(30)
@@ -70,6 +71,13 @@ public struct WorkerPool: Service {
                     group.addTask {
                         await self.loop(workerID: self.configuration.workerID(i))
                         return true
+                    }
+                }
+                if let notifications = source.notifications {
+                    // Tasks queued by other processes wake an idle loop at once; polling stays the fallback.
+                    group.addTask {
+                        await WorkNotificationRelay(notifications: notifications, signal: self.signal).run()
+                        return false
                     }
                 }
                 // Grace watchdog: after shutdown is requested and the grace has passed, cancel what still runs.

@@ -10,8 +10,8 @@ import Logging
 /// `kinema worker`: a worker-only process rendering tasks with the built-in motion engine.
 ///
 /// Tasks come from exactly one source: `--server` (an API node over HTTP with a worker token, for machines
-/// that cannot reach the database). A `--database` source (shared PostgreSQL, `StoreWorkSource` plus a
-/// `LeaseRescuer` in `WorkerProcess.services`) belongs beside it: branch in `run()` before `remoteConfiguration()`.
+/// that cannot reach the database), or `--database` (a shared PostgreSQL: `StoreWorkSource`, whose store's
+/// `LISTEN/NOTIFY` wakes idle workers, plus a `LeaseRescuer` of its own).
 struct Worker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) or a shared PostgreSQL (--database) and render them with the built-in engine.")
 
@@ -45,6 +45,12 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("blob-dir"), help: "With --database: the blob directory the API nodes share (env KINEMA_BLOB_DIR).")
     var blobDir: String?
 
+    @Option(name: .customLong("poll-seconds"), help: "Seconds an idle worker waits before looking for work again when nothing woke it (env KINEMA_POLL_SECONDS, default 1); with --database, LISTEN/NOTIFY wakes it at once.")
+    var pollSeconds: Double?
+
+    @Option(name: .customLong("rescue-seconds"), help: "With --database: how often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
+    var rescueSeconds: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
@@ -53,9 +59,12 @@ struct Worker: AsyncParsableCommand {
         let count = concurrency ?? Env.int("KINEMA_CONCURRENCY") ?? 1
         let lease = leaseSeconds ?? Env.int("KINEMA_LEASE_SECONDS") ?? 30
         let grace = shutdownGrace ?? Env.int("KINEMA_SHUTDOWN_GRACE") ?? 30
-        guard count >= 1, lease >= 2, grace >= 0, (0...30).contains(claimWait) else {
-            throw CLIError("--concurrency must be ≥ 1, --lease-seconds ≥ 2, --shutdown-grace ≥ 0 and --claim-wait 0…30.")
+        let poll = pollSeconds ?? Env.string("KINEMA_POLL_SECONDS").flatMap(Double.init) ?? 1
+        let rescue = rescueSeconds ?? Env.int("KINEMA_RESCUE_SECONDS") ?? 5
+        guard count >= 1, lease >= 2, grace >= 0, (0...30).contains(claimWait), poll >= 0.05, poll <= 3600, rescue >= 1 else {
+            throw CLIError("--concurrency must be ≥ 1, --lease-seconds ≥ 2, --shutdown-grace ≥ 0, --claim-wait 0…30, --poll-seconds 0.05…3600 and --rescue-seconds ≥ 1.")
         }
+        let timing = Timing(lease: lease, grace: grace, poll: .milliseconds(Int64(poll * 1000)), rescue: .seconds(rescue))
         let id = workerID ?? Env.string("KINEMA_WORKER_ID") ?? "worker-\(UUID().uuidString.prefix(8).lowercased())"
         guard (1...100).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw CLIError("--worker-id must be 1 to 100 printable ASCII characters without spaces.")
@@ -67,16 +76,12 @@ struct Worker: AsyncParsableCommand {
             guard server == nil else {
                 throw CLIError("Give one source of tasks: --server (HTTP) or --database (PostgreSQL), not both.")
             }
-            try await runOnDatabase(url: url, id: id, count: count, lease: lease, grace: grace, logger: logger)
+            try await runOnDatabase(url: url, id: id, count: count, timing: timing, logger: logger)
             return
         }
         let (remote, origin) = try remoteConfiguration()
         let scratch = URL(fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path, isDirectory: true)
-        var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
-        config.leaseDuration = TimeInterval(lease)
-        // Heartbeat a few times per lease so one slow or lost request does not lose the task.
-        config.heartbeatInterval = .milliseconds(max(500, lease * 1000 / 4))
-        config.shutdownGrace = .seconds(grace)
+        let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))
 
         // Written unbuffered: scripts and tests read this line through a pipe while the worker runs.
         FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from \(origin) (concurrency \(count))\n".utf8))
@@ -92,26 +97,41 @@ struct Worker: AsyncParsableCommand {
 
     /// Database mode: claims from the shared PostgreSQL, blobs from the shared directory, and a lease rescuer of
     /// its own (safe beside the API nodes' rescuers: each task is rescued once).
-    func runOnDatabase(url: String, id: String, count: Int, lease: Int, grace: Int, logger: Logger) async throws {
+    func runOnDatabase(url: String, id: String, count: Int, timing: Timing, logger: Logger) async throws {
         guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
             throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): the blob directory the API nodes share.")
         }
         let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true))
         // Same filesystem as the blobs, so a finished render is moved, not copied.
         let scratch = URL(fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
-        var config = WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch)
-        config.leaseDuration = TimeInterval(lease)
-        config.heartbeatInterval = .milliseconds(max(500, lease * 1000 / 4))
-        config.shutdownGrace = .seconds(grace)
+        let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))
         let store = try PostgresTaskStore(url: url, logger: logger)
         FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from the database (concurrency \(count))\n".utf8))
         try await store.withRunning {
             try await store.migrate()
-            let rescuer = LeaseRescuer(store: store, signal: WorkSignal(), logger: logger)
+            let rescuer = LeaseRescuer(store: store, interval: timing.rescue, signal: WorkSignal(), logger: logger)
             try await WorkerProcess(
                 configuration: config, source: StoreWorkSource(store: store, blobs: blobs), engine: EngineCatalog.motion(),
                 services: [rescuer], logger: logger
             ).run()
+        }
+    }
+
+    /// The pool's timing as the options give it.
+    struct Timing {
+        var lease: Int
+        var grace: Int
+        var poll: Duration
+        var rescue: Duration
+
+        func apply(to base: WorkerConfiguration) -> WorkerConfiguration {
+            var config = base
+            config.leaseDuration = TimeInterval(lease)
+            // Heartbeat a few times per lease so one slow or lost request does not lose the task.
+            config.heartbeatInterval = .milliseconds(max(500, lease * 1000 / 4))
+            config.shutdownGrace = .seconds(grace)
+            config.pollInterval = poll
+            return config
         }
     }
 

@@ -234,3 +234,39 @@ enum Tools {
         return json["streams"] as? [[String: Any]] ?? []
     }
 }
+
+/// A throwaway PostgreSQL server from `scripts/test-postgres`, for tests that run the scale-out set-up.
+///
+/// Its watchdog stops it when the test runner dies; `stop()` stops it and removes its directory.
+struct ThrowawayPostgres {
+    static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/test-postgres")
+
+    /// The cluster's directory.
+    let directory: URL
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    let url: String
+
+    static func start() async throws -> ThrowawayPostgres {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-pg-\(UUID().uuidString)")
+        let started = try await Tools.run("bash", [script.path, "start", dir.path, "--owner-pid", String(getpid())])
+        guard started.status == 0, let url = started.output.split(separator: "\n").last(where: { $0.hasPrefix("postgres://") }) else {
+            throw TestFailure("scripts/test-postgres start failed: \(started.output)")
+        }
+        return ThrowawayPostgres(directory: dir, url: String(url))
+    }
+
+    /// Rows of a query through `psql`, each as its columns' text (NULL as "").
+    func query(_ sql: String) async throws -> [[String]] {
+        let r = try await Tools.run("psql", [url, "-X", "-q", "-A", "-t", "-F", "\u{1F}", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        guard r.status == 0 else { throw TestFailure("psql failed (\(r.status)) on \(sql): \(r.output)") }
+        return r.output.split(separator: "\n", omittingEmptySubsequences: true).map { line in
+            line.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+        }
+    }
+
+    func stop() async {
+        _ = try? await Tools.run("bash", [Self.script.path, "stop", directory.path])
+    }
+}
