@@ -197,7 +197,8 @@ public enum JSONNumber {
         if s.first == "-" { negative = true; s = s.dropFirst() }
         var exponent = 0
         if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-            guard let x = Int(s[s.index(after: e)...]), abs(x) < 1000 else { return nil }
+            // A range check, not `abs(x) < 1000`: abs(Int.min) traps, and "1e-9223372036854775808" is valid JSON.
+            guard let x = Int(s[s.index(after: e)...]), x > -1000, x < 1000 else { return nil }
             exponent = x
             s = s[..<e]
         }
