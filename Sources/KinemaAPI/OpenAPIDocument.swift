@@ -42,24 +42,29 @@ components:
     SubmitRequest:
       type: object
       required: [image]
+      description: JSON null in an optional field counts as the field being absent.
       properties:
         image:
           type: string
           description: First frame. http(s) URL, raw base64, or data:image/png|jpeg;base64 URI. PNG or JPEG, at most 10 MB, sides at least 300 px, aspect ratio 1:2.5 to 2.5:1.
-        prompt: {type: string, minLength: 1, maxLength: 2500, description: Required unless multi_prompt is given.}
-        negative_prompt: {type: string, maxLength: 2500}
-        duration: {type: integer, minimum: 3, maximum: 15, default: 5}
-        cfg_scale: {type: number, minimum: 0, maximum: 1, default: 0.5}
-        sound: {type: boolean, default: false}
-        end_image: {type: string, description: Last frame; same forms and rules as image; not together with multi_prompt.}
+        prompt: {type: [string, "null"], minLength: 1, maxLength: 2500, description: Required unless multi_prompt is given.}
+        negative_prompt: {type: [string, "null"], maxLength: 2500}
+        duration: {type: [integer, "null"], minimum: 3, maximum: 15, default: 5}
+        cfg_scale: {type: [number, "null"], minimum: 0, maximum: 1, default: 0.5}
+        sound: {type: [boolean, "null"], default: false}
+        end_image: {type: [string, "null"], description: Last frame; same forms and rules as image; not together with multi_prompt.}
         multi_prompt:
-          type: array
+          type: [array, "null"]
           minItems: 1
           maxItems: 6
           items: {$ref: "#/components/schemas/Shot"}
           description: One entry per shot; shot durations add up to at most 15 and must equal duration when both are given.
-        seed: {type: integer, minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
-        extra: {type: object, description: extra.webhook.url (ext) is reserved for webhooks; other keys are ignored.}
+        seed: {type: [integer, "null"], minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
+        extra: {type: [object, "null"], description: extra.webhook.url (ext) is reserved for webhooks; other keys are ignored.}
+      example:
+        image: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAASwAAAEsCAIAAAD2HxkiAAACe0lEQVR42u3TMQ0AAAgEsfeEJzzhFg1MLE2q4JJL9QCPIgGYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCCZUAUwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYEE6oAJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCcGEEoAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEwM0C8xVSvcVDZq8AAAAASUVORK5CYII="
+        prompt: slow push in
+        duration: 3
     SubmitResponse:
       type: object
       required: [task_id]
@@ -105,15 +110,40 @@ components:
               video_type: {type: string, enum: [mp4]}
               nsfw_detection_result: {type: "null"}
         audios: {type: array, items: {type: object}}
+    Status:
+      type: object
+      required: [status]
+      properties:
+        status: {type: string}
+  headers:
+    RetryAfter:
+      description: Seconds to wait before retrying.
+      required: true
+      schema: {type: string, pattern: "^[0-9]+$"}
   responses:
     Error:
       description: An error in the contract's shape.
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
+    RateLimited:
+      description: RATE_LIMIT_EXCEEDED, per-key request rate or queued-task cap; retry after Retry-After.
+      headers:
+        Retry-After: {$ref: "#/components/headers/RetryAfter"}
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    Unavailable:
+      description: (ext) SERVICE_UNAVAILABLE, the store is unreachable or the node is draining; retry after Retry-After.
+      headers:
+        Retry-After: {$ref: "#/components/headers/RetryAfter"}
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
 paths:
   /v3/async/kling-v3.0-std-i2v:
     post:
+      operationId: createTask
       summary: Submit an image-to-video task.
       requestBody:
         required: true
@@ -126,20 +156,27 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/SubmitResponse"}
+          links:
+            GetTaskResult:
+              operationId: getTaskResult
+              parameters:
+                task_id: $response.body#/task_id
         "400": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
-        "429": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/RateLimited"}
         "500": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /v3/async/task-result:
     get:
+      operationId: getTaskResult
       summary: Status and result of a task.
       parameters:
         - name: task_id
           in: query
           required: true
-          schema: {type: string}
+          description: The task_id from the submit answer; any other form answers 400.
+          schema: {type: string, format: uuid}
       responses:
         "200":
           description: The task, whatever its status.
@@ -149,29 +186,45 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
+        "429": {$ref: "#/components/responses/RateLimited"}
         "500": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /healthz:
     get:
+      operationId: healthz
       summary: (ext) The process is up.
       security: []
       responses:
-        "200": {description: Up.}
+        "200":
+          description: Up.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Status"}
   /readyz:
     get:
+      operationId: readyz
       summary: (ext) The store is reachable and the node is not draining.
       security: []
       responses:
-        "200": {description: Ready.}
-        "503": {$ref: "#/components/responses/Error"}
+        "200":
+          description: Ready.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Status"}
+        "503": {$ref: "#/components/responses/Unavailable"}
   /openapi.yaml:
     get:
+      operationId: openAPIDocument
       summary: (ext) This document.
       security: []
       responses:
-        "200": {description: The OpenAPI document.}
+        "200":
+          description: The OpenAPI document.
+          content:
+            application/yaml: {}
   /files/{key}:
     get:
+      operationId: downloadFile
       summary: (ext) Signed, expiring download of a result; supports single byte ranges.
       security: []
       parameters:
@@ -179,8 +232,16 @@ paths:
         - {name: expires, in: query, required: true, schema: {type: integer}}
         - {name: sig, in: query, required: true, schema: {type: string}}
       responses:
-        "200": {description: The file, video/mp4.}
-        "206": {description: A byte range of the file.}
+        "200":
+          description: The file.
+          content:
+            video/mp4:
+              schema: {type: string, format: binary}
+        "206":
+          description: A byte range of the file.
+          content:
+            video/mp4:
+              schema: {type: string, format: binary}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "416": {description: Range not satisfiable.}
