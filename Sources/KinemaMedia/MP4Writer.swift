@@ -1,7 +1,8 @@
 import CFFmpeg
 import Foundation
 
-/// Writes H.264 (libx264, yuv420p, BT.709 tags, limited range flag) + optional AAC (48 kHz stereo) into MP4 with +faststart.
+/// Writes H.264 (libx264, yuv420p, BT.709 tags, limited range flag) + optional AAC (48 kHz stereo, 160 kbps, FFmpeg's
+/// fast coder) into MP4 with +faststart.
 ///
 /// Constant frame rate: frame `n` has presentation time `n / framesPerSecond` and every packet
 /// carries a duration, so N frames give exactly N / fps seconds. Audio chunks are encoded as they
@@ -328,7 +329,12 @@ private final class EncoderStream {
         if output.pointer.pointee.oformat.pointee.flags & AVFMT_GLOBALHEADER != 0 {
             c.pointee.flags |= AV_CODEC_FLAG_GLOBAL_HEADER
         }
-        try avCheck(avcodec_open2(c, codec, nil), "opening the AAC encoder")
+        var options: OpaquePointer?
+        defer { av_dict_free(&options) }
+        // FFmpeg's default "twoloop" coder cost 0.26 CPU-s per 5 s of stereo here, as much as rendering the video;
+        // the constant-quantiser "fast" coder costs ≈ 0.05 s and is documented as fine above 96 kbps.
+        av_dict_set(&options, "aac_coder", "fast", 0)
+        try avCheck(avcodec_open2(c, codec, &options), "opening the AAC encoder")
 
         let stream = try addStream(output: output, context: box)
         let frame = try AVFrameBox()

@@ -166,7 +166,9 @@ import KinemaMotion
     @Test(arguments: [true, false])
     func audioIsPresentExactlyWhenSoundIsAsked(sound: Bool) async throws {
         try await S.withTemporaryDirectory { dir in
-            let url = try await S.render(GenerationRequest(prompt: "rain on a lake, fast pan left", duration: 3, sound: sound), image: image, in: dir, shortSide: 120)
+            let url = try await S.render(
+                GenerationRequest(prompt: "storm: heavy rain on a lake, wind, fast pan left", duration: 3, sound: sound, seed: 2),
+                image: image, in: dir, shortSide: 120)
             let info = try MP4Reader.info(url: url)
             #expect(info.hasAudio == sound)
             let audio = try MP4Reader.decodeAudio(url: url)
@@ -175,11 +177,9 @@ import KinemaMotion
                 let peak = track.samples.map(abs).max() ?? 0
                 let rms = (track.samples.reduce(0) { $0 + Double($1 * $1) } / Double(max(1, track.samples.count))).squareRoot()
                 #expect(rms > 0.005)
-                // The soundtrack is limited below full scale; AAC may overshoot a little on noisy beds (seen: 1.06),
-                // so "unclipped" is checked as: no sample near full scale beyond rare codec overshoot.
-                let overFullScale = track.samples.filter { abs($0) >= 1 }.count
-                #expect(peak < 1.12)
-                #expect(Double(overFullScale) < 0.0005 * Double(track.samples.count))
+                // Unclipped as heard: the decoded AAC (not the PCM handed to the encoder) stays under −1 dBFS. The
+                // soundtrack limits its PCM to −3 dBFS so the codec's overshoot on dense noise fits in the margin.
+                #expect(peak < 0.891, "decoded peak \(peak) (\(20 * log10(Double(peak))) dBFS)")
                 #expect(abs(track.frameCount - 3 * AudioTrack.sampleRate) <= 1024, "\(track.frameCount)")
                 #expect(info.audioSampleRate == 48_000 && info.audioChannels == 2)
             } else {
