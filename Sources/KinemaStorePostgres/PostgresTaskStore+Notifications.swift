@@ -41,7 +41,11 @@ extension PostgresTaskStore {
                 }
             } catch {
                 if Task.isCancelled { break }
-                logger.warning(
+                // When the store shuts down, its client closes this connection a moment before the cancellation
+                // reaches this task: not worth a warning (were it anything else, the loop reconnects as usual).
+                let closing = (error as? PSQLError)?.code == .clientClosedConnection
+                logger.log(
+                    level: closing ? .debug : .warning,
                     "LISTEN \(Self.notificationChannel) failed; idle workers poll until it is back",
                     metadata: ["database": "\(target)", "error": "\(String(describing: Self.storeError(error, target: target)))"]
                 )
