@@ -28,6 +28,14 @@ public enum MotionBenchmark {
 
         /// A short label such as `1280x720 5s +sound`.
         public var label: String { "\(width)x\(height) \(seconds)s\(sound ? " +sound" : "")" }
+
+        /// The name `kinema bench --case` takes, such as `1280x720-5s-sound` or `1800x720-15s`.
+        public var id: String { "\(width)x\(height)-\(seconds)s\(sound ? "-sound" : "")" }
+
+        /// The standard case named `id`, or nil.
+        public static func named(_ id: String) -> Case? {
+            MotionBenchmark.standardCases.first { $0.id == id.lowercased() }
+        }
     }
 
     /// Measurements of one case.

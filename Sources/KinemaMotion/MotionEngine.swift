@@ -7,7 +7,7 @@ import KinemaMedia
 ///
 /// Pipeline: decode → fit to the 720p-class output → saliency and (with an end image) global alignment → shot
 /// plan → source levels in YUV → frames warped in parallel on dedicated threads → x264 + AAC on another, through
-/// a bounded queue. Deterministic: the same request and seed give identical frames.
+/// a bounded queue. Deterministic: the same request and seed give the same MP4, byte for byte (on one platform).
 public struct MotionEngine: VideoEngine {
     /// The x264 settings chosen for this engine (see docs/motion-engine.md for the trade-off).
     public static let defaultSettings = EncoderSettings(preset: "veryfast", crf: 20, threads: 4)
