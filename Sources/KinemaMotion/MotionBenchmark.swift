@@ -91,7 +91,9 @@ public enum MotionBenchmark {
             let job = RenderJob(request: request, image: image)
             let output = dir.appendingPathComponent("bench.mp4")
 
-            // End to end first, with the peak-RSS counter reset so each case gets its own peak.
+            // End to end first, with the peak-RSS counter reset so each case gets its own peak (after returning
+            // what the allocator kept from earlier passes, which the reset would otherwise count as this case's).
+            AllocatorTrim.releaseFreeMemory()
             resetPeakRSS()
             let e2eStart = Date()
             let e2eCPU = cpuSeconds()

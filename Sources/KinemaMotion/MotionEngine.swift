@@ -148,6 +148,8 @@ public struct MotionEngine: VideoEngine {
         _ job: RenderJob, to output: URL, flag: CancellationFlag, progress: @escaping @Sendable (RenderProgress) -> Void
     ) throws {
         let started = Date()
+        // After the last frame, frames, source levels and x264's pool are all freed: hand that memory back.
+        defer { AllocatorTrim.releaseFreeMemory() }
         let prepared = try prepare(job)
         if flag.isCancelled { throw MotionError(code: .cancelled, message: "the render was cancelled") }
         let composer = prepared.composer
