@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// The soak (`scripts/soak`, full length via `make soak`) in a short form: 30 tasks per mode, on embedded SQLite and
+/// on a throwaway PostgreSQL, while the server (SQLite) or the API node and a worker (PostgreSQL) are SIGKILLed at
+/// random moments and restarted. The script itself checks every accepted task against the store and the blob
+/// directory; this test runs it against the binary under test and reads its verdict.
+@Suite(.serialized) struct SoakTests {
+    static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/soak")
+    static let tasks = 30
+
+    @Test func shortSoakWithKillsLosesNothingAndDuplicatesNothing() async throws {
+        // A kill every 1-3 s: the first two fall inside the 7.5 s of submits, so each mode sees at least two kills
+        // (on PostgreSQL, the API node and then a worker).
+        let run = try await SoakScript.run(
+            [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "2", "--timeout", "300"],
+            environment: ["KINEMA_BIN": ServerProcess.binary.path],
+            timeout: .seconds(420)
+        )
+        #expect(run.status == 0, "scripts/soak failed:\n\(run.output)")
+        #expect(run.output.contains("soak: PASS"), "\(run.output)")
+
+        // One `soak result: key=value ...` line per mode.
+        let results = run.output.split(separator: "\n").filter { $0.hasPrefix("soak result: ") }.map { line in
+            Dictionary(line.dropFirst("soak result: ".count).split(separator: " ").compactMap { pair -> (String, String)? in
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }, uniquingKeysWith: { _, last in last })
+        }
+        #expect(results.map { $0["mode"] } == ["sqlite", "postgres"], "\(run.output)")
+        for result in results {
+            let mode = result["mode"] ?? "?"
+            #expect(result["accepted"] == String(Self.tasks), "\(mode): \(result)")
+            for zero in ["lost", "duplicates", "5xx_outside_windows", "no_answer_outside_windows", "unexpected_status", "never_accepted"] {
+                #expect(result[zero] == "0", "\(mode): \(zero) is \(result[zero] ?? "missing"); \(run.output)")
+            }
+            #expect((Int(result["kills"] ?? "") ?? 0) >= 2, "\(mode): too few kills to mean anything: \(result)")
+        }
+        let postgresKills = results.last?["kills_by_process"] ?? ""
+        #expect(postgresKills.contains("pg-api") && postgresKills.contains("pg-worker"), "\(postgresKills)")
+    }
+}
+
+/// Runs the soak script without blocking Swift's cooperative pool, with a longer bound than `Tools.run`.
+enum SoakScript {
+    static func run(_ args: [String], environment: [String: String], timeout: Duration) async throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        let collected = OutputBuffer()
+        let ended = EndOfOutput()
+        out.fileHandleForReading.readabilityHandler = { h in
+            let chunk = h.availableData
+            if chunk.isEmpty { ended.mark() } else { collected.append(chunk) }
+        }
+        try p.run()
+        await ServerProcess.waitForExit(p, timeout: timeout)
+        if p.isRunning {
+            // SIGKILL: the script's children die with it (their parent-death signal).
+            kill(p.processIdentifier, SIGKILL)
+            await ServerProcess.waitForExit(p, timeout: .seconds(30))
+            out.fileHandleForReading.readabilityHandler = nil
+            throw TestFailure("scripts/soak did not finish within \(timeout):\n\(collected.text)")
+        }
+        // Bounded wait for the pipe's end, so the last lines are in.
+        let drained = ContinuousClock.now + .seconds(10)
+        while !ended.isMarked, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(20)) }
+        out.fileHandleForReading.readabilityHandler = nil
+        return (p.terminationStatus, collected.text)
+    }
+}
+
+/// Set once the pipe reports its end; read from the test's task.
+final class EndOfOutput: @unchecked Sendable {
+    // SAFETY: `marked` is only touched under `lock`.
+    private let lock = NSLock()
+    private var marked = false
+
+    func mark() {
+        lock.lock()
+        marked = true
+        lock.unlock()
+    }
+
+    var isMarked: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return marked
+    }
+}
