@@ -99,7 +99,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore"]),
+        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaAPIModels"]),
         .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore"]),
         .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore"]),
         .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore"]),

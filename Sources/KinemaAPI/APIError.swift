@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import KinemaAPIModels
 import KinemaCore
+import KinemaStore
 
 /// An error as the contract shows it: HTTP status, reason, message, metadata, and an optional `Retry-After`.
 ///
@@ -36,11 +37,32 @@ public struct APIError: Error, Sendable, Equatable {
     static let workerRequestFailed = APIError(.internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
     static let unavailable = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
 
+    /// 429 for a key over its request rate; `seconds` until a request will pass (at least 1, as Retry-After is whole seconds).
+    static func rateLimited(retryAfter seconds: TimeInterval, limit: RateLimit) -> APIError {
+        let rate = limit.perSecond == limit.perSecond.rounded() ? String(Int(limit.perSecond)) : String(limit.perSecond)
+        return APIError(
+            .tooManyRequests, "RATE_LIMIT_EXCEEDED",
+            "This API key sent more than \(rate) requests per second (bursts of \(limit.burst)); retry after the time in Retry-After.",
+            retryAfter: max(1, Int(seconds.rounded(.up)))
+        )
+    }
+
+    /// 429 for a tenant at its cap of queued and running tasks.
+    static func tooManyActiveTasks(limit: Int) -> APIError {
+        APIError(
+            .tooManyRequests, "RATE_LIMIT_EXCEEDED",
+            "This account already has \(limit) queued or running tasks, the most allowed; submit again once some have finished (see Retry-After).",
+            retryAfter: 5
+        )
+    }
+
     /// The JSON response for this error.
     func response() -> Response {
         let body = ErrorBody(code: Int(status.code), reason: reason, message: message, metadata: metadata)
         var headers: HTTPFields = [.contentType: "application/json"]
         if let r = retryAfterSeconds { headers[.retryAfter] = String(r) }
+        // After a body timeout the rest of the body is not worth reading: close the connection.
+        if status == .requestTimeout { headers[.connection] = "close" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONWire.encode(body))))
     }
 }

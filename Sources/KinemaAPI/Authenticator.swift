@@ -2,21 +2,49 @@ import Foundation
 import Hummingbird
 import KinemaCore
 import KinemaStore
+import Synchronization
 
-/// Resolves `Authorization: Bearer <key>` to the key's tenant, or the contract's auth error.
+/// Resolves `Authorization: Bearer <key>` to the key's tenant, or the contract's auth error, and applies the
+/// key's request rate limit when one is configured.
+///
+/// Successful lookups are remembered for `cacheTTL` seconds (by the key's hash, never the key), so a busy
+/// client's polls do not each read the key table; a revoked key therefore keeps working on a node for at most
+/// that long. Unknown and revoked keys are never cached: every wrong key costs a lookup, none is remembered.
 struct Authenticator: Sendable {
     let store: any TaskStore
+    let cache: APIKeyCache
+    /// Requests per key, or `nil` for no limit.
+    let rateLimit: RateLimit?
+    let limiter: any RateLimiter
 
+    init(store: any TaskStore, cacheTTL: TimeInterval, rateLimit: RateLimit? = nil, limiter: any RateLimiter = LocalRateLimiter()) {
+        self.store = store
+        self.cache = APIKeyCache(ttl: cacheTTL)
+        self.rateLimit = rateLimit
+        self.limiter = limiter
+    }
+
+    /// The caller's tenant, once the key is valid and within its rate (429 with Retry-After otherwise).
     func tenant(for request: Request) async throws(APIError) -> String {
-        let header = (request.headers[.authorization] ?? "").trimmingCharacters(in: .whitespaces)
-        if header.isEmpty { throw .missingAPIKey }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts[0].lowercased() == "bearer" else { throw .invalidAPIKey }
-        guard parts.count == 2 else { throw .missingAPIKey }
-        let secret = parts[1].trimmingCharacters(in: .whitespaces)
-        if secret.isEmpty { throw .missingAPIKey }
+        let key = try await verifiedKey(request)
+        if let rateLimit {
+            let wait: TimeInterval?
+            do {
+                wait = try await limiter.takeToken(key: "api-key:\(key.id)", limit: rateLimit, now: Date())
+            } catch {
+                throw .unavailable
+            }
+            if let wait { throw .rateLimited(retryAfter: wait, limit: rateLimit) }
+        }
+        return key.tenant
+    }
+
+    private func verifiedKey(_ request: Request) async throws(APIError) -> APIKeyCache.Entry {
+        let secret = try request.bearerSecret(missing: .missingAPIKey, invalid: .invalidAPIKey)
         guard APIKey.isWellFormed(secret) else { throw .invalidAPIKey }
         let hash = APIKey.hash(secret)
+        let now = ContinuousClock.now
+        if let entry = cache.entry(forHash: hash, now: now) { return entry }
         let record: APIKeyRecord?
         do {
             record = try await store.apiKey(hash: hash)
@@ -27,6 +55,76 @@ struct Authenticator: Sendable {
         guard let record, record.revokedAt == nil, constantTimeEquals(Array(record.keyHash.utf8), Array(hash.utf8)) else {
             throw .invalidAPIKey
         }
-        return record.tenant
+        let entry = APIKeyCache.Entry(id: record.id, tenant: record.tenant)
+        cache.remember(hash: hash, entry, now: now)
+        return entry
+    }
+}
+
+/// Recently verified key hashes and their keys, each for a bounded time; bounded in size.
+final class APIKeyCache: Sendable {
+    /// Entries kept at most; when full, expired entries go, and if none had expired, everything goes.
+    static let capacity = 10_000
+
+    /// What a request needs to know about its verified key.
+    struct Entry: Sendable {
+        let id: String
+        let tenant: String
+    }
+
+    private let ttl: Duration
+    private let entries = Mutex<[String: (entry: Entry, until: ContinuousClock.Instant)]>([:])
+
+    /// `ttl` ≤ 0 disables the cache (every request reads the store).
+    init(ttl: TimeInterval) {
+        self.ttl = .milliseconds(Int64(max(ttl, 0) * 1000))
+    }
+
+    func entry(forHash hash: String, now: ContinuousClock.Instant) -> Entry? {
+        guard ttl > .zero else { return nil }
+        return entries.withLock { entries in
+            guard let cached = entries[hash] else { return nil }
+            if cached.until > now { return cached.entry }
+            entries[hash] = nil
+            return nil
+        }
+    }
+
+    func remember(hash: String, _ entry: Entry, now: ContinuousClock.Instant) {
+        guard ttl > .zero else { return }
+        entries.withLock { entries in
+            if entries.count >= Self.capacity {
+                entries = entries.filter { $0.value.until > now }
+                if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[hash] = (entry, now + ttl)
+        }
+    }
+}
+
+extension Request {
+    /// The secret of `Authorization: Bearer <secret>`: `missing` when there is none, `invalid` for another scheme.
+    func bearerSecret(missing: APIError, invalid: APIError) throws(APIError) -> String {
+        guard let header = headers[.authorization] else { throw missing }
+        let trimmed = header.trimmingASCIIWhitespace()
+        if trimmed.isEmpty { throw missing }
+        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
+            // One word: a bare scheme ("Bearer") is a missing secret, anything else a wrong scheme.
+            throw trimmed.lowercased() == "bearer" ? missing : invalid
+        }
+        guard trimmed[..<space].lowercased() == "bearer" else { throw invalid }
+        let secret = trimmed[space...].trimmingASCIIWhitespace()
+        if secret.isEmpty { throw missing }
+        return String(secret)
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (header values), without Foundation's bridging.
+    func trimmingASCIIWhitespace() -> SubSequence {
+        var start = startIndex, end = endIndex
+        while start < end, self[start] == " " || self[start] == "\t" { start = index(after: start) }
+        while end > start, self[index(before: end)] == " " || self[index(before: end)] == "\t" { end = index(before: end) }
+        return self[start..<end]
     }
 }

@@ -44,7 +44,9 @@ public struct KinemaServer: Sendable {
     ) async throws {
         let signal = WorkSignal()
         let draining = DrainState()
-        let auth = Authenticator(store: store)
+        // Nodes sharing a database count rate limits there, so a key's limit holds across all of them.
+        let limiter = (store as? any RateLimiter) ?? LocalRateLimiter()
+        let auth = Authenticator(store: store, cacheTTL: configuration.authCacheSeconds, rateLimit: configuration.rateLimit, limiter: limiter)
         let config = configuration
         let boundURL = self.boundURL
         let links = ResultLinks(
@@ -58,7 +60,8 @@ public struct KinemaServer: Sendable {
         let submit = SubmitController(
             store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
             validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
-            maxAttempts: config.maxAttempts, signal: signal, draining: draining
+            bodyTimeoutSeconds: config.bodyTimeoutSeconds,
+            maxAttempts: config.maxAttempts, maxActiveTasks: config.maxActiveTasks, signal: signal, draining: draining
         )
         let worker = WorkerProtocolController(
             store: store, blobs: blobs, auth: WorkerAuthenticator(store: store), signal: signal, draining: draining,

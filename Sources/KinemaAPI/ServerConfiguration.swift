@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import KinemaFetch
+import KinemaStore
 
 /// Everything `kinema serve` is configured with, read once (command line > environment > defaults) and passed down.
 public struct ServerConfiguration: Sendable {
@@ -30,10 +31,18 @@ public struct ServerConfiguration: Sendable {
     public var rescueInterval: Duration = .seconds(5)
     /// How long running renders may continue after SIGTERM before their leases are released.
     public var shutdownGrace: Duration = .seconds(30)
-    /// Seconds an HTTP connection may stay idle before the server closes it.
+    /// Seconds an HTTP connection may stay idle before the server closes it (also bounds a stalled request head).
     public var idleTimeoutSeconds: Int = 60
+    /// Seconds a submit's whole body may take to arrive, however steadily it trickles (408 after).
+    public var bodyTimeoutSeconds: Int = 120
     /// The remote worker protocol's limits (result size cap, long-poll length).
     public var workerProtocol = WorkerProtocolConfiguration()
+    /// How long a verified API key is remembered (a revoked key works on this node for at most this long); 0 = never.
+    public var authCacheSeconds: TimeInterval = 2
+    /// Requests per second and burst allowed per API key (submits and polls alike); `nil` = unlimited.
+    public var rateLimit: RateLimit?
+    /// Most queued + running tasks per tenant; a submit over it answers 429. `nil` = unlimited.
+    public var maxActiveTasks: Int?
     /// Timeout of one image URL fetch.
     public var fetchTimeout: Duration = .seconds(15)
 

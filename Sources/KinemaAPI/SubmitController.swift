@@ -10,8 +10,10 @@ import NIOPosix
 
 /// `POST /v3/async/kling-v3.0-std-i2v`: validate everything that can be validated now, store the inputs, queue the task.
 ///
-/// Failure paths: any validation problem answers 400 and stores nothing; a store or blob failure
-/// after inputs were written removes them again and answers 500/503; only a committed task gets a `task_id`.
+/// Failure paths: a key over its rate answers 429 before the body is read; any validation problem answers
+/// 400 and stores nothing; a tenant at its active-task cap (checked atomically with the insert) answers 429
+/// and, like a store or blob failure (500/503), has the inputs it wrote removed again; only a committed
+/// task gets a `task_id`.
 struct SubmitController: Sendable {
     let store: any TaskStore
     let blobs: any BlobStore
@@ -19,7 +21,11 @@ struct SubmitController: Sendable {
     let fetcher: SafeFetcher
     let validator: RequestValidator
     let maxBodyBytes: Int
+    /// Seconds the whole body may take to arrive (408 after).
+    let bodyTimeoutSeconds: Int
     let maxAttempts: Int
+    /// Cap on a tenant's queued + running tasks (`nil`: none).
+    let maxActiveTasks: Int?
     let signal: WorkSignal
     let draining: DrainState
 
@@ -31,7 +37,7 @@ struct SubmitController: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             throw HTTPError(.contentTooLarge)
         }
-        let body = try await request.body.collect(upTo: maxBodyBytes)
+        let body = try await BodyDeadline.collect(request.body, upTo: maxBodyBytes, within: bodyTimeoutSeconds)
         let draft: SubmitDraft
         do {
             draft = try validator.validate(body: Data(buffer: body))
@@ -55,12 +61,16 @@ struct SubmitController: Sendable {
             if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
             try await store.enqueue(
                 NewTask(id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
-                        maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation)),
+                        maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
+                        tenantActiveLimit: maxActiveTasks),
                 now: Date()
             )
         } catch {
             try? await blobs.delete(imageKey)
             if let endImageKey { try? await blobs.delete(endImageKey) }
+            if let e = error as? StoreError, e.code == .quotaExceeded, let maxActiveTasks {
+                throw APIError.tooManyActiveTasks(limit: maxActiveTasks)
+            }
             context.logger.error("submit failed", metadata: ["error": "\(error)"])
             if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
             throw APIError.createTaskFailed

@@ -18,16 +18,18 @@ struct TaskResultController: Sendable {
         guard let id = UUID(uuidString: raw) else {
             throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
         }
-        let task: TaskRecord?
+        let task: TaskStatusRecord?
         do {
-            task = try await store.task(id: id, tenant: tenant)
+            task = try await store.taskStatus(id: id, tenant: tenant)
         } catch {
             context.logger.error("task lookup failed", metadata: ["error": "\(error)"])
             if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
             throw APIError.getResultFailed
         }
         guard let task else { throw APIError.taskNotFound }
-        return JSONWire.response(TaskResultBody(task, links: links, now: Date()))
+        // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
+        let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
@@ -44,7 +46,7 @@ struct ResultLinks: Sendable {
 
 extension TaskResultBody {
     /// The wire body of a stored task.
-    init(_ task: TaskRecord, links: ResultLinks, now: Date) {
+    init(_ task: TaskStatusRecord, links: ResultLinks, now: Date) {
         func ms(_ d: Date?) -> String { d.map { String(Int64(($0.timeIntervalSince1970 * 1000).rounded())) } ?? "0" }
         var videos: [VideoEntry] = []
         if task.status == .succeeded, let key = task.resultKey {
@@ -59,7 +61,7 @@ extension TaskResultBody {
         default: reason = ""
         }
         self.init(
-            extra: Extra(seed: String(task.request.seed), debugInfo: DebugInfo(
+            extra: Extra(seed: String(task.seed), debugInfo: DebugInfo(
                 submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt))),
             task: TaskInfo(taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
             videos: videos

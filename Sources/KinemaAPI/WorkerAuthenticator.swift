@@ -13,13 +13,7 @@ struct WorkerAuthenticator: Sendable {
     static let invalid = APIError(.forbidden, "INVALID_WORKER_TOKEN", "The worker token is unknown, malformed or revoked; API keys are not accepted on worker routes.")
 
     func token(for request: Request) async throws(APIError) -> WorkerTokenRecord {
-        let header = (request.headers[.authorization] ?? "").trimmingCharacters(in: .whitespaces)
-        if header.isEmpty { throw Self.missing }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts[0].lowercased() == "bearer" else { throw Self.invalid }
-        guard parts.count == 2 else { throw Self.missing }
-        let secret = parts[1].trimmingCharacters(in: .whitespaces)
-        if secret.isEmpty { throw Self.missing }
+        let secret = try request.bearerSecret(missing: Self.missing, invalid: Self.invalid)
         guard WorkerToken.isWellFormed(secret) else { throw Self.invalid }
         let hash = WorkerToken.hash(secret)
         let record: WorkerTokenRecord?

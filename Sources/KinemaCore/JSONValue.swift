@@ -178,15 +178,18 @@ public struct JSONParser {
             index += 1
             var out: [UInt8] = []
             while true {
+                // Plain runs are copied in bulk: image strings are megabytes of base64 without escapes.
+                let run = index
+                while index < bytes.count {
+                    let b = bytes[index]
+                    if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                    index += 1
+                }
+                out.append(contentsOf: bytes[run..<index])
                 guard index < bytes.count else { throw error("unterminated string") }
                 let b = bytes[index]
                 if b == UInt8(ascii: "\"") { index += 1; break }
                 if b < 0x20 { throw error("control character in string") }
-                if b != UInt8(ascii: "\\") {
-                    out.append(b)
-                    index += 1
-                    continue
-                }
                 index += 1
                 guard index < bytes.count else { throw error("unterminated escape") }
                 let e = bytes[index]

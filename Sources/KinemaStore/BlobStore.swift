@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Inputs and outputs by key. Keys are relative paths made of `[A-Za-z0-9._-]` segments separated by `/`.
 ///
@@ -60,40 +63,63 @@ public struct LocalBlobStore: BlobStore {
         return root.appendingPathComponent(key)
     }
 
+    /// Writes a temporary file, flushes it to disk, renames it into place and flushes the directories, off
+    /// Swift's cooperative pool: once this returns, the blob survives a crash or power loss (a task row that
+    /// points at it is committed only afterwards).
     public func put(_ data: Data, key: String) async throws {
         let url = try path(key)
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try data.write(to: url, options: .atomic)
-        } catch {
-            throw BlobError(.io, "could not write blob \(key): \(error.localizedDescription)")
+        try await Self.offload {
+            do {
+                try Self.makeDirectoryDurably(url.deletingLastPathComponent())
+                let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).part")
+                do {
+                    try Self.writeAndSync(data, to: tmp)
+                    try Self.check(rename(tmp.path, url.path), "renaming \(tmp.lastPathComponent) into place")
+                } catch {
+                    unlink(tmp.path)
+                    throw error
+                }
+                try Self.syncDirectory(url.deletingLastPathComponent())
+            } catch let error as BlobError {
+                throw BlobError(.io, "could not write blob \(key): \(error.message)")
+            } catch {
+                throw BlobError(.io, "could not write blob \(key): \(error.localizedDescription)")
+            }
         }
     }
 
+    /// Flushes the file, then moves it in (rename within one filesystem, else copy + flush + rename), and
+    /// flushes the directory: the blob is on disk before the caller records it.
     public func putFile(at source: URL, key: String) async throws {
         let url = try path(key)
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-            // rename(2) is atomic within one filesystem; fall back to copy for a render dir elsewhere.
-            if rename(source.path, url.path) != 0 {
-                let tmp = url.appendingPathExtension("part")
-                try? FileManager.default.removeItem(at: tmp)
-                try FileManager.default.copyItem(at: source, to: tmp)
-                guard rename(tmp.path, url.path) == 0 else { throw BlobError(.io, "rename failed with errno \(errno)") }
-                try? FileManager.default.removeItem(at: source)
+        try await Self.offload {
+            do {
+                try Self.makeDirectoryDurably(url.deletingLastPathComponent())
+                try Self.syncFile(source)
+                if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+                if rename(source.path, url.path) != 0 {
+                    let tmp = url.appendingPathExtension("part")
+                    try? FileManager.default.removeItem(at: tmp)
+                    try FileManager.default.copyItem(at: source, to: tmp)
+                    try Self.syncFile(tmp)
+                    try Self.check(rename(tmp.path, url.path), "renaming \(tmp.lastPathComponent) into place")
+                    try? FileManager.default.removeItem(at: source)
+                }
+                try Self.syncDirectory(url.deletingLastPathComponent())
+            } catch let e as BlobError {
+                throw BlobError(.io, "could not store blob \(key): \(e.message)")
+            } catch {
+                throw BlobError(.io, "could not store blob \(key): \(error.localizedDescription)")
             }
-        } catch let e as BlobError {
-            throw e
-        } catch {
-            throw BlobError(.io, "could not store blob \(key): \(error.localizedDescription)")
         }
     }
 
     public func get(_ key: String) async throws -> Data {
         let url = try path(key)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw BlobError(.notFound, "blob \(key) not found") }
-        do { return try Data(contentsOf: url) } catch { throw BlobError(.io, "could not read blob \(key): \(error.localizedDescription)") }
+        return try await Self.offload {
+            guard FileManager.default.fileExists(atPath: url.path) else { throw BlobError(.notFound, "blob \(key) not found") }
+            do { return try Data(contentsOf: url) } catch { throw BlobError(.io, "could not read blob \(key): \(error.localizedDescription)") }
+        }
     }
 
     public func localURL(for key: String) -> URL? {
@@ -106,8 +132,69 @@ public struct LocalBlobStore: BlobStore {
         return (attrs[.size] as? NSNumber)?.int64Value
     }
 
+    /// Removes the blob, and its folder once empty (a refused submit leaves no empty `inputs/<id>/` behind).
     public func delete(_ key: String) async throws {
         let url = try path(key)
         if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+        let folder = url.deletingLastPathComponent()
+        if folder.standardizedFileURL.path != root.standardizedFileURL.path {
+            rmdir(folder.path)  // fails harmlessly while other blobs are still there
+        }
+    }
+
+    // MARK: Blocking file work
+
+    /// Runs blocking file work on a Dispatch thread, so a slow disk never stalls Swift's cooperative pool.
+    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    static func check(_ result: Int32, _ what: String) throws {
+        if result != 0 { throw BlobError(.io, "\(what) failed: \(String(cString: strerror(errno)))") }
+    }
+
+    static func writeAndSync(_ data: Data, to url: URL) throws {
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw BlobError(.io, "creating \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw BlobError(.io, "writing \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+        }
+        try check(fsync(fd), "flushing \(url.lastPathComponent)")
+    }
+
+    static func syncFile(_ url: URL) throws {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw BlobError(.io, "opening \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try check(fsync(fd), "flushing \(url.lastPathComponent)")
+    }
+
+    static func syncDirectory(_ url: URL) throws {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw BlobError(.io, "opening directory \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try check(fsync(fd), "flushing directory \(url.lastPathComponent)")
+    }
+
+    /// Creates `directory` (and missing parents) so that its entry is on disk too.
+    static func makeDirectoryDurably(_ directory: URL) throws {
+        if FileManager.default.fileExists(atPath: directory.path) { return }
+        let parent = directory.deletingLastPathComponent()
+        try makeDirectoryDurably(parent)
+        if mkdir(directory.path, 0o755) != 0, errno != EEXIST {
+            throw BlobError(.io, "creating directory \(directory.lastPathComponent) failed: \(String(cString: strerror(errno)))")
+        }
+        try syncDirectory(parent)
     }
 }

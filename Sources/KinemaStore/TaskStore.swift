@@ -86,12 +86,17 @@ public struct NewTask: Sendable, Equatable {
     public var maxAttempts: Int
     /// Initial ETA estimate in seconds.
     public var etaSeconds: Int
+    /// Most QUEUED + PROCESSING tasks the tenant may have once this one is in; `nil` for no cap. Checked
+    /// atomically with the insert (also against concurrent submits on other nodes); over it, `enqueue` throws
+    /// `.quotaExceeded` and stores nothing.
+    public var tenantActiveLimit: Int?
 
     /// Creates a task to enqueue.
     public init(
         id: UUID, tenant: String, request: GenerationRequest, imageKey: String, endImageKey: String?,
-        maxAttempts: Int = 3, etaSeconds: Int = 0
+        maxAttempts: Int = 3, etaSeconds: Int = 0, tenantActiveLimit: Int? = nil
     ) {
+        self.tenantActiveLimit = tenantActiveLimit
         self.id = id
         self.tenant = tenant
         self.request = request
@@ -235,6 +240,10 @@ public protocol TaskStore: Sendable {
     /// The task with this id whatever its tenant (workers, operators).
     func task(id: UUID) async throws -> TaskRecord?
 
+    /// The status of the task with this id if it belongs to `tenant` (what a poll shows), without decoding
+    /// its request; `nil` exactly when `task(id:tenant:)` is `nil`.
+    func taskStatus(id: UUID, tenant: String) async throws -> TaskStatusRecord?
+
     /// Atomically takes the oldest QUEUED task, marks it PROCESSING under a new lease that expires at
     /// `now + leaseDuration`, increments its attempt and records the attempt. `nil` when none is queued.
     /// Two concurrent claims never return the same task.
@@ -321,6 +330,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case corrupt
         /// The schema could not be brought up to date (or was written by a newer version).
         case migrationFailed
+        /// The tenant already has `NewTask.tenantActiveLimit` queued or running tasks; nothing was written.
+        case quotaExceeded
     }
 
     /// What went wrong, for callers to branch on.

@@ -15,6 +15,33 @@ enum PostgresTaskRow {
     /// The columns `lifecycle(_:)` reads.
     static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason"
 
+    /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
+    static let statusColumns = """
+        id, status, (request_json::jsonb ->> 'seed')::bigint AS seed, result_key, reason, progress_percent,
+        eta_seconds, created_at, started_at, finished_at
+        """
+
+    static func statusRecord(_ row: PostgresRow) throws -> TaskStatusRecord {
+        let row = row.makeRandomAccess()
+        return try readable {
+            guard let seed = try row["seed"].decode(Int64?.self).flatMap({ UInt32(exactly: $0) }) else {
+                throw StoreError(.corrupt, "tasks.request_json holds no valid seed")
+            }
+            return TaskStatusRecord(
+                id: try row["id"].decode(UUID.self),
+                status: try status(row["status"].decode(String.self)),
+                seed: seed,
+                resultKey: try row["result_key"].decode(String?.self),
+                reason: try row["reason"].decode(String.self),
+                progressPercent: try row["progress_percent"].decode(Int.self),
+                etaSeconds: try row["eta_seconds"].decode(Int.self),
+                createdAt: date(try row["created_at"].decode(Int64.self)),
+                startedAt: try row["started_at"].decode(Int64?.self).map(date),
+                finishedAt: try row["finished_at"].decode(Int64?.self).map(date)
+            )
+        }
+    }
+
     static func record(_ row: PostgresRow) throws -> TaskRecord {
         let row = row.makeRandomAccess()
         return try readable { TaskRecord(

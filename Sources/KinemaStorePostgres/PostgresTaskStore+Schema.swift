@@ -115,6 +115,18 @@ extension PostgresTaskStore {
             """,
             "CREATE INDEX worker_tokens_by_prefix ON worker_tokens (prefix)",
         ]),
+        PostgresMigration(version: 3, name: "active tasks by tenant, rate buckets", statements: [
+            // The per-tenant cap on queued + running tasks counts these rows at every submit.
+            "CREATE INDEX tasks_active_by_tenant ON tasks (tenant) WHERE status IN ('queued', 'processing')",
+            // One token bucket per rate-limited key, shared by every API node.
+            """
+            CREATE TABLE rate_buckets (
+                key        TEXT             NOT NULL PRIMARY KEY,
+                tokens     DOUBLE PRECISION NOT NULL,
+                updated_at BIGINT           NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

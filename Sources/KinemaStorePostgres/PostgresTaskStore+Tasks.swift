@@ -26,19 +26,51 @@ extension PostgresTaskStore {
             )
             SELECT pg_notify(\(Self.notificationChannel), id::text) FROM inserted
             """
-        _ = try await withConnection { connection in
+        guard let limit = task.tenantActiveLimit else {
+            _ = try await withConnection { connection in
+                do {
+                    return try await connection.query(query, logger: logger).collect().count
+                } catch where Self.isUniqueViolation(error) {
+                    throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
+                }
+            }
+            return
+        }
+        // Capped: submits of one tenant serialize on a transaction-scoped advisory lock (keyed by the
+        // tenant), so two nodes cannot both count one below the cap and both insert.
+        try await transaction { connection in
+            _ = try await connection.query(
+                "SELECT pg_advisory_xact_lock(\(Self.tenantLockSpace), hashtext(\(task.tenant)))", logger: logger
+            ).collect()
+            let counted = try await connection.query(
+                "SELECT count(*) FROM tasks WHERE tenant = \(task.tenant) AND status IN ('queued', 'processing')",
+                logger: logger
+            ).collect()
+            let active = try counted.first?.decode(Int.self) ?? 0
+            if active >= limit {
+                throw StoreError(.quotaExceeded, "tenant \(task.tenant) already has \(active) queued or running tasks (limit \(limit))")
+            }
             do {
-                return try await connection.query(query, logger: logger).collect().count
+                _ = try await connection.query(query, logger: logger).collect()
             } catch where Self.isUniqueViolation(error) {
                 throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
             }
         }
     }
 
+    /// First key of the two-key advisory locks that serialize one tenant's capped submits ("kq" for quota).
+    static let tenantLockSpace: Int32 = 0x6B71
+
     /// The task if it belongs to `tenant`.
     public func task(id: UUID, tenant: String) async throws -> TaskRecord? {
         try await rows("SELECT \(unescaped: PostgresTaskRow.columns) FROM tasks WHERE id = \(id) AND tenant = \(tenant)")
             .first.map(PostgresTaskRow.record)
+    }
+
+    /// The poll's view of the task: the seed comes out of the stored JSON in SQL, nothing else is decoded.
+    public func taskStatus(id: UUID, tenant: String) async throws -> TaskStatusRecord? {
+        try await rows("SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks WHERE id = \(id) AND tenant = \(tenant)")
+            .first.map(PostgresTaskRow.statusRecord)
     }
 
     /// The task whatever its tenant.

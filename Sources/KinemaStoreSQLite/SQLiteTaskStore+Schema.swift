@@ -112,6 +112,10 @@ extension SQLiteTaskStore {
                 """)
             try db.execute(sql: "CREATE INDEX worker_tokens_by_prefix ON worker_tokens (prefix)")
         },
+        SchemaMigration(version: 3, name: "active tasks by tenant") { db in
+            // The per-tenant cap on queued + running tasks counts these rows at every submit.
+            try db.execute(sql: "CREATE INDEX tasks_active_by_tenant ON tasks (tenant) WHERE status IN ('queued', 'processing')")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -16,6 +16,17 @@ extension SQLiteTaskStore {
         let nowMs = TaskRow.millis(now)
         do {
             try await pool.write { db in
+                // The write transaction holds SQLite's only write lock, so count and insert cannot interleave
+                // with another submit.
+                if let limit = task.tenantActiveLimit {
+                    let active = try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM tasks WHERE tenant = ? AND status IN ('queued', 'processing')",
+                        arguments: [task.tenant]
+                    ) ?? 0
+                    if active >= limit {
+                        throw StoreError(.quotaExceeded, "tenant \(task.tenant) already has \(active) queued or running tasks (limit \(limit))")
+                    }
+                }
                 try db.execute(
                     sql: """
                         INSERT INTO tasks (id, tenant, status, request_json, image_key, end_image_key, eta_seconds,
@@ -42,6 +53,18 @@ extension SQLiteTaskStore {
                 db, sql: "SELECT \(TaskRow.columns) FROM tasks WHERE id = ? AND tenant = ?",
                 arguments: [id.uuidString, tenant]
             ).map(TaskRow.record)
+        }
+    }
+
+    /// The poll's view of the task: the seed comes out of the stored JSON in SQL, nothing else is decoded.
+    public func taskStatus(id: UUID, tenant: String) async throws -> TaskStatusRecord? {
+        // Asynchronous like every read: a synchronous GRDB read from Swift's cooperative pool can deadlock
+        // (seen here: both pool threads waiting for readers whose work needed those same threads).
+        try await read { db in
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(TaskRow.statusColumns) FROM tasks WHERE id = ? AND tenant = ?"),
+                arguments: [id.uuidString, tenant]
+            ).map(TaskRow.statusRecord)
         }
     }
 

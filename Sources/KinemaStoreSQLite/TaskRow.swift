@@ -12,6 +12,30 @@ enum TaskRow {
         lease_id, lease_owner, lease_expires_at
         """
 
+    /// The columns `statusRecord(_:)` reads: a poll's view of a task.
+    static let statusColumns = """
+        id, status, json_extract(request_json, '$.seed') AS seed, result_key, reason, progress_percent, eta_seconds,
+        created_at, started_at, finished_at
+        """
+
+    static func statusRecord(_ row: Row) throws -> TaskStatusRecord {
+        guard let seed: Int64 = row["seed"], let seed32 = UInt32(exactly: seed) else {
+            throw StoreError(.corrupt, "tasks.request_json holds no valid seed")
+        }
+        return TaskStatusRecord(
+            id: try uuid(row["id"], column: "id"),
+            status: try status(row["status"]),
+            seed: seed32,
+            resultKey: row["result_key"],
+            reason: row["reason"],
+            progressPercent: row["progress_percent"],
+            etaSeconds: row["eta_seconds"],
+            createdAt: date(row["created_at"]),
+            startedAt: optionalDate(row["started_at"]),
+            finishedAt: optionalDate(row["finished_at"])
+        )
+    }
+
     static func record(_ row: Row) throws -> TaskRecord {
         TaskRecord(
             id: try uuid(row["id"], column: "id"),

@@ -4,6 +4,9 @@ import Synchronization
 ///
 /// Polling stays the correctness fallback: a missed signal only costs one poll interval.
 public final class WorkSignal: Sendable {
+    /// Signals kept for workers that were busy when they arrived; more would only cause empty claims.
+    static let maxPending = 64
+
     private struct State {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextID: UInt64 = 0
@@ -21,7 +24,7 @@ public final class WorkSignal: Sendable {
                 s.waiters.removeValue(forKey: id)
                 return c
             }
-            s.pending += 1
+            s.pending = min(s.pending + 1, Self.maxPending)
             return nil
         }
         waiter?.resume()
@@ -53,6 +56,12 @@ public final class WorkSignal: Sendable {
                     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                         let resumeNow = self.state.withLock { s -> Bool in
                             if Task.isCancelled { return true }
+                            // A signal that arrived between taking the id and getting here found no waiter
+                            // and was kept as pending: it is this waiter's.
+                            if s.pending > 0 {
+                                s.pending -= 1
+                                return true
+                            }
                             s.waiters[id] = c
                             return false
                         }

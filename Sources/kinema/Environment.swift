@@ -9,6 +9,8 @@ enum Env {
 
     static func int(_ name: String) -> Int? { string(name).flatMap { Int($0) } }
 
+    static func double(_ name: String) -> Double? { string(name).flatMap { Double($0) } }
+
     /// A comma-separated list.
     static func list(_ name: String) -> [String] {
         string(name)?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []

@@ -48,6 +48,24 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-result-bytes"), help: "Largest result a remote worker may upload, in bytes (env KINEMA_MAX_RESULT_BYTES, default 536870912).")
     var maxResultBytes: Int?
 
+    @Option(name: .customLong("auth-cache-seconds"), help: "How long a verified API key is remembered, in seconds; a revoked key stops working on a node within this time; 0 checks the store on every request (env KINEMA_AUTH_CACHE_SECONDS, default 2).")
+    var authCacheSeconds: Double?
+
+    @Option(name: .customLong("rate-limit-rps"), help: "Requests per second allowed per API key, submits and polls alike; 0 = unlimited (env KINEMA_RATE_LIMIT_RPS, default 0). Counted in the shared database with --database, so it holds across nodes.")
+    var rateLimitRPS: Double?
+
+    @Option(name: .customLong("rate-limit-burst"), help: "Requests a key may send at once after a quiet period (env KINEMA_RATE_LIMIT_BURST, default: twice the rate, at least 1).")
+    var rateLimitBurst: Int?
+
+    @Option(name: .customLong("max-queued-tasks"), help: "Most queued + running tasks per tenant; submits over it answer 429; 0 = unlimited (env KINEMA_MAX_QUEUED_TASKS, default 0).")
+    var maxQueuedTasks: Int?
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay idle (or stall while sending a request head) before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
+    var idleTimeout: Int?
+
+    @Option(name: .customLong("body-timeout"), help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
+    var bodyTimeout: Int?
+
     @Option(name: .customLong("database"), help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
     var database: String?
 
@@ -77,14 +95,29 @@ struct Serve: AsyncParsableCommand {
         config.leaseDuration = TimeInterval(leaseSeconds ?? Env.int("KINEMA_LEASE_SECONDS") ?? Int(config.leaseDuration))
         config.rescueInterval = .seconds(max(1, rescueSeconds ?? Env.int("KINEMA_RESCUE_SECONDS") ?? 5))
         config.workerProtocol.maxResultBytes = maxResultBytes ?? Env.int("KINEMA_MAX_RESULT_BYTES") ?? config.workerProtocol.maxResultBytes
+        config.authCacheSeconds = authCacheSeconds ?? Env.double("KINEMA_AUTH_CACHE_SECONDS") ?? config.authCacheSeconds
+        config.idleTimeoutSeconds = idleTimeout ?? Env.int("KINEMA_IDLE_TIMEOUT") ?? config.idleTimeoutSeconds
+        config.bodyTimeoutSeconds = bodyTimeout ?? Env.int("KINEMA_BODY_TIMEOUT") ?? config.bodyTimeoutSeconds
+        guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1 else {
+            throw CLIError("--idle-timeout and --body-timeout must be at least 1 second.")
+        }
+        let rps = rateLimitRPS ?? Env.double("KINEMA_RATE_LIMIT_RPS") ?? 0
+        let burst = rateLimitBurst ?? Env.int("KINEMA_RATE_LIMIT_BURST") ?? max(1, Int((rps * 2).rounded(.up)))
+        guard rps >= 0, rps.isFinite, burst >= 1 else {
+            throw CLIError("--rate-limit-rps must be ≥ 0 (0 = unlimited) and --rate-limit-burst ≥ 1.")
+        }
+        config.rateLimit = rps > 0 ? RateLimit(perSecond: rps, burst: burst) : nil
+        let queuedCap = maxQueuedTasks ?? Env.int("KINEMA_MAX_QUEUED_TASKS") ?? 0
+        guard queuedCap >= 0 else { throw CLIError("--max-queued-tasks must be ≥ 0 (0 = unlimited).") }
+        config.maxActiveTasks = queuedCap > 0 ? queuedCap : nil
         let ranges = allowFetchFrom.isEmpty ? Env.list("KINEMA_ALLOW_FETCH_FROM") : allowFetchFrom
         config.allowFetchFrom = try ranges.map { text in
             guard let net = IPNetwork(text) else { throw CLIError("--allow-fetch-from: '\(text)' is not an address range in CIDR form (e.g. 127.0.0.1/32).") }
             return net
         }
         guard config.workers >= 0, config.videoURLTTL > 0, config.maxAttempts >= 1, config.leaseDuration >= 2, (0...65535).contains(config.port),
-              config.workerProtocol.maxResultBytes > 0 else {
-            throw CLIError("--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2, --max-result-bytes > 0 and --port 0…65535.")
+              config.workerProtocol.maxResultBytes > 0, config.authCacheSeconds >= 0, config.authCacheSeconds <= 3600 else {
+            throw CLIError("--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2, --max-result-bytes > 0, --auth-cache-seconds 0…3600 and --port 0…65535.")
         }
 
         var logger = Logger(label: "kinema")

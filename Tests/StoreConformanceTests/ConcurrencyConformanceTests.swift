@@ -6,6 +6,36 @@ import Testing
 /// Several connections (standing in for processes) working on the same data at once.
 @Suite struct ConcurrencyConformanceTests {
     @Test(arguments: StoreBackend.allCases)
+    func concurrentSubmitsNeverExceedATenantsActiveTaskCap(backend: StoreBackend) async throws {
+        try await backend.withLocation { location in
+            let limit = 5
+            let stores = try (0..<4).map { _ in try location.open() }
+            defer { for store in stores { try? location.close(store) } }
+            // 24 submits race over four connections (standing in for four API nodes).
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<24 {
+                    let store = stores[index % stores.count]
+                    group.addTask {
+                        var task = Fixtures.newTask(tenant: "acme")
+                        task.tenantActiveLimit = limit
+                        do {
+                            try await store.enqueue(task, now: Fixtures.at(Double(index) / 1000))
+                            return true
+                        } catch let error as StoreError where error.code == .quotaExceeded {
+                            return false
+                        }
+                    }
+                }
+                var all: [Bool] = []
+                for try await accepted in group { all.append(accepted) }
+                return all
+            }
+            #expect(outcomes.filter { $0 }.count == limit)
+            #expect(try await stores[0].countByStatus()[.queued] == limit)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func concurrentClaimersNeverShareATaskAndTakeThemAll(backend: StoreBackend) async throws {
         try await backend.withLocation { location in
             let taskCount = 200

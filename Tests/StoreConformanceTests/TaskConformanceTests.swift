@@ -46,6 +46,70 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func theStatusReadAgreesWithTheFullRecordInEveryState(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            // The largest seed checks the seed survives the SQL-side JSON extraction exactly.
+            var big = Fixtures.newTask(tenant: "acme")
+            big.request.seed = UInt32.max
+            try await store.enqueue(big, now: Fixtures.at(0.5))
+            let failing = try await Fixtures.enqueue(store, at: 1, maxAttempts: 1, tenant: "acme")
+
+            func agree(_ id: UUID, _ label: String) async throws {
+                let full = try #require(try await store.task(id: id, tenant: "acme"), "\(label)")
+                #expect(try await store.taskStatus(id: id, tenant: "acme") == full.statusRecord, "\(label)")
+                #expect(try await store.taskStatus(id: id, tenant: "globex") == nil, "\(label): foreign tenant")
+            }
+            try await agree(big.id, "queued")
+            #expect(try await store.taskStatus(id: big.id, tenant: "acme")?.seed == UInt32.max)
+
+            let first = try await Fixtures.claim(store, at: 2)
+            #expect(try await store.heartbeat(first.lease, progress: RenderProgress(percent: 40, etaSeconds: 7), leaseDuration: Fixtures.lease, now: Fixtures.at(3)))
+            try await agree(big.id, "processing")
+            #expect(try await store.complete(first.lease, resultKey: "results/x.mp4", now: Fixtures.at(4)))
+            try await agree(big.id, "succeeded")
+            #expect(try await store.taskStatus(id: big.id, tenant: "acme")?.resultKey == "results/x.mp4")
+
+            let second = try await Fixtures.claim(store, at: 5)
+            #expect(second.task.id == failing)
+            #expect(try await store.fail(second.lease, reason: "engine said \"no\"", retryable: false, now: Fixtures.at(6)))
+            try await agree(failing, "failed")
+            #expect(try await store.taskStatus(id: UUID(), tenant: "acme") == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aTenantsActiveTaskCapCountsQueuedAndRunningOnly(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            func submit(_ tenant: String, at seconds: TimeInterval) async throws -> UUID {
+                var task = Fixtures.newTask(tenant: tenant)
+                task.tenantActiveLimit = 2
+                try await store.enqueue(task, now: Fixtures.at(seconds))
+                return task.id
+            }
+            _ = try await submit("acme", at: 0)
+            _ = try await submit("acme", at: 1)
+            var refused = Fixtures.newTask(tenant: "acme")
+            refused.tenantActiveLimit = 2
+            let error = await #expect(throws: StoreError.self) { try await store.enqueue(refused, now: Fixtures.at(2)) }
+            #expect(error?.code == .quotaExceeded)
+            #expect(try await store.task(id: refused.id) == nil)
+            // Another tenant has its own count; an uncapped submit is not counted against.
+            _ = try await submit("globex", at: 3)
+            try await store.enqueue(Fixtures.newTask(tenant: "acme"), now: Fixtures.at(4))
+
+            // A running task still counts; a finished one frees its place.
+            let running = try await Fixtures.claim(store, at: 5)
+            #expect(running.task.tenant == "acme")
+            await #expect(throws: StoreError.self) { try await submit("acme", at: 6) }
+            #expect(try await store.complete(running.lease, resultKey: "results/r.mp4", now: Fixtures.at(7)))
+            await #expect(throws: StoreError.self) { try await submit("acme", at: 8) }  // still 2 active: one capped, one uncapped
+            let next = try await Fixtures.claim(store, at: 9)
+            #expect(try await store.fail(next.lease, reason: "bad", retryable: false, now: Fixtures.at(10)))
+            _ = try await submit("acme", at: 11)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func aDuplicateIDIsRejectedAndTheOriginalKept(backend: StoreBackend) async throws {
         try await backend.withStore { store in
             let first = Fixtures.newTask(tenant: "acme")

@@ -1,0 +1,53 @@
+import Foundation
+import KinemaCore
+
+/// What a status poll shows: the task's state without its stored request, so the API's most frequent read
+/// (clients poll `task-result`) never decodes a request it does not need.
+public struct TaskStatusRecord: Sendable, Equatable {
+    /// The task id.
+    public var id: UUID
+    /// Lifecycle status.
+    public var status: TaskStatus
+    /// The seed the task renders with (reported as `extra.seed`).
+    public var seed: UInt32
+    /// Blob key of the finished MP4 once succeeded.
+    public var resultKey: String?
+    /// Failure reason ("" unless failed or canceled).
+    public var reason: String
+    /// Progress of the current attempt, 0…100.
+    public var progressPercent: Int
+    /// Estimated seconds left.
+    public var etaSeconds: Int
+    /// When the task was submitted, its current or last attempt started, and it reached a terminal status.
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    /// Creates a status record (stores build these).
+    public init(
+        id: UUID, status: TaskStatus, seed: UInt32, resultKey: String?, reason: String, progressPercent: Int,
+        etaSeconds: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?
+    ) {
+        self.id = id
+        self.status = status
+        self.seed = seed
+        self.resultKey = resultKey
+        self.reason = reason
+        self.progressPercent = progressPercent
+        self.etaSeconds = etaSeconds
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+extension TaskRecord {
+    /// The status part of the full record (what `taskStatus(id:tenant:)` returns for the same task).
+    public var statusRecord: TaskStatusRecord {
+        TaskStatusRecord(
+            id: id, status: status, seed: request.seed, resultKey: resultKey, reason: reason,
+            progressPercent: progressPercent, etaSeconds: etaSeconds, createdAt: createdAt, startedAt: startedAt,
+            finishedAt: finishedAt
+        )
+    }
+}
