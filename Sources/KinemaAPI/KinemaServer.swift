@@ -95,14 +95,20 @@ public struct KinemaServer: Sendable {
         workerConfig.shutdownGrace = config.shutdownGrace
         let workers = WorkerPool(configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: app),
+            .init(service: workers, successTerminationBehavior: .ignore),
+            .init(service: rescuer, successTerminationBehavior: .ignore),
+            .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore),
+        ]
+        // An API-only node on PostgreSQL still long-polls for remote workers: wake those polls on the
+        // database's notifications too (with in-process workers, their pool already relays them).
+        if config.workers == 0, let notifications = store as? any WorkNotifications {
+            services.append(.init(service: WorkNotificationRelay(notifications: notifications, signal: signal), successTerminationBehavior: .ignore))
+        }
 
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: app),
-                .init(service: workers, successTerminationBehavior: .ignore),
-                .init(service: rescuer, successTerminationBehavior: .ignore),
-                .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore),
-            ],
+            services: services,
             gracefulShutdownSignals: gracefulShutdownSignals,
             logger: logger
         ))

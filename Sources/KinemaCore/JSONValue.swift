@@ -180,10 +180,21 @@ public struct JSONParser {
             while true {
                 // Plain runs are copied in bulk: image strings are megabytes of base64 without escapes.
                 let run = index
-                while index < bytes.count {
-                    let b = bytes[index]
-                    if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                index = bytes.withUnsafeBufferPointer { buffer in
+                    var i = run
+                    while i < buffer.count {
+                        let b = buffer[i]
+                        if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                        i += 1
+                    }
+                    return i
+                }
+                if out.isEmpty, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                    // The common case, a string without escapes: one copy, validated as UTF-8 in one pass.
+                    let plain = bytes[run..<index]
                     index += 1
+                    guard let s = String(validating: plain, as: UTF8.self) else { throw error("string is not valid UTF-8") }
+                    return s
                 }
                 out.append(contentsOf: bytes[run..<index])
                 guard index < bytes.count else { throw error("unterminated string") }
