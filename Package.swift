@@ -83,6 +83,7 @@ let package = Package(
                 "KinemaCore", "KinemaAPIModels", "KinemaStore", "KinemaStoreSQLite", "KinemaFetch",
                 "KinemaMedia", "KinemaMotion", "KinemaWorker",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import KinemaCore
 import KinemaFetch
 import KinemaStore
@@ -78,7 +79,12 @@ public struct KinemaServer: Sendable {
             router: router,
             // Idle connections are closed so idle or stalled clients cannot hold sockets forever.
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))),
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Kinema"),
+            // Past the cap the server stops accepting (new connections wait in the listen backlog) instead of
+            // running out of file descriptors; slow clients are closed by the idle and body timeouts.
+            configuration: .init(
+                address: .hostname(config.host, port: config.port), serverName: "Kinema",
+                availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)
+            ),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? config.port
                 let host = config.host == "0.0.0.0" || config.host == "::" ? "127.0.0.1" : config.host

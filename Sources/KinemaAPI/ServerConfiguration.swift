@@ -33,6 +33,8 @@ public struct ServerConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(30)
     /// Seconds an HTTP connection may stay idle before the server closes it (also bounds a stalled request head).
     public var idleTimeoutSeconds: Int = 60
+    /// Most HTTP connections open at once; more wait in the listen backlog until one closes.
+    public var maxConnections: Int = 512
     /// Seconds a submit's whole body may take to arrive, however steadily it trickles (408 after).
     public var bodyTimeoutSeconds: Int = 120
     /// The remote worker protocol's limits (result size cap, long-poll length).

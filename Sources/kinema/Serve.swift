@@ -63,8 +63,20 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay idle (or stall while sending a request head) before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
     var idleTimeout: Int?
 
+    @Option(name: .customLong("max-connections"), help: "Most HTTP connections open at once; more wait until one closes (env KINEMA_MAX_CONNECTIONS, default 512).")
+    var maxConnections: Int?
+
     @Option(name: .customLong("body-timeout"), help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
     var bodyTimeout: Int?
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest submit body in bytes, checked before parsing; larger answers 413 (env KINEMA_MAX_BODY_BYTES, default 33554432: two 10 MB images in base64 fit).")
+    var maxBodyBytes: Int?
+
+    @Option(name: .customLong("max-image-side"), help: "Most pixels per image side, read from the header before any decode (env KINEMA_MAX_IMAGE_SIDE, default 8192).")
+    var maxImageSide: Int?
+
+    @Option(name: .customLong("max-image-pixels"), help: "Most pixels per image, read from the header before any decode (env KINEMA_MAX_IMAGE_PIXELS, default 40000000).")
+    var maxImagePixels: Int?
 
     @Option(name: .customLong("database"), help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
     var database: String?
@@ -98,8 +110,16 @@ struct Serve: AsyncParsableCommand {
         config.authCacheSeconds = authCacheSeconds ?? Env.double("KINEMA_AUTH_CACHE_SECONDS") ?? config.authCacheSeconds
         config.idleTimeoutSeconds = idleTimeout ?? Env.int("KINEMA_IDLE_TIMEOUT") ?? config.idleTimeoutSeconds
         config.bodyTimeoutSeconds = bodyTimeout ?? Env.int("KINEMA_BODY_TIMEOUT") ?? config.bodyTimeoutSeconds
-        guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1 else {
-            throw CLIError("--idle-timeout and --body-timeout must be at least 1 second.")
+        config.maxConnections = maxConnections ?? Env.int("KINEMA_MAX_CONNECTIONS") ?? config.maxConnections
+        guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.maxConnections >= 1 else {
+            throw CLIError("--idle-timeout and --body-timeout must be at least 1 second, --max-connections at least 1.")
+        }
+        config.maxBodyBytes = maxBodyBytes ?? Env.int("KINEMA_MAX_BODY_BYTES") ?? config.maxBodyBytes
+        config.limits.maxImageSide = maxImageSide ?? Env.int("KINEMA_MAX_IMAGE_SIDE") ?? config.limits.maxImageSide
+        config.limits.maxImagePixels = maxImagePixels ?? Env.int("KINEMA_MAX_IMAGE_PIXELS") ?? config.limits.maxImagePixels
+        guard config.maxBodyBytes >= 1024, config.limits.maxImageSide >= config.limits.minImageSide,
+              config.limits.maxImagePixels >= config.limits.minImageSide * config.limits.minImageSide else {
+            throw CLIError("--max-body-bytes must be at least 1024, --max-image-side at least \(config.limits.minImageSide) and --max-image-pixels at least \(config.limits.minImageSide * config.limits.minImageSide) (the contract's smallest image).")
         }
         let rps = rateLimitRPS ?? Env.double("KINEMA_RATE_LIMIT_RPS") ?? 0
         let burst = rateLimitBurst ?? Env.int("KINEMA_RATE_LIMIT_BURST") ?? max(1, Int((rps * 2).rounded(.up)))

@@ -1,0 +1,76 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// The operator's limits from the command line take effect, in the contract's error shape.
+@Suite struct ConfigurableLimits {
+    @Test func bodyCapAndPixelLimitsFollowTheirOptions() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-body-bytes", "300000", "--max-image-side", "500", "--max-image-pixels", "200000"], workers: 0)
+        let key = try #require(server.devKey)
+
+        // 640 px wide: over the 500 px side limit, read from the header.
+        let wide = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+        let sides = try await HTTP.submit(server.baseURL, key: key, json: ["image": wide, "prompt": "pan left"])
+        #expect(sides.status == 400, "\(sides.text)")
+        #expect(sides.json["reason"] as? String == "IMAGE_EXCEEDS_MAX_RESOLUTION", "\(sides.text)")
+
+        // 480x480 fits the side limit but not 200,000 pixels.
+        let square = try await Fixtures.image(width: 480, height: 480, format: "png").base64EncodedString()
+        let pixels = try await HTTP.submit(server.baseURL, key: key, json: ["image": square, "prompt": "pan left"])
+        #expect(pixels.json["reason"] as? String == "IMAGE_EXCEEDS_MAX_RESOLUTION", "\(pixels.text)")
+
+        // A body over 300,000 bytes is refused before it is parsed.
+        let big = try await HTTP.submit(server.baseURL, key: key, json: ["image": String(repeating: "A", count: 400_000), "prompt": "x"])
+        #expect(big.status == 413, "\(big.text)")
+        #expect(big.json["reason"] as? String == "REQUEST_BODY_TOO_LARGE", "\(big.text)")
+
+        // Within the limits a submit still works.
+        let fits = try await Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
+        #expect(try await HTTP.submit(server.baseURL, key: key, json: ["image": fits, "prompt": "pan left"]).status == 200)
+        // Nonsense values are refused at start with a message.
+        let refused = try await ServerProcess.cli(["serve", "--data-dir", server.dataDir.path, "--max-image-side", "10"])
+        #expect(refused.status != 0)
+        #expect(refused.stdout.contains("--max-image-side"), "\(refused.stdout)")
+        await server.terminate()
+    }
+}
+
+/// The connection cap: past it the server accepts nothing until a connection closes.
+@Suite struct ConnectionCap {
+    @Test func pastTheCapANewClientWaitsUntilAConnectionCloses() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-connections", "3"], workers: 0)
+        let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<3 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(port.bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(connected == 0)
+            held.append(fd)
+        }
+        // Give the server a moment to accept the three (a bounded wait, not a speed assertion).
+        try await Task.sleep(for: .milliseconds(500))
+        // A fourth client is not served while three connections are open (curl exit 28: timed out)...
+        let waiting = try await Tools.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "2", server.baseURL + "/healthz"])
+        #expect(waiting.status == 28, "\(waiting.status): \(waiting.output)")
+        // ...and is once one of them closes.
+        close(held.removeLast())
+        let served = try await Tools.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "20", server.baseURL + "/healthz"])
+        #expect(served.output == "200", "\(served.status): \(served.output)")
+        for fd in held { close(fd) }
+        held.removeAll()
+        await server.terminate()
+    }
+}
