@@ -12,10 +12,10 @@ import Testing
     static let tasks = 30
 
     @Test func shortSoakWithKillsLosesNothingAndDuplicatesNothing() async throws {
-        // A kill every 1-3 s: the first two fall inside the 7.5 s of submits, so each mode sees at least two kills
-        // (on PostgreSQL, the API node and then a worker).
+        // A kill every 0.75-2.25 s: the first two fall well inside the 7.5 s of submits, so each mode sees at least
+        // two kills (on PostgreSQL, the API node and then a worker).
         let run = try await SoakScript.run(
-            [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "2", "--timeout", "300"],
+            [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "1.5", "--timeout", "300"],
             environment: ["KINEMA_BIN": ServerProcess.binary.path],
             timeout: .seconds(420)
         )
