@@ -49,15 +49,7 @@ import Testing
         var held: [Int32] = []
         defer { for fd in held { close(fd) } }
         for _ in 0..<3 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(port.bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            try #require(connected == 0)
+            let fd = try RawSocket.connect(port: port)
             held.append(fd)
         }
         // Give the server a moment to accept the three (a bounded wait, not a speed assertion).

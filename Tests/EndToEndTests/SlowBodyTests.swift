@@ -13,16 +13,8 @@ import Glibc
         try await server.start(["--body-timeout", "3"], workers: 0)
         let key = try #require(server.devKey)
         let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try RawSocket.connect(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(port.bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
         let head = Array("POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".utf8)
         _ = head.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // One byte every 500 ms: never idle for long, never done. Bounded: 60 s (the deadline is 3 s).

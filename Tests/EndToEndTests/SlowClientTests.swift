@@ -62,19 +62,7 @@ final class SlowConnections: @unchecked Sendable {
     init(port: Int, tricklers: Int, silent: Int) throws {
         self.tricklers = tricklers
         for _ in 0..<(tricklers + silent) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                close(fd)
-                throw TestFailure("connect() to 127.0.0.1:\(port) failed: errno \(errno)")
-            }
+            let fd = try RawSocket.connect(port: UInt16(port))
             sockets.append(fd)
             open.append(true)
             trickled.append(0)
