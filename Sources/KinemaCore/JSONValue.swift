@@ -56,15 +56,18 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 public struct JSONParser {
     /// Deepest allowed nesting of arrays and objects.
     public var maxDepth: Int
+    /// Longest string (key or value), in bytes as written in the input (escapes included).
+    public var maxStringBytes: Int
 
-    public init(maxDepth: Int = 64) {
+    public init(maxDepth: Int = 64, maxStringBytes: Int = .max) {
         self.maxDepth = maxDepth
+        self.maxStringBytes = maxStringBytes
     }
 
     /// Parses one JSON value filling the whole input (surrounding whitespace allowed).
     public func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
         let bytes = [UInt8](data)
-        var reader = Reader(bytes: bytes, maxDepth: maxDepth)
+        var reader = Reader(bytes: bytes, maxDepth: maxDepth, maxStringBytes: maxStringBytes)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
         reader.skipWhitespace()
@@ -75,11 +78,13 @@ public struct JSONParser {
     private struct Reader {
         let bytes: [UInt8]
         let maxDepth: Int
+        let maxStringBytes: Int
         var index = 0
 
-        init(bytes: [UInt8], maxDepth: Int) {
+        init(bytes: [UInt8], maxDepth: Int, maxStringBytes: Int) {
             self.bytes = bytes
             self.maxDepth = maxDepth
+            self.maxStringBytes = maxStringBytes
         }
 
         func error(_ message: String) -> JSONParseError { JSONParseError(offset: index, message: message) }
@@ -176,6 +181,7 @@ public struct JSONParser {
 
         mutating func string() throws(JSONParseError) -> String {
             index += 1
+            let start = index
             var out: [UInt8] = []
             while true {
                 // Plain runs are copied in bulk: image strings are megabytes of base64 without escapes.
@@ -189,6 +195,7 @@ public struct JSONParser {
                     }
                     return i
                 }
+                if index - start > maxStringBytes { throw error("a string is longer than \(maxStringBytes) bytes") }
                 if out.isEmpty, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                     // The common case, a string without escapes: one copy, validated as UTF-8 in one pass.
                     let plain = bytes[run..<index]
