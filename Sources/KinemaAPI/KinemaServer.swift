@@ -57,6 +57,7 @@ public struct KinemaServer: Sendable {
         var fetchConfig = SafeFetcher.Configuration()
         fetchConfig.allow = config.allowFetchFrom
         fetchConfig.timeout = config.fetchTimeout
+        fetchConfig.maxRedirects = config.fetchMaxRedirects
         fetchConfig.maxBytes = config.limits.maxImageBytes
         let submit = SubmitController(
             store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),

@@ -45,6 +45,8 @@ public struct ServerConfiguration: Sendable {
     public var rateLimit: RateLimit?
     /// Most queued + running tasks per tenant; a submit over it answers 429. `nil` = unlimited.
     public var maxActiveTasks: Int?
+    /// Redirects one image URL fetch may follow (each hop re-checked).
+    public var fetchMaxRedirects: Int = 3
     /// Timeout of one image URL fetch.
     public var fetchTimeout: Duration = .seconds(15)
 

@@ -21,7 +21,7 @@ public struct RequestValidator: Sendable {
     public func validate(body: Data) throws(ValidationError) -> SubmitDraft {
         let json: JSONValue
         do {
-            json = try JSONParser(maxStringBytes: limits.maxJSONStringBytes).parse(body)
+            json = try JSONParser(maxDepth: limits.maxJSONDepth, maxStringBytes: limits.maxJSONStringBytes).parse(body)
         } catch {
             throw ValidationError(.invalidRequestBody, field: "", "The request body is not valid JSON (\(error.description)).")
         }

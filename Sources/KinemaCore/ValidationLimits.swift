@@ -19,6 +19,9 @@ public struct ValidationLimits: Sendable, Equatable {
     /// Most shots in `multi_prompt`.
     public var maxShots: Int = 6
 
+    /// Deepest nesting of arrays and objects in a request body (the contract needs 4).
+    public var maxJSONDepth: Int = 64
+
     /// Longest JSON string the parser accepts, in bytes as sent: room for the largest image in base64 (4/3 of
     /// its bytes) even with escaped line breaks, and a data-URI prefix; anything longer cannot be valid.
     public var maxJSONStringBytes: Int { maxImageBytes * 3 / 2 + 4096 }

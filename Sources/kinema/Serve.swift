@@ -69,6 +69,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("body-timeout"), help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
     var bodyTimeout: Int?
 
+    @Option(name: .customLong("fetch-timeout"), help: "Seconds one image URL fetch may take (env KINEMA_FETCH_TIMEOUT, default 15).")
+    var fetchTimeout: Int?
+
+    @Option(name: .customLong("fetch-max-redirects"), help: "Redirects one image URL fetch may follow, each re-checked (env KINEMA_FETCH_MAX_REDIRECTS, default 3).")
+    var fetchMaxRedirects: Int?
+
+    @Option(name: .customLong("json-max-depth"), help: "Deepest nesting of arrays and objects in a request body (env KINEMA_JSON_MAX_DEPTH, default 64).")
+    var jsonMaxDepth: Int?
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest submit body in bytes, checked before parsing; larger answers 413 (env KINEMA_MAX_BODY_BYTES, default 33554432: two 10 MB images in base64 fit).")
     var maxBodyBytes: Int?
 
@@ -113,6 +122,13 @@ struct Serve: AsyncParsableCommand {
         config.maxConnections = maxConnections ?? Env.int("KINEMA_MAX_CONNECTIONS") ?? config.maxConnections
         guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.maxConnections >= 1 else {
             throw CLIError("--idle-timeout and --body-timeout must be at least 1 second, --max-connections at least 1.")
+        }
+        config.fetchTimeout = .seconds(fetchTimeout ?? Env.int("KINEMA_FETCH_TIMEOUT") ?? 15)
+        config.fetchMaxRedirects = fetchMaxRedirects ?? Env.int("KINEMA_FETCH_MAX_REDIRECTS") ?? config.fetchMaxRedirects
+        config.limits.maxJSONDepth = jsonMaxDepth ?? Env.int("KINEMA_JSON_MAX_DEPTH") ?? config.limits.maxJSONDepth
+        guard config.fetchTimeout >= .seconds(1), (0...20).contains(config.fetchMaxRedirects),
+              (4...1000).contains(config.limits.maxJSONDepth) else {
+            throw CLIError("--fetch-timeout must be at least 1 s, --fetch-max-redirects 0…20 and --json-max-depth 4…1000 (the contract's bodies nest 4 deep).")
         }
         config.maxBodyBytes = maxBodyBytes ?? Env.int("KINEMA_MAX_BODY_BYTES") ?? config.maxBodyBytes
         config.limits.maxImageSide = maxImageSide ?? Env.int("KINEMA_MAX_IMAGE_SIDE") ?? config.limits.maxImageSide

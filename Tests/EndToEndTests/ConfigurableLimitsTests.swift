@@ -6,6 +6,28 @@ import Testing
 
 /// The operator's limits from the command line take effect, in the contract's error shape.
 @Suite struct ConfigurableLimits {
+    @Test func jsonDepthFollowsItsOption() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--json-max-depth", "5"], workers: 0)
+        let key = try #require(server.devKey)
+        func body(depth: Int) -> Data {
+            // The top-level object holds `extra`, whose value nests depth - 1 objects: depth containers in all.
+            let inner = String(repeating: "{\"a\":", count: depth - 2) + "{}" + String(repeating: "}", count: depth - 2)
+            return Data(("{\"prompt\":\"x\",\"extra\":" + inner + "}").utf8)
+        }
+        let headers = [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")]
+        let url = server.baseURL + "/v3/async/kling-v3.0-std-i2v"
+        // Depth 5 parses (and then fails for the missing image); depth 6 is refused by the parser.
+        let fits = try await HTTP.request(.POST, url, headers: headers, body: body(depth: 5))
+        #expect(fits.json["metadata"].flatMap { ($0 as? [String: Any])?["field"] as? String } == "image", "\(fits.text)")
+        let deep = try await HTTP.request(.POST, url, headers: headers, body: body(depth: 6))
+        #expect(deep.status == 400)
+        #expect(deep.json["reason"] as? String == "INVALID_REQUEST_BODY", "\(deep.text)")
+        #expect((deep.json["message"] as? String)?.contains("not valid JSON") == true, "\(deep.text)")
+        await server.terminate()
+    }
+
     @Test func bodyCapAndPixelLimitsFollowTheirOptions() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
@@ -32,6 +54,11 @@ import Testing
         let fits = try await Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
         #expect(try await HTTP.submit(server.baseURL, key: key, json: ["image": fits, "prompt": "pan left"]).status == 200)
         // Nonsense values are refused at start with a message.
+        for bad in [["--json-max-depth", "3"], ["--fetch-max-redirects", "-1"], ["--fetch-timeout", "0"]] {
+            let r = try await ServerProcess.cli(["serve", "--data-dir", server.dataDir.path] + bad)
+            #expect(r.status != 0, "\(bad)")
+            #expect(r.stdout.contains(bad[0]), "\(bad): \(r.stdout)")
+        }
         let refused = try await ServerProcess.cli(["serve", "--data-dir", server.dataDir.path, "--max-image-side", "10"])
         #expect(refused.status != 0)
         #expect(refused.stdout.contains("--max-image-side"), "\(refused.stdout)")
