@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import KinemaStore
+import Logging
 
 /// Where a worker gets tasks and hands results back: the store and blob store directly (same machine or
 /// shared database), or the API over HTTP (remote GPU boxes). Every write is fenced by the lease.
@@ -60,7 +61,9 @@ public struct StoreWorkSource: WorkSource {
         do {
             try await blobs.putFile(at: resultFile, key: key)
         } catch {
-            throw EngineError("the result could not be stored: \(error)", retryable: true)
+            // The reason is shown to the caller: no paths or system errors in it; the log has them.
+            Logger(label: "kinema.worker").error("storing a result failed", metadata: ["task": "\(lease.taskID)", "error": "\(error)"])
+            throw EngineError("the result could not be stored (a storage failure on the server)", retryable: true)
         }
         let completed = try await store.complete(lease, resultKey: key, now: now())
         if !completed {
