@@ -14,15 +14,20 @@ enum BodyDeadline {
 
     /// The body, at most `limit` bytes (413 beyond, as `collect(upTo:)`), or 408 once `seconds` have passed.
     static func collect(_ body: RequestBody, upTo limit: Int, within seconds: Int) async throws -> ByteBuffer {
-        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask { try await body.collect(upTo: limit) }
+        try await run(within: seconds) { try await body.collect(upTo: limit) }
+    }
+
+    /// Runs `work` (which reads a request body), cancelling it with 408 once `seconds` have passed.
+    static func run<T: Sendable>(within seconds: Int, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
             group.addTask {
                 try await Task.sleep(for: .seconds(seconds))
                 return nil
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let buffer = first else { throw timedOut(after: seconds) }
-            return buffer
+            guard let first = try await group.next(), let value = first else { throw timedOut(after: seconds) }
+            return value
         }
     }
 }

@@ -22,8 +22,12 @@ extension WorkerProtocolController {
         // Removed on every path; a completed upload has already been moved into the blob store.
         defer { try? FileManager.default.removeItem(at: file) }
         let capped = CappedBody(base: request.body, limit: limit)
+        let fileIO = self.fileIO
         do {
-            try await fileIO.writeFile(contents: capped, path: file.path, context: context)
+            // A whole result must arrive within the upload timeout, however steadily it trickles.
+            try await BodyDeadline.run(within: configuration.uploadTimeoutSeconds) {
+                try await fileIO.writeFile(contents: capped, path: file.path, context: context)
+            }
         } catch where capped.overLimit.isSet {
             // The file layer may wrap the sequence's error, so the flag (not the error type) decides.
             throw tooLarge
@@ -96,3 +100,5 @@ struct CappedBody<Base: AsyncSequence>: AsyncSequence where Base.Element == Byte
         AsyncIterator(base: base.makeAsyncIterator(), limit: limit, overLimit: overLimit)
     }
 }
+
+extension CappedBody: Sendable where Base: Sendable {}

@@ -13,6 +13,8 @@ public struct WorkerProtocolConfiguration: Sendable {
     public var maxWaitSeconds: Int = 30
     /// How often a waiting claim looks at the queue when no submit signal arrives (the correctness fallback).
     public var pollInterval: Duration = .seconds(1)
+    /// Seconds a whole result upload may take to arrive (408 after).
+    public var uploadTimeoutSeconds: Int = 600
     /// Range of lease lengths a worker may ask for, in seconds.
     public var leaseSecondsRange: ClosedRange<Int> = 2...3600
 

@@ -87,6 +87,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-image-pixels"), help: "Most pixels per image, read from the header before any decode (env KINEMA_MAX_IMAGE_PIXELS, default 40000000).")
     var maxImagePixels: Int?
 
+    @Option(name: .customLong("upload-timeout"), help: "Seconds a remote worker's whole result upload may take to arrive before it is answered 408 (env KINEMA_UPLOAD_TIMEOUT, default 600).")
+    var uploadTimeout: Int?
+
     @Option(name: .customLong("database"), help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
     var database: String?
 
@@ -119,6 +122,8 @@ struct Serve: AsyncParsableCommand {
         config.authCacheSeconds = authCacheSeconds ?? Env.double("KINEMA_AUTH_CACHE_SECONDS") ?? config.authCacheSeconds
         config.idleTimeoutSeconds = idleTimeout ?? Env.int("KINEMA_IDLE_TIMEOUT") ?? config.idleTimeoutSeconds
         config.bodyTimeoutSeconds = bodyTimeout ?? Env.int("KINEMA_BODY_TIMEOUT") ?? config.bodyTimeoutSeconds
+        config.workerProtocol.uploadTimeoutSeconds = uploadTimeout ?? Env.int("KINEMA_UPLOAD_TIMEOUT") ?? config.workerProtocol.uploadTimeoutSeconds
+        guard config.workerProtocol.uploadTimeoutSeconds >= 1 else { throw CLIError("--upload-timeout must be at least 1 second.") }
         config.maxConnections = maxConnections ?? Env.int("KINEMA_MAX_CONNECTIONS") ?? config.maxConnections
         guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.maxConnections >= 1 else {
             throw CLIError("--idle-timeout and --body-timeout must be at least 1 second, --max-connections at least 1.")

@@ -329,6 +329,53 @@ import Testing
         await server.terminate()
     }
 
+    @Test func aTrickledUploadIsCutOffAndTheLeaseKeepsItsTask() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--upload-timeout", "2"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let id = try await Self.submit(server, key: key)
+        let lease = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 120)
+        let mp4 = try await Self.makeMP4(seconds: 1)
+
+        // A real MP4 sent 256 bytes every 300 ms: never idle, never done in 2 s.
+        var request = HTTPClientRequest(url: server.baseURL + Self.base + "/tasks/\(id)/result?lease_id=\(lease.leaseID)")
+        request.method = .PUT
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Content-Type", value: "video/mp4")
+        let trickle = AsyncStream<ByteBuffer> { continuation in
+            let task = Task {
+                for offset in stride(from: 0, to: mp4.count, by: 256) {
+                    if Task.isCancelled { break }
+                    continuation.yield(ByteBuffer(bytes: mp4[offset..<min(offset + 256, mp4.count)]))
+                    try? await Task.sleep(for: .milliseconds(300))
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+        request.body = .stream(trickle, length: .unknown)
+        let started = ContinuousClock.now
+        var status: Int?
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            status = Int(response.status.code)
+        } catch {
+            // The server may close the connection while the client is still sending: also a cut-off.
+        }
+        #expect(status == nil || status == 408, "\(String(describing: status))")
+        #expect(ContinuousClock.now - started < .seconds(55), "the upload was not cut off")
+
+        // Nothing was stored, the lease still holds the task, and a proper upload completes it.
+        #expect(!FileManager.default.fileExists(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path))
+        let result = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((result.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
+        let good = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: mp4)
+        #expect(good.status == 200, "\(good.text)")
+        await server.terminate()
+    }
+
     // MARK: Helpers
 
     struct Lease {
