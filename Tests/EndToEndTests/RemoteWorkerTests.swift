@@ -492,8 +492,8 @@ final class RemoteWorkerProcess: @unchecked Sendable {
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
-        out.fileHandleForReading.readabilityHandler = { [output = worker.output] h in output.append(h.availableData) }
         try p.run()
+        worker.output.drain(out.fileHandleForReading)
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline, p.isRunning {
             if worker.log.contains("pulling tasks from") { return worker }

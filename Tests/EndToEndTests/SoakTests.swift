@@ -54,43 +54,18 @@ enum SoakScript {
         p.standardOutput = out
         p.standardError = out
         let collected = OutputBuffer()
-        let ended = EndOfOutput()
-        out.fileHandleForReading.readabilityHandler = { h in
-            let chunk = h.availableData
-            if chunk.isEmpty { ended.mark() } else { collected.append(chunk) }
-        }
         try p.run()
+        collected.drain(out.fileHandleForReading)
         await ServerProcess.waitForExit(p, timeout: timeout)
         if p.isRunning {
             // SIGKILL: the script's children die with it (their parent-death signal).
             kill(p.processIdentifier, SIGKILL)
             await ServerProcess.waitForExit(p, timeout: .seconds(30))
-            out.fileHandleForReading.readabilityHandler = nil
             throw TestFailure("scripts/soak did not finish within \(timeout):\n\(collected.text)")
         }
         // Bounded wait for the pipe's end, so the last lines are in.
-        let drained = ContinuousClock.now + .seconds(10)
-        while !ended.isMarked, ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(20)) }
-        out.fileHandleForReading.readabilityHandler = nil
+        await collected.waitForEnd()
         return (p.terminationStatus, collected.text)
     }
 }
 
-/// Set once the pipe reports its end; read from the test's task.
-final class EndOfOutput: @unchecked Sendable {
-    // SAFETY: `marked` is only touched under `lock`.
-    private let lock = NSLock()
-    private var marked = false
-
-    func mark() {
-        lock.lock()
-        marked = true
-        lock.unlock()
-    }
-
-    var isMarked: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return marked
-    }
-}

@@ -38,7 +38,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts `kinema serve` and waits (bounded) until it prints its URL.
     ///
     /// Nothing here blocks a thread of Swift's cooperative pool (only 2 on this machine): output is collected
-    /// by a readability handler and polled with `Task.sleep`.
+    /// on a dedicated thread (`OutputBuffer.drain`) and polled with `Task.sleep`.
     func start(_ extra: [String] = [], workers: Int = 1) async throws {
         devKey = nil
         let p = Process()
@@ -48,8 +48,8 @@ final class ServerProcess: @unchecked Sendable {
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         let collected = OutputBuffer()
-        out.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
         try p.run()
+        collected.drain(out.fileHandleForReading)
         process = p
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -114,9 +114,10 @@ final class ServerProcess: @unchecked Sendable {
 
 /// Bytes a child process wrote, collected off the cooperative pool.
 final class OutputBuffer: @unchecked Sendable {
-    // SAFETY: `data` is only touched under `lock`.
+    // SAFETY: `data` and `ended` are only touched under `lock`.
     private let lock = NSLock()
     private var data = Data()
+    private var ended = false
 
     func append(_ chunk: Data) {
         lock.lock()
@@ -128,6 +129,42 @@ final class OutputBuffer: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Whether `drain` reached the end of its pipe.
+    var isEnded: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return ended
+    }
+
+    /// Reads `handle` to its end on a dedicated thread (never the cooperative pool), retrying reads a signal
+    /// interrupted: Foundation's `availableData` and `readDataToEndOfFile` trap on EINTR (seen in CI).
+    func drain(_ handle: FileHandle) {
+        let thread = Thread { [self] in
+            let fd = handle.fileDescriptor  // `handle` stays captured, so the descriptor stays open
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let n = read(fd, &chunk, chunk.count)
+                if n > 0 {
+                    append(Data(chunk[0..<n]))
+                } else if n < 0, errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            lock.lock()
+            ended = true
+            lock.unlock()
+        }
+        thread.start()
+    }
+
+    /// Waits (bounded, without blocking a thread) until `drain` reached the end of the pipe.
+    func waitForEnd(timeout: Duration = .seconds(10)) async {
+        let deadline = ContinuousClock.now + timeout
+        while !isEnded, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 }
 
@@ -214,17 +251,15 @@ enum Tools {
         p.standardOutput = out
         p.standardError = out
         let collected = OutputBuffer()
-        out.fileHandleForReading.readabilityHandler = { h in collected.append(h.availableData) }
         try p.run()
+        collected.drain(out.fileHandleForReading)
         await ServerProcess.waitForExit(p, timeout: .seconds(120))
         if p.isRunning {
             kill(p.processIdentifier, SIGKILL)
             throw TestFailure("\(tool) did not finish within 120 s")
         }
-        // Let the handler drain what the pipe still holds.
-        try? await Task.sleep(for: .milliseconds(20))
-        out.fileHandleForReading.readabilityHandler = nil
-        collected.append(out.fileHandleForReading.readDataToEndOfFile())
+        // What the pipe still holds (a grandchild keeping the pipe open only delays this by the bound).
+        await collected.waitForEnd()
         return (p.terminationStatus, collected.text)
     }
 

@@ -84,7 +84,7 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> String? {
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice
     try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
+    let data = readToEnd(out.fileHandleForReading)
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }
@@ -102,4 +102,21 @@ func jpegWithOrientation(_ jpeg: Data, _ orientation: Int, littleEndian: Bool = 
     var bytes = [UInt8](jpeg)
     bytes.insert(contentsOf: segment, at: 2)
     return Data(bytes)
+}
+
+/// Reads `handle` to its end, retrying reads a signal interrupted (Foundation's `readDataToEndOfFile` traps on
+/// EINTR, seen in CI while many child processes come and go). Blocks: call it off Swift's cooperative pool.
+func readToEnd(_ handle: FileHandle) -> Data {
+    var data = Data()
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let n = read(handle.fileDescriptor, &chunk, chunk.count)
+        if n > 0 {
+            data.append(contentsOf: chunk[0..<n])
+        } else if n < 0, errno == EINTR {
+            continue
+        } else {
+            return data
+        }
+    }
 }

@@ -123,10 +123,10 @@ enum PostgresTestServer {
                 let errorRead = DispatchGroup()
                 let errorData = Mutex(Data())
                 DispatchQueue.global().async(group: errorRead) {
-                    let data = error.fileHandleForReading.readDataToEndOfFile()
+                    let data = readToEnd(error.fileHandleForReading)
                     errorData.withLock { $0 = data }
                 }
-                let outputData = output.fileHandleForReading.readDataToEndOfFile()
+                let outputData = readToEnd(output.fileHandleForReading)
                 errorRead.wait()
                 process.waitUntilExit()
                 continuation.resume(returning: (
@@ -166,5 +166,22 @@ private actor ServerStarter {
         }
         start = task
         return try await task.value
+    }
+}
+
+/// Reads `handle` to its end, retrying reads a signal interrupted (Foundation's `readDataToEndOfFile` traps on
+/// EINTR, seen in CI while many child processes come and go). Blocks: call it off Swift's cooperative pool.
+func readToEnd(_ handle: FileHandle) -> Data {
+    var data = Data()
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let n = read(handle.fileDescriptor, &chunk, chunk.count)
+        if n > 0 {
+            data.append(contentsOf: chunk[0..<n])
+        } else if n < 0, errno == EINTR {
+            continue
+        } else {
+            return data
+        }
     }
 }
