@@ -30,6 +30,12 @@ final class ServerProcess: @unchecked Sendable {
         return URL(fileURLWithPath: ".build/release/kinema")
     }
 
+    /// A server the test did not stop (it threw first, or forgot) dies with its `ServerProcess`, so no test
+    /// leaves a `kinema serve` running after the suite.
+    deinit {
+        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    }
+
     init(dataDir: URL? = nil) throws {
         self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.dataDir, withIntermediateDirectories: true)
