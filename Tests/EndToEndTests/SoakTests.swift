@@ -14,8 +14,8 @@ import Testing
     @Test func shortSoakWithKillsLosesNothingAndDuplicatesNothing() async throws {
         // A kill every 0.75-2.25 s: the first two fall well inside the 7.5 s of submits, so each mode sees at least
         // two kills (on PostgreSQL, the API node and then a worker).
-        let run = try await SoakScript.run(
-            [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "1.5", "--timeout", "300"],
+        let run = try await Tools.run(
+            "python3", [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "1.5", "--timeout", "300"],
             environment: ["KINEMA_BIN": ServerProcess.binary.path],
             timeout: .seconds(420)
         )
@@ -42,30 +42,3 @@ import Testing
         #expect(postgresKills.contains("pg-api") && postgresKills.contains("pg-worker"), "\(postgresKills)")
     }
 }
-
-/// Runs the soak script without blocking Swift's cooperative pool, with a longer bound than `Tools.run`.
-enum SoakScript {
-    static func run(_ args: [String], environment: [String: String], timeout: Duration) async throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        let collected = OutputBuffer()
-        try p.run()
-        collected.drain(out.fileHandleForReading)
-        await ServerProcess.waitForExit(p, timeout: timeout)
-        if p.isRunning {
-            // SIGKILL: the script's children die with it (their parent-death signal).
-            kill(p.processIdentifier, SIGKILL)
-            await ServerProcess.waitForExit(p, timeout: .seconds(30))
-            throw TestFailure("scripts/soak did not finish within \(timeout):\n\(collected.text)")
-        }
-        // Bounded wait for the pipe's end, so the last lines are in.
-        await collected.waitForEnd()
-        return (p.terminationStatus, collected.text)
-    }
-}
-

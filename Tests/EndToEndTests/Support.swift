@@ -244,7 +244,10 @@ enum Fixtures {
 /// External tools used as independent checks.
 enum Tools {
     /// Runs a tool to completion without blocking the cooperative pool; stdout and stderr together.
-    static func run(_ tool: String, _ args: [String], direct: Bool = false) async throws -> (status: Int32, output: String) {
+    static func run(
+        _ tool: String, _ args: [String], direct: Bool = false, environment: [String: String] = [:],
+        timeout: Duration = .seconds(120)
+    ) async throws -> (status: Int32, output: String) {
         let p = Process()
         if direct {
             p.executableURL = URL(fileURLWithPath: tool)
@@ -253,16 +256,21 @@ enum Tools {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [tool] + args
         }
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         let collected = OutputBuffer()
         try p.run()
         collected.drain(out.fileHandleForReading)
-        await ServerProcess.waitForExit(p, timeout: .seconds(120))
+        await ServerProcess.waitForExit(p, timeout: timeout)
         if p.isRunning {
+            // SIGKILL: children that set a parent-death signal (scripts/soak's) die with it.
             kill(p.processIdentifier, SIGKILL)
-            throw TestFailure("\(tool) did not finish within 120 s")
+            await ServerProcess.waitForExit(p, timeout: .seconds(30))
+            throw TestFailure("\(tool) did not finish within \(timeout):\n\(collected.text)")
         }
         // What the pipe still holds (a grandchild keeping the pipe open only delays this by the bound).
         await collected.waitForEnd()
