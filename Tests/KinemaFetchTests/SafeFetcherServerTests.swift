@@ -4,7 +4,11 @@ import Testing
 
 /// Fetches against a real HTTP server on a loopback address (see `TestImageServer` for its routes).
 @Suite struct SafeFetcherAgainstALocalServer {
-    static let loopbackAllowed = SafeFetcher.Configuration(allow: [IPNetwork("127.0.0.1/32")!])
+    /// These tests are about redirects, refusals and bodies, not speed: the whole-fetch timer is generous because
+    /// CPU-heavy suites running beside them on a 2-core CI machine can starve this process for many seconds
+    /// (a CI run once took 26 s for a loopback fetch and hit the default 15 s).
+    static let patient = Duration.seconds(120)
+    static let loopbackAllowed = SafeFetcher.Configuration(allow: [IPNetwork("127.0.0.1/32")!], timeout: patient)
 
     func failure(_ fetcher: SafeFetcher, _ url: String) async -> FetchError? {
         do {
@@ -53,7 +57,7 @@ import Testing
             // ::1 too, for systems where localhost also has ::1: that address is tried, refused by the closed
             // port, and the next address (127.0.0.1) serves.
             let allow = [IPNetwork("127.0.0.1/32")!, IPNetwork("::1/128")!]
-            let data = try await SafeFetcher(configuration: .init(allow: allow)).fetch(url)
+            let data = try await SafeFetcher(configuration: .init(allow: allow, timeout: Self.patient)).fetch(url)
             #expect(Array(data) == TestImageServer.imageBody)
             #expect(server.paths == ["/image"])
         }
@@ -62,7 +66,7 @@ import Testing
     @Test(.enabled(if: hasIPv6Loopback(), "this machine has no ::1"))
     func fetchesOverIPv6FromAnAllowListedAddress() async throws {
         try await TestImageServer.with(host: "::1") { server in
-            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("::1/128")!]))
+            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("::1/128")!], timeout: Self.patient))
             let data = try await fetcher.fetch("\(server.baseURL)/image")
             #expect(Array(data) == TestImageServer.imageBody)
         }
@@ -124,7 +128,7 @@ import Testing
 
     @Test func detectsARedirectLoop() async throws {
         try await TestImageServer.with { server in
-            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("127.0.0.1")!], maxRedirects: 10))
+            let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("127.0.0.1")!], timeout: Self.patient, maxRedirects: 10))
             let error = try #require(await failure(fetcher, "\(server.baseURL)/loop/a"))
             #expect(error.code == .tooManyRedirects)
             #expect(error.message.contains("loop"))
