@@ -51,7 +51,9 @@ let package = Package(
             pkgConfig: "libavformat libavcodec libavutil libswscale libswresample",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]
         ),
-        .target(name: "KinemaMedia", dependencies: ["CFFmpeg", "KinemaCore"], swiftSettings: strict),
+        // libdeflate (Debian's libdeflate-dev): fast zlib inflate and CRC-32 for verifying PNG uploads.
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .target(name: "KinemaMedia", dependencies: ["CFFmpeg", "CDeflate", "KinemaCore"], swiftSettings: strict),
         .target(name: "KinemaMotion", dependencies: ["KinemaMedia", "KinemaCore"], swiftSettings: strict),
         // Safe fetching of user-supplied image URLs (address rules, redirects, byte and time caps).
         .target(
@@ -101,7 +103,7 @@ let package = Package(
         ),
 
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaAPIModels"]),
-        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore"]),
+        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate"]),
         .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore"]),
         .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore"]),
         .testTarget(name: "KinemaFetchTests", dependencies: ["KinemaFetch", "KinemaCore",

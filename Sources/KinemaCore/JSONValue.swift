@@ -66,7 +66,11 @@ public struct JSONParser {
 
     /// Parses one JSON value filling the whole input (surrounding whitespace allowed).
     public func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
-        let bytes = [UInt8](data)
+        try parse([UInt8](data))
+    }
+
+    /// Parses one JSON value filling the whole input (surrounding whitespace allowed).
+    public func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         var reader = Reader(bytes: bytes, maxDepth: maxDepth, maxStringBytes: maxStringBytes)
         reader.skipWhitespace()
         let value = try reader.value(depth: 0)
@@ -188,6 +192,17 @@ public struct JSONParser {
                 let run = index
                 index = bytes.withUnsafeBufferPointer { buffer in
                     var i = run
+                    if let base = buffer.baseAddress.map(UnsafeRawPointer.init) {
+                        // Eight bytes at a time while none is a quote, a backslash or a control character.
+                        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                        func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
+                        while i + 8 <= buffer.count {
+                            let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                            let control = (word &- ones &* 0x20) & ~word & highs != 0  // some byte < 0x20
+                            if control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C)) { break }
+                            i += 8
+                        }
+                    }
                     while i < buffer.count {
                         let b = buffer[i]
                         if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }

@@ -19,6 +19,11 @@ public struct RequestValidator: Sendable {
 
     /// Parses and validates the JSON body of `POST /v3/async/kling-v3.0-std-i2v`.
     public func validate(body: Data) throws(ValidationError) -> SubmitDraft {
+        try validate(body: [UInt8](body))
+    }
+
+    /// Parses and validates the JSON body of `POST /v3/async/kling-v3.0-std-i2v`, given as bytes.
+    public func validate(body: [UInt8]) throws(ValidationError) -> SubmitDraft {
         let json: JSONValue
         do {
             json = try JSONParser(maxDepth: limits.maxJSONDepth, maxStringBytes: limits.maxJSONStringBytes).parse(body)

@@ -13,8 +13,26 @@ public enum ImageDecoder {
     ///   (broken header or pixel data), or `.exceedsLimits` (too large; nothing was decoded).
     public static func decode(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> RGBAImage {
         let header = try validatedHeader(data, limits: limits)
-        let stored = try decodePixels(data, header: header, limits: limits)
+        let stored = try convertToRGBA(decodeFrame(data, header: header))
         return stored.applyingEXIFOrientation(header.orientation)
+    }
+
+    /// Proves the bytes decode, as `decode` would, without producing RGBA pixels: for checking uploads.
+    ///
+    /// The same checks as `decode` in the same order (header limits first, so nothing oversized is inflated):
+    /// a PNG goes through `PNGVerifier` (chunk CRCs, the zlib stream, the exact data size, row filter types),
+    /// a JPEG through FFmpeg's decoder without the conversion to RGBA.
+    ///
+    /// - Returns: the image's header.
+    /// - Throws: `MediaError`, with the codes `decode` uses.
+    @discardableResult
+    public static func verify(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> ImageHeader {
+        let header = try validatedHeader(data, limits: limits)
+        switch header.format {
+        case .png: try PNGVerifier.verify(data)
+        case .jpeg: _ = try decodeFrame(data, header: header)
+        }
+        return header
     }
 
     /// Parses the header and checks it against `limits` without decoding any pixels (microseconds).
@@ -46,7 +64,8 @@ public enum ImageDecoder {
         return header
     }
 
-    private static func decodePixels(_ data: Data, header: ImageHeader, limits: ImageLimits) throws -> RGBAImage {
+    /// Decodes the single frame of a checked image with FFmpeg, refusing damaged or concealed data.
+    private static func decodeFrame(_ data: Data, header: ImageHeader) throws -> AVFrameBox {
         ensureLibAV()
         let name = header.format == .png ? "PNG" : "JPEG"
         if header.format == .jpeg, !JPEGStructure.reachesEndOfImage(data) {
@@ -94,7 +113,7 @@ public enum ImageDecoder {
                 message: "the \(name) header says \(header.storedWidth)x\(header.storedHeight) but the data decodes to \(f.width)x\(f.height)"
             )
         }
-        return try convertToRGBA(frame)
+        return frame
     }
 
     /// Converts any decoded still-image pixel format to packed RGBA (alpha 255 where the source has none).

@@ -167,6 +167,46 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
         expectError(["end_image": "\"%%%\"", "image": smallImage, "prompt": "\"a\""], .invalidImageFormat, field: "end_image")
     }
 
+    /// Every spelling of the same base64 decodes to the same bytes: padded or not, broken into MIME lines,
+    /// surrounded by whitespace, or with JSON escapes (`\/`, `\n`) in it.
+    @Test func base64SpellingsDecodeToTheSameBytes() throws {
+        let png = pngHeader(width: 640, height: 480, totalBytes: 1001)
+        let padded = png.base64EncodedString()
+        #expect(padded.hasSuffix("="))
+        let lines = png.base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
+        func json(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+                .replacingOccurrences(of: "\t", with: "\\t") + "\""
+        }
+        let spellings: [(String, String)] = [
+            ("padded", json(padded)),
+            ("unpadded", json(String(padded.prefix(while: { $0 != "=" })))),
+            ("MIME lines", json(lines)),
+            ("surrounding whitespace", json(" \n\(padded)\t ")),
+            ("escaped slashes", json(padded).replacingOccurrences(of: "/", with: "\\/")),
+            ("data URI with lines", json("data:image/png;base64," + lines)),
+        ]
+        for (name, literal) in spellings {
+            let draft = expectValid(["image": literal, "prompt": "\"a\""])
+            #expect(draft?.image == .bytes(png), "\(name)")
+        }
+        expectError(["image": json(String(padded.prefix(5))), "prompt": "\"a\""], .invalidImageFormat, field: "image")  // an impossible length
+        expectError(["image": json(String(padded.dropLast(8)) + "AB?DEFGH"), "prompt": "\"a\""], .invalidImageFormat, field: "image")
+        expectError(["image": json("QU\nJD=A"), "prompt": "\"a\""], .invalidImageFormat, field: "image")
+    }
+
+    /// The early size refusal counts decoded bytes, not characters: line breaks do not push an image over.
+    @Test func base64SizeCapCountsDataNotLineBreaks() throws {
+        let cap = ValidationLimits().maxImageBytes
+        let atCap = pngHeader(width: 640, height: 480, totalBytes: cap)
+        let lines = atCap.base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        #expect(lines.utf8.count / 4 * 3 > cap + 3, "the line breaks alone would exceed the cap")
+        let draft = expectValid(["image": "\"" + lines.replacingOccurrences(of: "\n", with: "\\n") + "\"", "prompt": "\"a\""])
+        #expect(draft?.image == .bytes(atCap))
+        let over = pngHeader(width: 640, height: 480, totalBytes: cap + 1024).base64EncodedString()
+        expectError(["image": "\"\(over)\"", "prompt": "\"a\""], .imageFileTooLarge, field: "image")
+    }
+
     @Test func exactIntegerReading() {
         #expect(JSONNumber.exactInteger("5") == 5)
         #expect(JSONNumber.exactInteger("5.000") == 5)
