@@ -36,6 +36,7 @@ public struct APIError: Error, Sendable, Equatable {
     static let getResultFailed = APIError(.internalServerError, "GET_RESULT_FAILED", "The task result could not be read because of a server error; please retry.")
     static let workerRequestFailed = APIError(.internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
     static let unavailable = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
+    static let storageFull = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The server's storage is full, so the task could not be stored; retry after the time in Retry-After.", retryAfter: 30)
 
     /// 429 for a key over its request rate; `seconds` until a request will pass (at least 1, as Retry-After is whole seconds).
     static func rateLimited(retryAfter seconds: TimeInterval, limit: RateLimit) -> APIError {

@@ -12,8 +12,8 @@ import NIOPosix
 ///
 /// Failure paths: a key over its rate answers 429 before the body is read; any validation problem answers
 /// 400 and stores nothing; a tenant at its active-task cap (checked atomically with the insert) answers 429
-/// and, like a store or blob failure (500/503), has the inputs it wrote removed again; only a committed
-/// task gets a `task_id`.
+/// and, like a store or blob failure (500, or 503 for a store that is down or a full disk), has the inputs it
+/// wrote removed again; only a committed task gets a `task_id`.
 struct SubmitController: Sendable {
     let store: any TaskStore
     let blobs: any BlobStore
@@ -40,7 +40,7 @@ struct SubmitController: Sendable {
         let body = try await BodyDeadline.collect(request.body, upTo: maxBodyBytes, within: bodyTimeoutSeconds)
         let draft: SubmitDraft
         do {
-            draft = try validator.validate(body: Data(buffer: body))
+            draft = try validator.validate(body: Array(body.readableBytesView))
         } catch {
             throw APIError(error)
         }
@@ -73,6 +73,7 @@ struct SubmitController: Sendable {
             }
             context.logger.error("submit failed", metadata: ["error": "\(error)"])
             if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
+            if let e = error as? BlobError, e.code == .noSpace { throw APIError.storageFull }
             throw APIError.createTaskFailed
         }
         signal.notify()
@@ -85,7 +86,7 @@ struct SubmitController: Sendable {
         var format: ImageFormat
     }
 
-    /// Fetches URL inputs, then checks the bytes: header limits first, then a full decode to catch corrupt data.
+    /// Fetches URL inputs, then checks the bytes: header limits first, then a verifying decode to catch corrupt data.
     func resolve(_ input: ImageInput, field: String) async throws -> CheckedImage {
         let data: Data
         switch input {
@@ -109,8 +110,9 @@ struct SubmitController: Sendable {
         decodeLimits.maxPixels = validator.limits.maxImagePixels
         let limits = decodeLimits
         do {
-            // A full decode proves the data is usable; it runs on the thread pool, not an event loop.
-            _ = try await NIOThreadPool.singleton.runIfActive { try ImageDecoder.decode(data, limits: limits) }
+            // Proves the data decodes (every check of a full decode, without the RGBA pixels); it runs on the
+            // thread pool, not an event loop.
+            _ = try await NIOThreadPool.singleton.runIfActive { try ImageDecoder.verify(data, limits: limits) }
         } catch let error as MediaError {
             throw APIError(ValidationError(.invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(error.message)."))
         }

@@ -25,6 +25,8 @@ public protocol BlobStore: Sendable {
 public struct BlobError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         case notFound, invalidKey, io
+        /// The filesystem is full (or the quota is used up): a retry may succeed once space is freed.
+        case noSpace
     }
 
     public var code: Code
@@ -80,10 +82,8 @@ public struct LocalBlobStore: BlobStore {
                     throw error
                 }
                 try Self.syncDirectory(url.deletingLastPathComponent())
-            } catch let error as BlobError {
-                throw BlobError(.io, "could not write blob \(key): \(error.message)")
             } catch {
-                throw BlobError(.io, "could not write blob \(key): \(error.localizedDescription)")
+                throw Self.wrap(error, "could not write blob \(key)")
             }
         }
     }
@@ -98,18 +98,22 @@ public struct LocalBlobStore: BlobStore {
                 try Self.syncFile(source)
                 if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
                 if rename(source.path, url.path) != 0 {
+                    // Another filesystem: copy, flush and rename; a partial copy (a full disk) is removed.
                     let tmp = url.appendingPathExtension("part")
                     try? FileManager.default.removeItem(at: tmp)
-                    try FileManager.default.copyItem(at: source, to: tmp)
-                    try Self.syncFile(tmp)
-                    try Self.check(rename(tmp.path, url.path), "renaming \(tmp.lastPathComponent) into place")
+                    do {
+                        try FileManager.default.copyItem(at: source, to: tmp)
+                        try Self.syncFile(tmp)
+                        try Self.check(rename(tmp.path, url.path), "renaming \(tmp.lastPathComponent) into place")
+                    } catch {
+                        try? FileManager.default.removeItem(at: tmp)
+                        throw error
+                    }
                     try? FileManager.default.removeItem(at: source)
                 }
                 try Self.syncDirectory(url.deletingLastPathComponent())
-            } catch let e as BlobError {
-                throw BlobError(.io, "could not store blob \(key): \(e.message)")
             } catch {
-                throw BlobError(.io, "could not store blob \(key): \(error.localizedDescription)")
+                throw Self.wrap(error, "could not store blob \(key)")
             }
         }
     }
@@ -152,12 +156,30 @@ public struct LocalBlobStore: BlobStore {
     }
 
     static func check(_ result: Int32, _ what: String) throws {
-        if result != 0 { throw BlobError(.io, "\(what) failed: \(String(cString: strerror(errno)))") }
+        if result != 0 { throw posixError("\(what) failed") }
+    }
+
+    /// The error for the failed call that set `errno`: `.noSpace` for a full disk or quota, else `.io`.
+    static func posixError(_ what: String) -> BlobError {
+        let code = errno
+        return BlobError(code == ENOSPC || code == EDQUOT ? .noSpace : .io, "\(what): \(String(cString: strerror(code)))")
+    }
+
+    /// `error` with `context` in front, keeping a full disk recognisable (Foundation reports it as a CocoaError).
+    static func wrap(_ error: any Error, _ context: String) -> BlobError {
+        if let e = error as? BlobError { return BlobError(e.code == .noSpace ? .noSpace : .io, "\(context): \(e.message)") }
+        if let e = error as? CocoaError, e.code == .fileWriteOutOfSpace { return BlobError(.noSpace, "\(context): the disk is full") }
+        let ns = error as NSError
+        let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
+        for e in [ns, underlying].compactMap({ $0 }) where e.domain == NSPOSIXErrorDomain && (e.code == Int(ENOSPC) || e.code == Int(EDQUOT)) {
+            return BlobError(.noSpace, "\(context): the disk is full")
+        }
+        return BlobError(.io, "\(context): \(error.localizedDescription)")
     }
 
     static func writeAndSync(_ data: Data, to url: URL) throws {
         let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BlobError(.io, "creating \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw posixError("creating \(url.lastPathComponent) failed") }
         defer { close(fd) }
         try data.withUnsafeBytes { raw in
             var offset = 0
@@ -165,7 +187,7 @@ public struct LocalBlobStore: BlobStore {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw BlobError(.io, "writing \(url.lastPathComponent) failed: \(String(cString: strerror(errno)))")
+                    throw posixError("writing \(url.lastPathComponent) failed")
                 }
                 offset += n
             }
@@ -193,7 +215,7 @@ public struct LocalBlobStore: BlobStore {
         let parent = directory.deletingLastPathComponent()
         try makeDirectoryDurably(parent)
         if mkdir(directory.path, 0o755) != 0, errno != EEXIST {
-            throw BlobError(.io, "creating directory \(directory.lastPathComponent) failed: \(String(cString: strerror(errno)))")
+            throw posixError("creating directory \(directory.lastPathComponent) failed")
         }
         try syncDirectory(parent)
     }

@@ -104,6 +104,59 @@ import Testing
         await server.terminate()
     }
 
+    /// A really full disk: tiny tmpfs filesystems (one page each) mounted over the blob store's folders. A result
+    /// that does not fit fails its attempts with a reason that says the storage is full; a submit whose input
+    /// does not fit answers 503 `SERVICE_UNAVAILABLE` with Retry-After and stores nothing; the server keeps
+    /// serving, and once space is back the next task succeeds. Needs root (mount); skipped elsewhere.
+    @Test(.enabled(if: TinyDisk.available, "mounting a tmpfs needs root"))
+    func fullDiskFailsResultsAndRefusesSubmitsWithoutLosingTheServer() async throws {
+        let server = try ServerProcess()
+        let blobs = server.dataDir.appendingPathComponent("blobs")
+        let results = blobs.appendingPathComponent("results"), inputs = blobs.appendingPathComponent("inputs")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: inputs, withIntermediateDirectories: true)
+        try await TinyDisk.mount(at: results)
+        var mounted = [results]
+        defer {
+            for m in mounted { TinyDisk.unmountNow(m) }
+            server.removeData()
+        }
+        try await server.start(["--max-attempts", "2"], workers: 1)
+        let key = try #require(server.devKey)
+        let base = server.baseURL
+        let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+
+        let submit = try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "zoom in", "duration": 3])
+        let id = try #require(submit.json["task_id"] as? String, "\(submit.text)")
+        let failed = try await HTTP.waitForTerminal(base, key: key, id: id)
+        let task = try #require(failed["task"] as? [String: Any])
+        #expect(task["status"] as? String == "TASK_STATUS_FAILED", "\(failed)")
+        #expect((task["reason"] as? String ?? "").contains("storage is full"), "\(failed)")
+        let attempts = try await DataDirectory(server.dataDir).openStore().attempts(of: try #require(UUID(uuidString: id)))
+        #expect(attempts.count == 2, "a full disk is retryable, so both attempts ran: \(attempts)")
+        // Nothing half-written is left on the full filesystem.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: results.path).isEmpty)
+
+        try await TinyDisk.mount(at: inputs)
+        mounted.append(inputs)
+        let refused = try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "pan left", "duration": 3])
+        #expect(refused.status == 503, "\(refused.text)")
+        #expect(refused.json["reason"] as? String == "SERVICE_UNAVAILABLE", "\(refused.text)")
+        #expect((refused.json["message"] as? String ?? "").contains("storage is full"), "\(refused.text)")
+        #expect(Int(refused.headers.first(name: "Retry-After") ?? "").map { $0 > 0 } == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: inputs.path).isEmpty, "the refused input left files behind")
+        #expect(try await HTTP.get(base + "/healthz").status == 200)
+        #expect(try await HTTP.get(base + "/readyz").status == 200)
+
+        for m in mounted { TinyDisk.unmountNow(m) }
+        mounted = []
+        let next = try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "pan right", "duration": 3])
+        let nextID = try #require(next.json["task_id"] as? String, "\(next.text)")
+        let done = try await HTTP.waitForTerminal(base, key: key, id: nextID)
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+        await server.terminate()
+    }
+
     /// The engine fails on one task (its stored input was corrupted after it was accepted, so the worker's decode
     /// fails): that task is FAILED with a reason, and the same worker goes on to render the next task.
     @Test func engineErrorFailsOnlyThatTaskAndTheWorkerKeepsWorking() async throws {

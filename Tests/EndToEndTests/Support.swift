@@ -343,3 +343,39 @@ enum RawSocket {
         return fd
     }
 }
+
+/// A filesystem of one page (a tmpfs) mounted over a folder: a real "disk full" for the fault tests.
+enum TinyDisk {
+    /// Whether this process may mount (root, and a kernel that allows tmpfs mounts here).
+    static let available: Bool = {
+        guard getuid() == 0 else { return false }
+        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-tinydisk-probe-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: probe) }
+        guard (try? FileManager.default.createDirectory(at: probe, withIntermediateDirectories: true)) != nil else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mount")
+        p.arguments = ["-t", "tmpfs", "-o", "size=4k", "tmpfs", probe.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return false }
+        unmountNow(probe)
+        return true
+    }()
+
+    static func mount(at folder: URL) async throws {
+        let r = try await Tools.run("mount", ["-t", "tmpfs", "-o", "size=4k,mode=0755", "tmpfs", folder.path])
+        if r.status != 0 { throw TestFailure("mount tmpfs on \(folder.path) failed: \(r.output)") }
+    }
+
+    /// Unmounts at once (lazily, so an open file cannot keep it mounted); used from `defer`, so synchronous.
+    static func unmountNow(_ folder: URL) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/umount")
+        p.arguments = ["-l", folder.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        if (try? p.run()) != nil { p.waitUntilExit() }
+    }
+}
