@@ -21,7 +21,8 @@ public enum ImageDecoder {
     ///
     /// The same checks as `decode` in the same order (header limits first, so nothing oversized is inflated):
     /// a PNG goes through `PNGVerifier` (chunk CRCs, the zlib stream, the exact data size, row filter types),
-    /// a JPEG through FFmpeg's decoder without the conversion to RGBA.
+    /// a JPEG through FFmpeg's decoder at 1/8 scale (the whole entropy-coded data is still decoded), without the
+    /// conversion to RGBA.
     ///
     /// - Returns: the image's header.
     /// - Throws: `MediaError`, with the codes `decode` uses.
@@ -30,7 +31,15 @@ public enum ImageDecoder {
         let header = try validatedHeader(data, limits: limits)
         switch header.format {
         case .png: try PNGVerifier.verify(data)
-        case .jpeg: _ = try decodeFrame(data, header: header)
+        case .jpeg:
+            // At 1/8 scale (FFmpeg's `lowres` 3): every Huffman code is still decoded, which is where damage shows,
+            // but each 8x8 block's inverse DCT is one coefficient and the frame 1/64 of the size.
+            do {
+                _ = try decodeFrame(data, header: header, scaleShift: 3)
+            } catch {
+                // Some JPEGs cannot be decoded at a reduced scale (lossless ones): the full decode decides.
+                _ = try decodeFrame(data, header: header)
+            }
         }
         return header
     }
@@ -65,7 +74,8 @@ public enum ImageDecoder {
     }
 
     /// Decodes the single frame of a checked image with FFmpeg, refusing damaged or concealed data.
-    private static func decodeFrame(_ data: Data, header: ImageHeader) throws -> AVFrameBox {
+    /// `scaleShift` > 0 decodes a JPEG at 1/2^scaleShift of its size (FFmpeg's `lowres`, at most the codec's maximum).
+    private static func decodeFrame(_ data: Data, header: ImageHeader, scaleShift: Int32 = 0) throws -> AVFrameBox {
         ensureLibAV()
         let name = header.format == .png ? "PNG" : "JPEG"
         if header.format == .jpeg, !JPEGStructure.reachesEndOfImage(data) {
@@ -85,6 +95,7 @@ public enum ImageDecoder {
         context.pointer.pointee.max_pixels = Int64(header.storedWidth + 128) * Int64(header.storedHeight + 128)
         // Refuse PNGs whose chunk checksums do not match (the decoder ignores them otherwise).
         context.pointer.pointee.err_recognition = AV_EF_CRCCHECK
+        context.pointer.pointee.lowres = min(scaleShift, Int32(codec.pointee.max_lowres))
         try avCheck(avcodec_open2(context.pointer, codec, nil), "opening the \(name) decoder")
 
         let packet = try AVPacketBox()
@@ -107,7 +118,10 @@ public enum ImageDecoder {
         if f.decode_error_flags != 0 || (f.flags & AV_FRAME_FLAG_CORRUPT) != 0 {
             throw MediaError(code: .corruptImage, message: "the \(name) pixel data is damaged (the decoder had to conceal errors)")
         }
-        guard Int(f.width) == header.storedWidth, Int(f.height) == header.storedHeight else {
+        let shift = Int(context.pointer.pointee.lowres)
+        let expectedWidth = (header.storedWidth + (1 << shift) - 1) >> shift
+        let expectedHeight = (header.storedHeight + (1 << shift) - 1) >> shift
+        guard Int(f.width) == expectedWidth, Int(f.height) == expectedHeight else {
             throw MediaError(
                 code: .corruptImage,
                 message: "the \(name) header says \(header.storedWidth)x\(header.storedHeight) but the data decodes to \(f.width)x\(f.height)"

@@ -190,6 +190,33 @@ import Testing
         }
     }
 
+    /// JPEGs are verified at 1/8 scale: odd sizes (partial blocks) must still verify, and random damage to the
+    /// entropy-coded data is refused exactly when the full decode refuses it, never more often.
+    @Test func jpegVerifyAgreesWithTheFullDecode() throws {
+        var state: UInt64 = 11
+        func next() -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        for (w, h) in [(37, 29), (1, 1), (9, 300), (640, 360)] {
+            let file = try ImageEncoder.jpeg(smoothImage(width: w, height: h))
+            let header = try ImageDecoder.verify(file)
+            #expect(header.width == w && header.height == h)
+        }
+        let original = [UInt8](try ImageEncoder.jpeg(smoothImage(width: 45, height: 31), quality: 80))
+        var accepted = 0, refused = 0
+        for _ in 0..<600 {
+            var bytes = original
+            for _ in 0..<(1 + next() % 3) { bytes[20 + next() % (bytes.count - 22)] = UInt8(next() & 0xFF) }
+            var decodes = true
+            do { _ = try ImageDecoder.decode(Data(bytes)) } catch { decodes = false }
+            let verifies = verifyError(bytes) == nil
+            #expect(verifies == decodes, "verify \(verifies) but decode \(decodes)")
+            if verifies { accepted += 1 } else { refused += 1 }
+        }
+        #expect(accepted > 50 && refused > 50, "accepted \(accepted), refused \(refused)")
+    }
+
     /// Random damage, with the CRCs repaired half of the time so it reaches the image data: no crash, and
     /// whatever `verify` accepts, FFmpeg decodes.
     @Test func whatVerifyAcceptsAlwaysDecodes() throws {

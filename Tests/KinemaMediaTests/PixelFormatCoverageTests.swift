@@ -27,6 +27,8 @@ func decodesTheCommonPixelFormatsAsWellAsFFmpeg(ext: String, pixelFormat: String
         let cli = try ImageDecoder.decode(try Data(contentsOf: theirs))
         let image = try ImageDecoder.decode(try Data(contentsOf: file))
         #expect(image.width == 96 && image.height == 64)
+        // What a submit runs: it must accept every file the full decode accepts.
+        #expect(throws: Never.self) { try ImageDecoder.verify(try Data(contentsOf: file)) }
         let ours = psnrRGB(image, truth), reference = psnrRGB(cli, truth)
         #expect(ours >= reference - 0.5, "\(pixelFormat) \(ext): ours \(ours) dB, ffmpeg CLI \(reference) dB")
         if ["rgb24", "rgba", "pal8", "monob", "gray"].contains(pixelFormat) && ext == "png" {
