@@ -86,7 +86,7 @@ import Testing
         // SIGKILL: a child of the test runner inherits its blocked signal mask, so SIGTERM would be ignored.
         defer { kill(p.processIdentifier, SIGKILL) }
         let base = "http://127.0.0.1:\(port)"
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if let r = try? await HTTP.get(base + "/"), r.status == 200 { break }
             try await Task.sleep(for: .milliseconds(100))

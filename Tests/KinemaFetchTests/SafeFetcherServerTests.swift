@@ -220,7 +220,7 @@ import Testing
             }
             // Wait for the request to arrive (a signal, not a fixed delay), then cancel mid-body.
             let clock = ContinuousClock()
-            let giveUp = clock.now.advanced(by: .seconds(10))
+            let giveUp = clock.now.advanced(by: .seconds(60))
             while server.paths.isEmpty, clock.now < giveUp { try await Task.sleep(for: .milliseconds(10)) }
             #expect(server.paths == ["/slow"])
             download.cancel()
