@@ -3,17 +3,6 @@ import KinemaCore
 import KinemaMedia
 import Testing
 
-private func mediaError(_ body: () throws -> Void) -> MediaError? {
-    do {
-        try body()
-        return nil
-    } catch let error as MediaError {
-        return error
-    } catch {
-        Issue.record("unexpected error type \(error)")
-        return nil
-    }
-}
 
 @Test func pngRoundTripIsLossless() throws {
     let image = smoothImage(width: 64, height: 48, alpha: 200)

@@ -85,15 +85,7 @@ import Testing
     }
 
     func verifyError(_ bytes: [UInt8]) -> MediaError? {
-        do {
-            try ImageDecoder.verify(Data(bytes))
-            return nil
-        } catch let error as MediaError {
-            return error
-        } catch {
-            Issue.record("unexpected error type \(error)")
-            return nil
-        }
+        mediaError { try ImageDecoder.verify(Data(bytes)) }
     }
 
     static let kinds: [(depth: Int, colorType: Int)] = [

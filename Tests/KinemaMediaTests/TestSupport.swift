@@ -1,5 +1,6 @@
 import Foundation
 import KinemaMedia
+import Testing
 
 /// A smooth, colourful test picture (gradients plus a soft disc): compresses well and shows colour shifts.
 func smoothImage(width: Int, height: Int, alpha: UInt8 = 255) -> RGBAImage {
@@ -118,5 +119,18 @@ func readToEnd(_ handle: FileHandle) -> Data {
         } else {
             return data
         }
+    }
+}
+
+/// The `MediaError` that `body` throws, or nil when it succeeds (any other error is recorded as an issue).
+func mediaError(_ body: () throws -> Void) -> MediaError? {
+    do {
+        try body()
+        return nil
+    } catch let error as MediaError {
+        return error
+    } catch {
+        Issue.record("unexpected error type \(error)")
+        return nil
     }
 }
