@@ -144,6 +144,20 @@ public struct MotionEngine: VideoEngine {
         plan.cues.map { SoundEvent(time: $0.time, kind: $0.isCut ? .cut : .whoosh(intensity: $0.intensity)) }
     }
 
+    /// The request's quoted dialogue (`Dialogue`) as speech: a prompt's lines from 0.25 s into its clip or shot,
+    /// one after another; none when the negative prompt vetoes speech ("no dialogue", "voices"…).
+    static func speechEvents(_ request: GenerationRequest) -> [SoundEvent] {
+        guard !Dialogue.isVetoed(by: request.negativePrompt) else { return [] }
+        let prompts = request.shots?.map { ($0.prompt, $0.duration) } ?? [(request.prompt ?? "", request.duration)]
+        var events: [SoundEvent] = []
+        var start = 0.0
+        for (prompt, duration) in prompts {
+            events += Dialogue.lines(in: prompt).map { SoundEvent(time: start + 0.25, kind: .speech($0)) }
+            start += Double(duration)
+        }
+        return events
+    }
+
     func renderBlocking(
         _ job: RenderJob, to output: URL, flag: CancellationFlag, progress: @escaping @Sendable (RenderProgress) -> Void
     ) throws {
@@ -161,7 +175,7 @@ public struct MotionEngine: VideoEngine {
             Soundtrack.synthesize(
                 prompt: [request.prompt, request.shots?.map(\.prompt).joined(separator: ". ")].compactMap { $0 }.joined(separator: ". "),
                 negativePrompt: request.negativePrompt, durationSeconds: Double(total) / Double(GenerationRequest.framesPerSecond),
-                events: soundEvents(prepared.plan), seed: request.seed)
+                events: soundEvents(prepared.plan) + Self.speechEvents(request), seed: request.seed)
         }) : nil
 
         let writer: MP4Writer

@@ -23,7 +23,8 @@ public enum AmbienceCue: String, Sendable, CaseIterable {
 extension Soundtrack {
     /// The cues named in a prompt (keywords and synonyms, case-insensitive, word boundaries; "no rain"/negative prompt vetoes). Empty → [.roomTone].
     ///
-    /// Words are matched whole, after case and diacritic folding ("Café" matches "cafe"; "rainbow" is not rain).
+    /// Words are matched whole, after case and diacritic folding ("Café" matches "cafe"; "rainbow" is not rain);
+    /// words inside quotes are dialogue (`Dialogue`) and name nothing.
     /// A negator ("no", "not", "without", "never", "nor", "avoid", "zero") negates the cue words in the next four
     /// words of its clause; a comma, full stop or a word such as "but", "with", "just" ends the negation
     /// ("no people, just birds" → forest). A cue is kept when at least one mention is not negated. Every cue named
@@ -32,7 +33,8 @@ extension Soundtrack {
     /// Cues come back in `AmbienceCue.allCases` order.
     public static func cues(prompt: String, negativePrompt: String?) -> [AmbienceCue] {
         let vetoed = SoundtrackVocabulary.mentions(in: negativePrompt ?? "", honourNegation: false)
-        let named = SoundtrackVocabulary.mentions(in: prompt, honourNegation: true).subtracting(vetoed)
+        // Quoted dialogue is spoken, not described: "the rain is coming" in quotes asks for no rain.
+        let named = SoundtrackVocabulary.mentions(in: Dialogue.removingQuotes(prompt), honourNegation: true).subtracting(vetoed)
         if named.isEmpty {
             return vetoed.contains(.roomTone) ? [] : [.roomTone]
         }

@@ -9,6 +9,8 @@ import KinemaMedia
 /// - Effects sit on top of the bed at fixed levels, measured over each effect's own length: a whoosh from −24 dBFS
 ///   (intensity 0) to −17 dBFS (intensity 1, ≈ −13 dBFS at its peak), a cut swish −20 dBFS; so a fast move is
 ///   equally audible over rain or over room tone. A track with events is therefore louder than its bed.
+/// - Quoted dialogue (`.speech` events) is spoken by eSpeak NG at **−18 dBFS** over each line, centred; the bed
+///   dips by 8 dB under each line (80 ms ramps). Lines never overlap (0.3 s apart at least) and stop at the end.
 /// - Peaks: the mix is band-limited at 15 kHz and a look-ahead limiter (5 ms attack, ≈ 60 ms release) keeps every
 ///   sample at or below **−3 dBFS** (`ceilingDBFS`). The 2 dB below the −1 dBFS promise are for AAC: decoding a
 ///   128 kbps encode overshoots the PCM peaks by up to ≈ 1.5 dB on dense, limited content, so the decoded MP4 track
@@ -39,7 +41,10 @@ public enum Soundtrack {
         let cues = cues(prompt: prompt, negativePrompt: negativePrompt)
 
         var mix = renderBedMix(cues: cues, frames: frames, seed: seed)
+        let speech = renderSpeech(events, frames: frames)
+        if let speech { duck(&mix, under: speech.spans) }
         renderEffects(events, into: &mix, seed: seed)
+        if let speech { mix.add(speech.voice, gain: 1) }
         applyFades(&mix)
         limitPeaks(&mix, ceiling: Float(decibelsToGain(ceilingDBFS)))
         return AudioTrack(samples: interleave(mix))

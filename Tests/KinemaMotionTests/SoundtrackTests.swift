@@ -203,7 +203,7 @@ struct SoundtrackTests {
 }
 
 /// Measurements on rendered audio, written here so the tests do not trust the synthesizer's own arithmetic.
-private enum SoundtrackProbe {
+enum SoundtrackProbe {
     static let rate = Double(AudioTrack.sampleRate)
 
     static func channel(_ track: AudioTrack, _ index: Int) -> [Float] {
