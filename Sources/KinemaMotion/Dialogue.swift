@@ -13,7 +13,7 @@ public enum Dialogue {
     public static let maxCharacters = 200
 
     /// Words in a negative prompt that veto speech.
-    static let vetoWords: Set<String> = ["dialogue", "dialog", "speech", "speaking", "voice", "voices", "talking", "narration", "narrator", "words"]
+    static let vetoWords: Set<String> = ["dialogue", "dialog", "speech", "speaking", "voice", "voices", "talking", "narration", "narrator"]
 
     /// The quoted lines of `prompt`, in order, trimmed; empty and unterminated quotes are skipped.
     public static func lines(in prompt: String) -> [String] {

@@ -36,6 +36,7 @@ struct DialogueTests {
         #expect(Dialogue.isVetoed(by: "no dialogue, blur"))
         #expect(Dialogue.isVetoed(by: "Voices"))
         #expect(!Dialogue.isVetoed(by: "blur, rain"))
+        #expect(!Dialogue.isVetoed(by: "blurry words on screen"), "text in the picture is not speech")
         #expect(!Dialogue.isVetoed(by: nil))
     }
 
