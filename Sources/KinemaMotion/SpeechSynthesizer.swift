@@ -29,26 +29,55 @@ enum SpeechSynthesizer {
     }
 
     /// Runs `espeak-ng` on the text (from a temporary file, so it is never parsed as options and no pipe can
-    /// break under us) and returns its WAV output. Blocks the calling thread (the soundtrack's own, never Swift's
-    /// cooperative pool).
+    /// break under us) and returns its WAV output, or nil if it fails or outlives `timeoutSeconds`.
+    ///
+    /// posix_spawn and a blocking waitpid on the calling thread (the soundtrack's own, never Swift's cooperative
+    /// pool): Foundation's `Process.waitUntilExit` polls in 50 ms steps, which cost more than the speech itself.
     private static func run(_ executable: URL, text: String) -> Data? {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-line-\(UUID().uuidString).txt")
         guard (try? Data(text.utf8).write(to: file)) != nil else { return nil }
         defer { try? FileManager.default.removeItem(at: file) }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = ["-v", voice, "-s", String(wordsPerMinute), "--stdout", "-f", file.path]
-        let output = Pipe()
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return nil }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // only the child's dup2'd stdout survives its exec
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with no blocked signals and default handlers, whatever this thread has.
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let arguments = [executable.path, "-v", voice, "-s", String(wordsPerMinute), "--stdout", "-f", file.path]
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable.path, &actions, &attributes, argv, environ)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            return nil
+        }
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
-        defer { watchdog.cancel() }
-        let data = readAll(output.fileHandleForReading.fileDescriptor)
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
+        let data = readAll(fds[0])
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        watchdog.cancel()
+        // Exited normally (not killed) with status 0.
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else { return nil }
         return data
     }
 
@@ -103,11 +132,13 @@ enum SpeechSynthesizer {
     }
 
     /// Lanczos (a = 3) resampling: speech from eSpeak has nothing above its Nyquist frequency worth keeping.
+    ///
+    /// For rates in a small integer ratio (22,050 → 48,000 Hz is 147 : 320) the fractional positions repeat, so
+    /// the kernel is computed once per position rather than twice a `sin` per tap per sample.
     static func resample(_ input: [Float], from sourceRate: Double, to targetRate: Double) -> [Float] {
         guard !input.isEmpty, sourceRate > 0, targetRate > 0 else { return [] }
         let step = sourceRate / targetRate
         let count = Int((Double(input.count) / step).rounded(.down))
-        var output = [Float](repeating: 0, count: count)
         let a = 3
         func lanczos(_ x: Double) -> Double {
             if x == 0 { return 1 }
@@ -115,16 +146,45 @@ enum SpeechSynthesizer {
             let px = Double.pi * x
             return Double(a) * sin(px) * sin(px / Double(a)) / (px * px)
         }
-        for i in 0..<count {
-            let t = Double(i) * step
-            let base = Int(t.rounded(.down))
-            var sum = 0.0, weights = 0.0
-            for k in (base - a + 1)...(base + a) where k >= 0 && k < input.count {
-                let w = lanczos(t - Double(k))
-                sum += w * Double(input[k])
-                weights += w
+        /// The 2a normalised tap weights for an output sample at fractional position `fraction` past its base input.
+        func taps(_ fraction: Double) -> [Float] {
+            let w = (0..<(2 * a)).map { lanczos(fraction - Double($0 - a + 1)) }
+            let sum = w.reduce(0, +)
+            return w.map { Float(sum != 0 ? $0 / sum : 0) }
+        }
+        // With integer rates, output sample i sits at i · num / period input samples (exactly, in integers): its
+        // fraction depends on i mod period only, so each position's kernel is computed once.
+        var period = 0, num = 0
+        if sourceRate == sourceRate.rounded(), targetRate == targetRate.rounded(), targetRate < 1e7, sourceRate < 1e7 {
+            var x = Int(sourceRate), y = Int(targetRate)
+            while y != 0 { (x, y) = (y, x % y) }
+            period = Int(targetRate) / x
+            num = Int(sourceRate) / x
+        }
+        let exact = period > 0 && period <= 4096
+        let table: [Float] = exact ? (0..<period).flatMap { taps(Double(($0 * num) % period) / Double(period)) } : []
+
+        var output = [Float](repeating: 0, count: count)
+        input.withUnsafeBufferPointer { source in
+            for i in 0..<count {
+                let base: Int
+                let weights: ArraySlice<Float>
+                if exact {
+                    base = i * num / period
+                    let row = (i % period) * 2 * a
+                    weights = table[row..<(row + 2 * a)]
+                } else {
+                    let t = Double(i) * step
+                    base = Int(t.rounded(.down))
+                    weights = taps(t - Double(base))[...]
+                }
+                var sum: Float = 0
+                for j in 0..<(2 * a) {
+                    let k = base - a + 1 + j
+                    if k >= 0 && k < source.count { sum += weights[weights.startIndex + j] * source[k] }
+                }
+                output[i] = sum
             }
-            output[i] = weights != 0 ? Float(sum / weights) : 0
         }
         return output
     }
