@@ -16,7 +16,7 @@ import Testing
             ids.append(try #require(r.json["task_id"] as? String))
         }
         // Wait (bounded) until one task is running, then kill -9 mid-render.
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(90)
         var sawProcessing = false
         while ContinuousClock.now < deadline, !sawProcessing {
             for id in ids {

@@ -439,7 +439,7 @@ import Testing
     }
 
     static func waitForStatus(_ server: ServerProcess, key: String, id: String, _ status: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
             let r = try await HTTP.result(server.baseURL, key: key, id: id)
             if (r.json["task"] as? [String: Any])?["status"] as? String == status { return }

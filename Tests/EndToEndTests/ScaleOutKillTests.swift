@@ -69,21 +69,30 @@ import Testing
         }
 
         // Mid-run: some tasks done and the doomed worker busy (it claims the next task the moment it finishes one).
-        var midRun = false
+        // It is frozen (SIGSTOP) before the check, so what it holds cannot change between the check and the kill;
+        // caught between two tasks, it is let go and caught again.
+        let doomedPID = doomedWorker.process.processIdentifier
+        var rescued: String?
         let midRunDeadline = ContinuousClock.now + .seconds(120)
-        while !midRun, ContinuousClock.now < midRunDeadline {
+        while rescued == nil, ContinuousClock.now < midRunDeadline {
             let succeeded = try await Self.count(pg, "status = 'succeeded'")
             let doomedBusy = try await Self.count(pg, "status = 'processing' AND lease_owner LIKE 'db1/%'")
-            midRun = succeeded >= 5 && doomedBusy >= 1
-            if !midRun { try await Task.sleep(for: .milliseconds(50)) }
+            if succeeded >= 5 && doomedBusy >= 1 {
+                kill(doomedPID, SIGSTOP)
+                // 'expired' too: should this process be starved past the 5 s lease, the rescuer may already have
+                // taken the frozen worker's task back (db1 loses no lease before this point otherwise).
+                let held = try await pg.query(
+                    "SELECT task_id FROM task_attempts WHERE worker_id LIKE 'db1/%' AND outcome IN ('running', 'expired') ORDER BY started_at DESC LIMIT 1")
+                rescued = held.first?.first
+                if rescued == nil { kill(doomedPID, SIGCONT) }
+            }
+            if rescued == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
-        #expect(midRun, "the run never got going; doomed worker's log: \(doomedWorker.log)")
+        let rescuedTask = try #require(rescued, "the run never got going with the doomed worker holding a task; its log: \(doomedWorker.log)")
+        // What the dead worker held stays leased to it until the lease expires and a rescuer takes it back.
         doomedWorker.kill()
         await ServerProcess.waitForExit(doomedWorker.process, timeout: .seconds(30))
         await nodeA.kill9()
-        // What the dead worker held stays leased to it until the lease expires and a rescuer takes it back.
-        let held = try await pg.query("SELECT task_id FROM task_attempts WHERE worker_id LIKE 'db1/%' AND outcome = 'running'")
-        let rescued = try #require(held.first?.first, "the killed worker held no task at the instant it died (it was between two tasks); log: \(doomedWorker.log)")
 
         // Bounded: every task must end; a FAILED one ends the wait early.
         let allDone = ContinuousClock.now + .seconds(300)
@@ -136,13 +145,13 @@ import Testing
         }
 
         // The killed worker's task was rescued by lease expiry and finished by someone else.
-        let rescuedAttempts = attemptsByTask[rescued] ?? []
+        let rescuedAttempts = attemptsByTask[rescuedTask] ?? []
         #expect(rescuedAttempts.contains { $0.workerID.hasPrefix("db1/") && $0.outcome == "expired" }, "\(rescuedAttempts)")
         #expect(rescuedAttempts.last.map { $0.outcome == "succeeded" && !$0.workerID.hasPrefix("db1/") } == true, "\(rescuedAttempts)")
         // Every kind of worker took part.
         let owners = Set(attemptsByTask.values.joined().filter { $0.outcome == "succeeded" }.map { String($0.workerID.split(separator: "/").first ?? "") })
         #expect(owners.contains("db2") && owners.contains("remote"), "\(owners)")
-        let video = try #require(try await Tools.probe(blobs.appendingPathComponent(resultKeys[rescued] ?? "")).first { $0["codec_type"] as? String == "video" })
+        let video = try #require(try await Tools.probe(blobs.appendingPathComponent(resultKeys[rescuedTask] ?? "")).first { $0["codec_type"] as? String == "video" })
         #expect(video["nb_read_frames"] as? String == "72")
         #expect(video["width"] as? Int == 720 && video["height"] as? Int == 720)
 

@@ -131,7 +131,7 @@ import Testing
         #expect(try await HTTP.get(later).status == 403)
 
         // Re-polling mints a fresh URL; the old one expires (ttl 2 s), and then answers URL_EXPIRED.
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(90)
         var expired: HTTPResult?
         while ContinuousClock.now < deadline {
             let r = try await HTTP.get(url)

@@ -180,7 +180,7 @@ import Testing
 
     /// Polls (with a deadline) until a session on `database` has run LISTEN.
     static func waitUntilListening(_ database: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
             let listeners = try await Self.sql(database, """
                 SELECT count(*) FROM pg_stat_activity
@@ -189,7 +189,7 @@ import Testing
             if listeners == "1" { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw FixtureError(message: "no LISTEN session appeared on \(database) within 30 s")
+        throw FixtureError(message: "no LISTEN session appeared on \(database) within 90 s")
     }
 
     @Test func timesAreIntegerMillisecondsAndRequestsSortedJSON() async throws {
