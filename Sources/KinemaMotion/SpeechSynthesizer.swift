@@ -1,4 +1,6 @@
 import Foundation
+import KinemaCore
+import KinemaMedia
 
 /// Speaks a line of text with eSpeak NG: mono samples at the soundtrack's rate (48 kHz), or nil when no speech
 /// could be made (the `espeak-ng` program missing, failing or too slow), in which case the line is not heard.
@@ -25,7 +27,7 @@ enum SpeechSynthesizer {
 
     static func speak(_ text: String) -> [Float]? {
         guard let executable, let wav = run(executable, text: text), let (samples, rate) = pcm(fromWAV: wav) else { return nil }
-        return resample(samples, from: Double(rate), to: soundtrackSampleRate)
+        return resample(samples, from: rate, to: AudioTrack.sampleRate)
     }
 
     /// Runs `espeak-ng` on the text (from a temporary file, so it is never parsed as options and no pipe can
@@ -71,7 +73,7 @@ enum SpeechSynthesizer {
         }
         let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
-        let data = readAll(fds[0])
+        let data = PipeReader.readToEnd(fds[0])
         close(fds[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -79,22 +81,6 @@ enum SpeechSynthesizer {
         // Exited normally (not killed) with status 0.
         guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else { return nil }
         return data
-    }
-
-    /// Reads a pipe to its end (retrying interrupted reads, which Foundation's readers do not survive).
-    private static func readAll(_ fd: Int32) -> Data {
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                data.append(contentsOf: buffer[0..<n])
-            } else if n < 0, errno == EINTR {
-                continue
-            } else {
-                return data
-            }
-        }
     }
 
     /// The 16-bit mono samples and rate of a WAV file (eSpeak writes a streaming header: the sizes may be wrong,
@@ -133,12 +119,15 @@ enum SpeechSynthesizer {
 
     /// Lanczos (a = 3) resampling: speech from eSpeak has nothing above its Nyquist frequency worth keeping.
     ///
-    /// For rates in a small integer ratio (22,050 → 48,000 Hz is 147 : 320) the fractional positions repeat, so
-    /// the kernel is computed once per position rather than twice a `sin` per tap per sample.
-    static func resample(_ input: [Float], from sourceRate: Double, to targetRate: Double) -> [Float] {
+    /// Output sample i sits at i · num / period input samples (num : period is the rates' ratio in lowest terms,
+    /// 147 : 320 for 22,050 → 48,000 Hz), so its fraction depends on i mod period only: each of the `period`
+    /// kernels is computed once, not twice a `sin` per tap per sample.
+    static func resample(_ input: [Float], from sourceRate: Int, to targetRate: Int) -> [Float] {
         guard !input.isEmpty, sourceRate > 0, targetRate > 0 else { return [] }
-        let step = sourceRate / targetRate
-        let count = Int((Double(input.count) / step).rounded(.down))
+        var gcd = sourceRate, rest = targetRate
+        while rest != 0 { (gcd, rest) = (rest, gcd % rest) }
+        let num = sourceRate / gcd, period = targetRate / gcd
+        let count = input.count * period / num
         let a = 3
         func lanczos(_ x: Double) -> Double {
             if x == 0 { return 1 }
@@ -146,42 +135,22 @@ enum SpeechSynthesizer {
             let px = Double.pi * x
             return Double(a) * sin(px) * sin(px / Double(a)) / (px * px)
         }
-        /// The 2a normalised tap weights for an output sample at fractional position `fraction` past its base input.
-        func taps(_ fraction: Double) -> [Float] {
+        // The 2a normalised tap weights of each phase, one row per phase.
+        let table: [Float] = (0..<period).flatMap { phase -> [Float] in
+            let fraction = Double((phase * num) % period) / Double(period)
             let w = (0..<(2 * a)).map { lanczos(fraction - Double($0 - a + 1)) }
             let sum = w.reduce(0, +)
             return w.map { Float(sum != 0 ? $0 / sum : 0) }
         }
-        // With integer rates, output sample i sits at i · num / period input samples (exactly, in integers): its
-        // fraction depends on i mod period only, so each position's kernel is computed once.
-        var period = 0, num = 0
-        if sourceRate == sourceRate.rounded(), targetRate == targetRate.rounded(), targetRate < 1e7, sourceRate < 1e7 {
-            var x = Int(sourceRate), y = Int(targetRate)
-            while y != 0 { (x, y) = (y, x % y) }
-            period = Int(targetRate) / x
-            num = Int(sourceRate) / x
-        }
-        let exact = period > 0 && period <= 4096
-        let table: [Float] = exact ? (0..<period).flatMap { taps(Double(($0 * num) % period) / Double(period)) } : []
-
         var output = [Float](repeating: 0, count: count)
         input.withUnsafeBufferPointer { source in
             for i in 0..<count {
-                let base: Int
-                let weights: ArraySlice<Float>
-                if exact {
-                    base = i * num / period
-                    let row = (i % period) * 2 * a
-                    weights = table[row..<(row + 2 * a)]
-                } else {
-                    let t = Double(i) * step
-                    base = Int(t.rounded(.down))
-                    weights = taps(t - Double(base))[...]
-                }
+                let base = i * num / period
+                let row = (i % period) * 2 * a
                 var sum: Float = 0
                 for j in 0..<(2 * a) {
                     let k = base - a + 1 + j
-                    if k >= 0 && k < source.count { sum += weights[weights.startIndex + j] * source[k] }
+                    if k >= 0 && k < source.count { sum += table[row + j] * source[k] }
                 }
                 output[i] = sum
             }

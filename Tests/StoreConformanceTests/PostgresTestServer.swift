@@ -1,4 +1,5 @@
 import Foundation
+import KinemaCore
 import KinemaStore
 import KinemaStorePostgres
 import Synchronization
@@ -169,19 +170,7 @@ private actor ServerStarter {
     }
 }
 
-/// Reads `handle` to its end, retrying reads a signal interrupted (Foundation's `readDataToEndOfFile` traps on
-/// EINTR, seen in CI while many child processes come and go). Blocks: call it off Swift's cooperative pool.
+/// Reads `handle` to its end (EINTR-safe; see `PipeReader`). Blocks: call it off Swift's cooperative pool.
 func readToEnd(_ handle: FileHandle) -> Data {
-    var data = Data()
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-        let n = read(handle.fileDescriptor, &chunk, chunk.count)
-        if n > 0 {
-            data.append(contentsOf: chunk[0..<n])
-        } else if n < 0, errno == EINTR {
-            continue
-        } else {
-            return data
-        }
-    }
+    PipeReader.readToEnd(handle.fileDescriptor)
 }
