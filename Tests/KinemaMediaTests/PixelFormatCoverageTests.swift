@@ -11,18 +11,17 @@ import Testing
 ])
 func decodesTheCommonPixelFormatsAsWellAsFFmpeg(ext: String, pixelFormat: String) throws {
     try withTemporaryDirectory { dir in
-        func ffmpeg(_ input: [String], _ format: String, _ name: String, extra: [String] = []) throws -> URL? {
+        // The ffmpeg CLI is the independent codec to compare against (installed by scripts/install-deps).
+        func ffmpeg(_ input: [String], _ format: String, _ name: String, extra: [String] = []) throws -> URL {
             let url = dir.appendingPathComponent(name)
             let args = ["-v", "error"] + input + ["-frames:v", "1", "-pix_fmt", format] + extra + ["-y", url.path]
-            guard try runTool("ffmpeg", args) != nil, FileManager.default.fileExists(atPath: url.path) else { return nil }
+            _ = try runTool("ffmpeg", args)
             return url
         }
         let source = ["-f", "lavfi", "-i", "testsrc2=size=96x64:rate=1"]
-        // Without the CLI there is nothing independent to compare against.
-        guard let original = try ffmpeg(source, "rgb24", "original.png"),
-              let file = try ffmpeg(source, pixelFormat, "image.\(ext)", extra: ext == "jpg" ? ["-q:v", "2"] : []),
-              let theirs = try ffmpeg(["-i", file.path], "rgb24", "cli-decode.png")
-        else { return }
+        let original = try ffmpeg(source, "rgb24", "original.png")
+        let file = try ffmpeg(source, pixelFormat, "image.\(ext)", extra: ext == "jpg" ? ["-q:v", "2"] : [])
+        let theirs = try ffmpeg(["-i", file.path], "rgb24", "cli-decode.png")
         let truth = try ImageDecoder.decode(try Data(contentsOf: original))
         let cli = try ImageDecoder.decode(try Data(contentsOf: theirs))
         let image = try ImageDecoder.decode(try Data(contentsOf: file))

@@ -75,10 +75,13 @@ func withTemporaryDirectory<T>(_ body: (URL) throws -> T) throws -> T {
     return try body(dir)
 }
 
-/// Runs a command-line tool and returns its standard output (nil when it is not installed).
-func runTool(_ tool: String, _ arguments: [String]) throws -> String? {
+/// Runs a command-line tool (ffmpeg/ffprobe, installed by scripts/install-deps) and returns its standard output;
+/// throws when the tool is missing or fails, so a test that needs an independent check never silently skips it.
+func runTool(_ tool: String, _ arguments: [String]) throws -> String {
     let candidates = ["/usr/bin/\(tool)", "/usr/local/bin/\(tool)"]
-    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw ToolFailure(message: "\(tool) is not installed (scripts/install-deps installs it)")
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -88,7 +91,15 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> String? {
     try process.run()
     let data = readToEnd(out.fileHandleForReading)
     process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ToolFailure(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+    }
     return String(decoding: data, as: UTF8.self)
+}
+
+struct ToolFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }
 
 /// Inserts an APP1 EXIF segment carrying `orientation` right after a JPEG's SOI marker.
