@@ -1,0 +1,3 @@
+from kinema_diffusers.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""MP4 writing with the ``ffmpeg`` CLI: H.264 yuv420p with ``+faststart``, and an optional AAC track.
+
+The soundtrack comes through one seam, ``SoundtrackSource``: Kinema's procedural soundtrack (``kinema soundtrack``)
+when that binary is available, or a silent AAC track made by ffmpeg.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger("kinema_diffusers.video")
+
+Frame = npt.NDArray[np.uint8]  # (height, width, 3) RGB
+
+
+class MediaError(Exception):
+    """ffmpeg or the soundtrack command failed."""
+
+
+def _run(cmd: list[str], what: str, timeout: float = 600) -> None:
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise MediaError(f"{what}: {cmd[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{what}: {cmd[0]} did not finish within {timeout:.0f} s") from None
+    if r.returncode != 0:
+        tail = r.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise MediaError(f"{what} failed (exit {r.returncode}): {' | '.join(tail)}")
+
+
+def write_mp4(frames: Iterable[Frame], width: int, height: int, fps: int, out: Path, ffmpeg: str = "ffmpeg",
+              preset: str = "veryfast", crf: int = 18) -> int:
+    """Encodes RGB frames to ``out`` (H.264, yuv420p, +faststart) at ``fps``; returns the frame count."""
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0",
+           "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(out)]
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise MediaError(f"MP4 encode: {ffmpeg} is not installed") from None
+    assert proc.stdin is not None
+    count = 0
+    try:
+        for frame in frames:
+            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                raise MediaError(f"MP4 encode: frame {count} is {frame.shape} {frame.dtype}, "
+                                 f"expected ({height}, {width}, 3) uint8")
+            proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            count += 1
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    _, err = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise MediaError(f"MP4 encode failed (exit {proc.returncode}): {err.decode('utf-8', 'replace')[-300:]}")
+    return count
+
+
+def mux_audio(video: Path, audio: Path, out: Path, ffmpeg: str = "ffmpeg") -> None:
+    """``video``'s H.264 and ``audio``'s AAC in one MP4 (both copied, +faststart)."""
+    _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(video), "-i", str(audio),
+          "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "copy", "-shortest",
+          "-movflags", "+faststart", str(out)], "audio mux")
+
+
+@dataclass(frozen=True)
+class SoundtrackRequest:
+    prompt: str
+    negative_prompt: str | None
+    duration: float
+    seed: int
+
+
+class SoundtrackSource(Protocol):
+    """Writes an AAC-in-MP4 audio file of exactly the requested length."""
+
+    name: str
+
+    def write(self, request: SoundtrackRequest, out: Path) -> None: ...
+
+
+class KinemaSoundtrack:
+    """Kinema's procedural soundtrack (``kinema soundtrack``): ambience and effects from prompt cues."""
+
+    name = "kinema"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def write(self, request: SoundtrackRequest, out: Path) -> None:
+        cmd = [self.binary, "soundtrack", "--prompt", request.prompt, "--duration", f"{request.duration:g}",
+               "--seed", str(request.seed), "-o", str(out)]
+        if request.negative_prompt:
+            cmd += ["--negative-prompt", request.negative_prompt]
+        _run(cmd, "kinema soundtrack", timeout=300)
+
+
+class SilentSoundtrack:
+    """A silent stereo AAC track (48 kHz) of the requested length, made by ffmpeg."""
+
+    name = "silent"
+
+    def __init__(self, ffmpeg: str = "ffmpeg") -> None:
+        self.ffmpeg = ffmpeg
+
+    def write(self, request: SoundtrackRequest, out: Path) -> None:
+        _run([self.ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+              "-i", "anullsrc=r=48000:cl=stereo", "-t", f"{request.duration:g}", "-c:a", "aac", "-b:a", "64k",
+              "-f", "mp4", str(out)], "silent audio track")
+
+
+def soundtrack_source(kinema_bin: str | None, ffmpeg: str = "ffmpeg") -> SoundtrackSource:
+    """Kinema's soundtrack when ``kinema_bin`` resolves to a binary whose CLI has ``soundtrack``; else silence."""
+    if kinema_bin:
+        path = shutil.which(kinema_bin)
+        if path is not None:
+            try:
+                r = subprocess.run([path, "soundtrack", "--help"], capture_output=True, timeout=30, check=False)
+                if r.returncode == 0:
+                    return KinemaSoundtrack(path)
+                log.warning("sound: %s has no working 'soundtrack' command; sound tasks get a silent AAC track", path)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                log.warning("sound: %s could not be run (%s); sound tasks get a silent AAC track", path, e)
+        else:
+            log.warning("sound: kinema binary %r not found; sound tasks get a silent AAC track", kinema_bin)
+    return SilentSoundtrack(ffmpeg)
