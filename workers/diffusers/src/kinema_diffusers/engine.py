@@ -116,7 +116,7 @@ class Engine:
             # The Wan model cards keep the VAE in float32 (bf16 decoding shows banding).
             torch_dtype = {"default": dtype, "vae": torch.float32}
         try:
-            pipe = cls.from_pretrained(str(model_dir), torch_dtype=torch_dtype, local_files_only=True)
+            pipe = cls.from_pretrained(str(model_dir), dtype=torch_dtype, local_files_only=True)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
             raise ModelDirError(f"could not load the {family.name} model from {model_dir}: "
                                 f"{type(e).__name__}: {str(e)[:400]}") from e

@@ -87,8 +87,8 @@ def output_size(image_width: int, image_height: int, multiple: int, target_area:
     aspect = image_width / image_height
     w = math.sqrt(area * aspect)
     h = w / aspect
-    width = max(multiple, int(w // multiple) * multiple)
-    height = max(multiple, int(h // multiple) * multiple)
+    width = max(multiple, int((w + 1e-6) // multiple) * multiple)
+    height = max(multiple, int((h + 1e-6) // multiple) * multiple)
     return width, height
 
 

@@ -65,7 +65,9 @@ def write_mp4(frames: Iterable[Frame], width: int, height: int, fps: int, out: P
         proc.kill()
         proc.wait()
         raise
-    _, err = proc.communicate(timeout=600)
+    assert proc.stderr is not None
+    err = proc.stderr.read()  # small: -loglevel error
+    proc.wait(timeout=600)
     if proc.returncode != 0:
         raise MediaError(f"MP4 encode failed (exit {proc.returncode}): {err.decode('utf-8', 'replace')[-300:]}")
     return count
