@@ -45,7 +45,7 @@ def test_garbled_model_index_fails_with_a_clear_message(tiny_models: dict[str, P
 def test_missing_component_fails_with_a_clear_message(tiny_models: dict[str, Path], tmp_path: Path) -> None:
     d = copy_model(tiny_models["wan-ti2v"], tmp_path / "m")
     shutil.rmtree(d / "vae")
-    with pytest.raises(ModelDirError, match="component 'vae'.*missing"):
+    with pytest.raises(ModelDirError, match=r"component 'vae'.*missing"):
         load_engine(d)
 
 

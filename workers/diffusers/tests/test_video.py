@@ -19,7 +19,7 @@ from kinema_diffusers.video import (
 from tests.helpers import has_audio, probe, video_stream
 
 
-def frames(n: int, w: int = 64, h: int = 32) -> list[np.ndarray]:  # type: ignore[type-arg]
+def frames(n: int, w: int = 64, h: int = 32) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
 
