@@ -23,6 +23,15 @@ serve: build
 test: deps
 	$(SWIFT) test -c release
 
+## The diffusers GPU worker (workers/diffusers): installs .venv-worker, then lint, strict type check and its tests (CPU,
+## tiny models written by the tests; the end-to-end ones use .build/release/kinema and are skipped loudly without it).
+.PHONY: test-worker
+test-worker:
+	bash scripts/install-worker
+	cd workers/diffusers && ../../.venv-worker/bin/ruff check src tests
+	cd workers/diffusers && ../../.venv-worker/bin/mypy
+	cd workers/diffusers && ../../.venv-worker/bin/pytest -q
+
 ## Print the benchmark figures recorded in docs/benchmarks.md.
 bench: build
 	bash scripts/bench
