@@ -81,3 +81,15 @@ def test_make_tiny_model_writes_a_loadable_model(tmp_path: Path) -> None:
     from kinema_diffusers.families import WAN_TI2V, detect_family
 
     assert detect_family(out) == WAN_TI2V
+
+
+def test_bench_prints_seconds_per_stage(tiny_models: dict[str, Path]) -> None:
+    r = subprocess.run([*WORKER, "bench", "--model", str(tiny_models["ltx"]), "--duration", "1", "--steps", "2",
+                        "--device", "cpu", "--max-area", "4096", "--threads", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {line[:18].strip(): line[18:].strip() for line in r.stdout.splitlines()}  # name column is 18 wide
+    for stage in ("load", "text/image encode", "denoise per step", "denoise total", "VAE decode", "MP4 encode",
+                  "per clip"):
+        assert rows[stage].endswith(" s"), r.stdout
+    assert "24 frames 64x32 @ 24 fps" in rows["clip"]

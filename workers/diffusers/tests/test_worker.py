@@ -204,3 +204,38 @@ def test_worker_token_refused_is_fatal(ti2v: Engine, node: tuple[StandIn, str]) 
 
 def test_outcome_names_are_stable() -> None:
     assert {o.value for o in Outcome} == {"done", "lease lost", "failed", "canceled"}
+
+
+def test_out_of_memory_fails_retryable(ti2v: Engine, node: tuple[StandIn, str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    state, url = node
+    engine = with_steps(ti2v, 2)
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    # Only the classification is under test here: the render itself is covered by the tests above.
+    monkeypatch.setattr(engine, "render", out_of_memory)
+    queue(state, request())
+    run_one(make_worker(engine, url))
+    [fail] = state.of("POST", "/fail")
+    assert fail.body["retryable"] is True and "out of accelerator memory" in fail.body["reason"]
+
+
+def test_model_crash_fails_retryable_with_a_readable_reason(ti2v: Engine, node: tuple[StandIn, str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    state, url = node
+    engine = with_steps(ti2v, 2)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("expected all tensors to be on the same device" + " x" * 2000)
+
+    monkeypatch.setattr(engine, "render", crash)
+    queue(state, request())
+    run_one(make_worker(engine, url))
+    [fail] = state.of("POST", "/fail")
+    assert fail.body["retryable"] is True
+    assert fail.body["reason"].startswith("the model failed: RuntimeError: expected all tensors")
+    assert len(fail.body["reason"]) <= 1000

@@ -124,6 +124,12 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("diffusers", "transformers", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Loading bars are not log lines (one line per task event).
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def _engine_options(args: argparse.Namespace) -> object:
