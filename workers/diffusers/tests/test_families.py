@@ -63,3 +63,12 @@ def test_unsupported_pipeline_is_refused(tiny_models: dict[str, Path], tmp_path:
     (d / "model_index.json").write_text(index)
     with pytest.raises(ModelDirError, match="unsupported model"):
         detect_family(d)
+
+
+def test_model_name_sent_with_claims_is_printable_ascii() -> None:
+    from kinema_diffusers.engine import claim_model_name
+
+    assert claim_model_name("wan22-ti2v") == "wan22-ti2v"
+    assert claim_model_name("модель") == "model"
+    assert claim_model_name("Wan 2.2 ✓ TI2V") == "Wan 2.2  TI2V"
+    assert len(claim_model_name("x" * 500)) == 200

@@ -134,7 +134,7 @@ class Engine:
                 if module is not None:
                     module.compile()
         rule = _frame_rule(pipe, family, options.max_segment_frames)
-        return Engine(pipe, family, rule, options, model_name or model_dir.resolve().name)
+        return Engine(pipe, family, rule, options, claim_model_name(model_name or model_dir.resolve().name))
 
     def plan(self, request: TaskRequest) -> list[Segment]:
         """The segment chain for ``request``; raises UnsupportedRequest when the model cannot honour it."""
@@ -267,6 +267,12 @@ def _account(times: StageTimes, seg_start: float, marks: list[float], seg_end: f
     steps[0] = min(steps[0], mean_later)
     times.steps.extend(steps)
     times.decode += seg_end - marks[-1]
+
+
+def claim_model_name(name: str) -> str:
+    """``name`` as the claim's ``model`` accepts it: 1–200 printable ASCII characters."""
+    cleaned = "".join(c for c in name if 0x20 <= ord(c) < 0x7F).strip()[:200]
+    return cleaned or "model"
 
 
 def _short(text: str, limit: int = 120) -> str:
