@@ -239,3 +239,26 @@ def test_model_crash_fails_retryable_with_a_readable_reason(ti2v: Engine, node: 
     assert fail.body["retryable"] is True
     assert fail.body["reason"].startswith("the model failed: RuntimeError: expected all tensors")
     assert len(fail.body["reason"]) <= 1000
+
+
+def test_unreachable_node_is_retried_with_backoff_until_stopped(ti2v: Engine,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = make_worker(ti2v, f"http://127.0.0.1:{port}")
+    caplog.set_level(logging.WARNING, logger="kinema_diffusers.worker")
+    t = threading.Thread(target=worker.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sum(r.getMessage().startswith("orphans:") for r in caplog.records) < 2:
+        time.sleep(0.05)
+    worker.request_stop()
+    t.join(10)
+    assert not t.is_alive()
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("orphans:")]
+    assert len(retries) >= 2 and all("retrying in" in m for m in retries)
+    assert "retrying in 1 s" in retries[0] and "retrying in 2 s" in retries[1]

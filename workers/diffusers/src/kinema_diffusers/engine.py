@@ -117,7 +117,7 @@ class Engine:
             torch_dtype = {"default": dtype, "vae": torch.float32}
         try:
             pipe = cls.from_pretrained(str(model_dir), dtype=torch_dtype, local_files_only=True)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
+        except Exception as e:  # whatever a broken directory raises, start-up names the directory and the cause
             raise ModelDirError(f"could not load the {family.name} model from {model_dir}: "
                                 f"{type(e).__name__}: {str(e)[:400]}") from e
         pipe.set_progress_bar_config(disable=True)
