@@ -67,7 +67,8 @@ def test_soundtrack_source_uses_kinema_when_it_has_the_command(tmp_path: Path) -
     # A stand-in `kinema` that records its arguments and answers --help: the seam's real path is taken.
     fake = tmp_path / "kinema"
     log = tmp_path / "args"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n'
+                    'echo "USAGE: kinema soundtrack --prompt <prompt> --duration <duration> --seed <seed> -o <o>"\n')
     fake.chmod(0o755)
     source = soundtrack_source(str(fake))
     assert isinstance(source, KinemaSoundtrack)
@@ -76,3 +77,11 @@ def test_soundtrack_source_uses_kinema_when_it_has_the_command(tmp_path: Path) -
         mux_audio(tmp_path / "missing.mp4", tmp_path / "a.m4a", tmp_path / "o.mp4")
     assert "soundtrack --prompt rain on a roof --duration 3 --seed 9 -o" in log.read_text()
     assert "--negative-prompt music" in log.read_text()
+
+
+def test_a_kinema_without_the_soundtrack_command_means_silence(tmp_path: Path) -> None:
+    # An older kinema answers `soundtrack --help` with its root help and exit status 0.
+    fake = tmp_path / "kinema"
+    fake.write_text('#!/bin/sh\necho "USAGE: kinema <subcommand>"\necho "  serve  Run the API server"\n')
+    fake.chmod(0o755)
+    assert isinstance(soundtrack_source(str(fake)), SilentSoundtrack)

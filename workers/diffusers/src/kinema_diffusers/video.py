@@ -133,7 +133,8 @@ def soundtrack_source(kinema_bin: str | None, ffmpeg: str = "ffmpeg") -> Soundtr
         if path is not None:
             try:
                 r = subprocess.run([path, "soundtrack", "--help"], capture_output=True, timeout=30, check=False)
-                if r.returncode == 0:
+                # A kinema without the command prints its root help (exit 0): look for the command's own usage.
+                if r.returncode == 0 and b"soundtrack" in r.stdout and b"--duration" in r.stdout:
                     return KinemaSoundtrack(path)
                 log.warning("sound: %s has no working 'soundtrack' command; sound tasks get a silent AAC track", path)
             except (OSError, subprocess.TimeoutExpired) as e:
