@@ -171,8 +171,10 @@ def node(kinema: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
         server.process.kill()
 
 
-def submit(server: Server, body: dict[str, Any]) -> str:
+def submit(server: Server, body: dict[str, Any], end_image: bool = False) -> str:
     png = png_bytes(picture(480, 320))
+    if end_image:
+        body = {**body, "end_image": base64.b64encode(png_bytes(picture(480, 320, seed=9))).decode()}
     status, answer = server.api("POST", "/v3/async/kling-v3.0-std-i2v",
                                 {"image": base64.b64encode(png).decode(), **body})
     assert status == 200, answer
@@ -210,6 +212,21 @@ def test_worker_renders_a_multi_prompt_task_with_sound_for_the_real_server(
         for n, shot in enumerate(shots, start=1):
             assert re.search(rf'segment {n}/3 shot={n} .*prompt="{shot["prompt"]}"', worker.log), worker.log
         assert token not in worker.log
+    finally:
+        assert worker.stop() == 0, worker.log[-3000:]
+
+
+def test_ltx_worker_renders_an_end_image_task_for_the_real_server(
+        kinema: Path, node: Server, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    token = create_token(kinema, node.data_dir)
+    worker = start_worker(node, token, tiny_models["ltx"], "e2e-ltx", tmp_path / "worker.log", kinema,
+                          "--steps", "2")
+    try:
+        task_id = submit(node, {"prompt": "the tide comes in", "duration": 3, "seed": 5}, end_image=True)
+        done = node.wait_status(task_id, {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"})
+        check_video(done, tmp_path, frames=3 * 24, sound=False)
+        assert re.search(r"segment 1/1 shot=1 frames=73 keep=72 ", worker.log), worker.log
+        assert "capabilities=end_image,multi_prompt,sound" in worker.log
     finally:
         assert worker.stop() == 0, worker.log[-3000:]
 

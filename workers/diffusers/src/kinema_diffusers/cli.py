@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,12 +125,17 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("diffusers", "transformers", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # transformers announces at import that torchvision is absent (the PIL image processors are used instead).
+    warnings.filterwarnings("ignore", message=".*requires torchvision.*")
     # Loading bars are not log lines (one line per task event).
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    # Their own verbosity setting (importing them resets their loggers' levels to WARNING).
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
 
 
 def _engine_options(args: argparse.Namespace) -> object:
