@@ -95,7 +95,8 @@ class Engine:
         self.options = options
         self.model_name = model_name
         self.steps = options.steps or family.default_steps
-        self._generator_device = "cpu" if options.offload or not options.device.startswith("cuda") else options.device
+        offloaded = options.offload and options.device.startswith("cuda")
+        self._generator_device = options.device if options.device.startswith("cuda") and not offloaded else "cpu"
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -121,7 +122,9 @@ class Engine:
             raise ModelDirError(f"could not load the {family.name} model from {model_dir}: "
                                 f"{type(e).__name__}: {str(e)[:400]}") from e
         pipe.set_progress_bar_config(disable=True)
-        if options.offload:
+        if options.offload and not options.device.startswith("cuda"):
+            log.warning("--offload needs a CUDA device; running on %s without it", options.device)
+        if options.offload and options.device.startswith("cuda"):
             pipe.enable_model_cpu_offload(device=options.device)
         else:
             pipe.to(options.device)
