@@ -1,9 +1,10 @@
-"""Test helpers: request builders, PNG fixtures and ffprobe."""
+"""Test helpers: request builders, PNG fixtures, ffprobe/volumedetect, and stand-in soundtrack sources."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from kinema_diffusers.protocol import Shot, TaskRequest
+from kinema_diffusers.video import SoundtrackRequest
 
 
 def request(prompt: str | None = "a lighthouse at dusk, waves", duration: int = 1, cfg_scale: float = 0.5,
@@ -63,3 +65,47 @@ def video_stream(info: dict[str, Any]) -> dict[str, Any]:
 
 def has_audio(info: dict[str, Any]) -> bool:
     return any(s["codec_type"] == "audio" for s in info["streams"])
+
+
+def audio_stream(info: dict[str, Any]) -> dict[str, Any]:
+    streams: list[dict[str, Any]] = info["streams"]
+    return next(s for s in streams if s["codec_type"] == "audio")
+
+
+def mean_volume(path: Path) -> float:
+    """ffmpeg ``volumedetect``'s mean volume (dB) of the file's first audio stream; -91 dB is digital silence."""
+    r = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0", "-af", "volumedetect",
+                        "-f", "null", "-"], capture_output=True, text=True, check=True, timeout=120)
+    m = re.search(r"mean_volume: (-?[\d.]+|-inf) dB", r.stderr)
+    assert m, r.stderr[-2000:]
+    return float(m.group(1))
+
+
+def _lavfi_wav(source: str, duration: float, out: Path) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source,
+                    "-ac", "2", "-t", f"{duration:g}", "-c:a", "pcm_s16le", str(out)],
+                   capture_output=True, check=True, timeout=60)
+
+
+class SilentSoundtrack:
+    """Test double of a ``SoundtrackSource``: a silent 48 kHz stereo WAV of the requested length (ffmpeg)."""
+
+    name = "silent"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale  # < 1: a WAV shorter than asked, to test the mux's padding
+        self.requests: list[SoundtrackRequest] = []
+
+    def write(self, request: SoundtrackRequest, out: Path) -> None:
+        self.requests.append(request)
+        _lavfi_wav("anullsrc=r=48000:cl=stereo", request.duration * self.scale, out)
+
+
+class ToneSoundtrack(SilentSoundtrack):
+    """Test double: a 440 Hz tone (clearly not silent), optionally shorter than asked."""
+
+    name = "tone"
+
+    def write(self, request: SoundtrackRequest, out: Path) -> None:
+        self.requests.append(request)
+        _lavfi_wav("sine=frequency=440:sample_rate=48000", request.duration * self.scale, out)

@@ -1,7 +1,8 @@
 """End to end with the REAL Kinema server: `kinema serve` + this worker as a process, a tiny model, real HTTP.
 
-Needs the release binary (`swift build -c release` → .build/release/kinema, or KINEMA_BIN). Without it these tests
-are skipped with a loud message; under CI (CI=true) they fail instead.
+Needs the release binary (`swift build -c release` → .build/release/kinema, or KINEMA_BIN); the sound tests also
+need its `kinema soundtrack` command. Without them these tests are skipped with a loud message; under CI (CI=true)
+they fail instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import has_audio, picture, png_bytes, probe, video_stream
+from kinema_diffusers.video import SoundtrackRequest, SoundtrackSource, soundtrack_source
+from tests.helpers import audio_stream, has_audio, mean_volume, picture, png_bytes, probe, video_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -36,18 +38,32 @@ def kinema_binary() -> Path:
     return Path(env) if env else REPO / ".build" / "release" / "kinema"
 
 
+def not_run(what: str) -> None:
+    """Skips loudly; under CI (CI=true) fails instead."""
+    message = (f"\n{'!' * 78}\n!! END-TO-END TESTS NOT RUN: {what}\n"
+               f"!! build it with `swift build -c release` (or set KINEMA_BIN)\n{'!' * 78}")
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    print(message, file=sys.stderr)
+    warnings.warn(message, stacklevel=1)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def kinema() -> Path:
     binary = kinema_binary()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
-        message = (f"\n{'!' * 78}\n!! END-TO-END TESTS NOT RUN: no kinema binary at {binary}\n"
-                   f"!! build it with `swift build -c release` (or set KINEMA_BIN)\n{'!' * 78}")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        print(message, file=sys.stderr)
-        warnings.warn(message, stacklevel=1)
-        pytest.skip(message)
+        not_run(f"no kinema binary at {binary}")
     return binary
+
+
+@pytest.fixture(scope="module")
+def soundtrack(kinema: Path) -> SoundtrackSource:
+    source = soundtrack_source(str(kinema))
+    if source is None:
+        not_run(f"{kinema} has no `kinema soundtrack` command (sound tests)")
+    assert source is not None
+    return source
 
 
 @dataclass
@@ -182,7 +198,7 @@ def submit(server: Server, body: dict[str, Any], end_image: bool = False) -> str
     return task_id
 
 
-def check_video(done: dict[str, Any], tmp_path: Path, frames: int, sound: bool) -> None:
+def check_video(done: dict[str, Any], tmp_path: Path, frames: int, sound: bool) -> Path:
     assert done["task"]["status"] == "TASK_STATUS_SUCCEED", done
     url = done["videos"][0]["video_url"]
     out = tmp_path / "result.mp4"
@@ -195,20 +211,46 @@ def check_video(done: dict[str, Any], tmp_path: Path, frames: int, sound: bool) 
     assert (v["width"], v["height"]) == (64, 32)  # 480×320 under 64×64 on TI2V's multiple of 32
     assert v["r_frame_rate"] == "24/1"
     assert has_audio(info) == sound
+    if sound:  # Kinema's soundtrack, encoded to AAC, audible and covering the whole clip
+        a = audio_stream(info)
+        assert a["codec_name"] == "aac"
+        assert abs(float(a["duration"]) - frames / 24) < 0.1, (a["duration"], frames / 24)
+        assert mean_volume(out) > -50
+    return out
+
+
+def test_kinema_soundtrack_writes_an_audible_wav_of_the_exact_length(soundtrack: SoundtrackSource,
+                                                                     tmp_path: Path) -> None:
+    out = tmp_path / "rain.wav"
+    soundtrack.write(SoundtrackRequest('heavy rain on a tin roof, "we should go inside"', "music", 2.5, 7), out)
+    assert out.read_bytes()[:4] == b"RIFF" and out.read_bytes()[8:12] == b"WAVE"
+    a = audio_stream(probe(out))
+    assert (a["codec_name"], a["sample_rate"], a["channels"]) == ("pcm_s16le", "48000", 2)
+    assert abs(float(a["duration"]) - 2.5) < 0.001, a["duration"]
+    assert mean_volume(out) > -50
+
+
+def test_kinema_soundtrack_is_reproducible_for_a_seed(soundtrack: SoundtrackSource, tmp_path: Path) -> None:
+    request = SoundtrackRequest("heavy rain over a forest at night", None, 1.5, 42)
+    soundtrack.write(request, tmp_path / "a.wav")
+    soundtrack.write(request, tmp_path / "b.wav")
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
 
 
 def test_worker_renders_a_multi_prompt_task_with_sound_for_the_real_server(
-        kinema: Path, node: Server, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+        kinema: Path, soundtrack: SoundtrackSource, node: Server, tiny_models: dict[str, Path],
+        tmp_path: Path) -> None:
     token = create_token(kinema, node.data_dir)
     worker = start_worker(node, token, tiny_models["wan-ti2v"], "e2e-box", tmp_path / "worker.log", kinema,
                           "--steps", "2")
     try:
-        shots = [{"prompt": "wide shot of the harbour", "duration": 3},
+        shots = [{"prompt": "wide shot of the harbour in heavy rain", "duration": 3},
                  {"prompt": "close on the red boat", "duration": 3},
                  {"prompt": "slow pull out over the water", "duration": 3}]
         task_id = submit(node, {"multi_prompt": shots, "sound": True, "seed": 1234})
         done = node.wait_status(task_id, {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"})
         check_video(done, tmp_path, frames=9 * 24, sound=True)
+        assert "sound=kinema" in worker.log
         for n, shot in enumerate(shots, start=1):
             assert re.search(rf'segment {n}/3 shot={n} .*prompt="{shot["prompt"]}"', worker.log), worker.log
         assert token not in worker.log
@@ -226,7 +268,8 @@ def test_ltx_worker_renders_an_end_image_task_for_the_real_server(
         done = node.wait_status(task_id, {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"})
         check_video(done, tmp_path, frames=3 * 24, sound=False)
         assert re.search(r"segment 1/1 shot=1 frames=73 keep=72 ", worker.log), worker.log
-        assert "capabilities=end_image,multi_prompt,sound" in worker.log
+        sound = ",sound" if soundtrack_source(str(kinema)) is not None else ""
+        assert f"capabilities=end_image,multi_prompt{sound} " in worker.log
     finally:
         assert worker.stop() == 0, worker.log[-3000:]
 
@@ -257,3 +300,21 @@ def test_task_of_a_killed_worker_is_rescued_and_finished_by_another(
             first.process.kill()
         if second is not None:
             assert second.stop() == 0, second.log[-3000:]
+
+
+def test_a_worker_without_a_soundtrack_is_not_handed_sound_tasks(
+        kinema: Path, node: Server, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    token = create_token(kinema, node.data_dir)
+    worker = start_worker(node, token, tiny_models["wan-ti2v"], "e2e-mute", tmp_path / "worker.log", kinema,
+                          "--steps", "2", "--kinema-bin", str(tmp_path / "no-such-kinema"))
+    try:
+        worker.wait_for(r"ready .* sound=none ")
+        assert "capabilities=multi_prompt sound=none" in worker.log
+        with_sound = submit(node, {"prompt": "heavy rain on the lighthouse", "duration": 3, "sound": True})
+        silent = submit(node, {"prompt": "slow push in on the lighthouse", "duration": 3})
+        done = node.wait_status(silent, {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"})
+        check_video(done, tmp_path, frames=3 * 24, sound=False)
+        assert node.task(with_sound)["task"]["status"] == "TASK_STATUS_QUEUED"
+        assert f"task={with_sound}" not in worker.log
+    finally:
+        assert worker.stop() == 0, worker.log[-3000:]

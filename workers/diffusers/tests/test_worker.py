@@ -12,9 +12,19 @@ import pytest
 
 from kinema_diffusers.engine import Engine
 from kinema_diffusers.protocol import TaskRequest, WorkerClient
-from kinema_diffusers.video import SilentSoundtrack
-from kinema_diffusers.worker import Outcome, Worker, WorkerConfig
-from tests.helpers import has_audio, picture, png_bytes, probe, request, video_stream
+from kinema_diffusers.video import SoundtrackSource
+from kinema_diffusers.worker import NO_SOUND_REASON, Outcome, Worker, WorkerConfig
+from tests.helpers import (
+    ToneSoundtrack,
+    audio_stream,
+    has_audio,
+    mean_volume,
+    picture,
+    png_bytes,
+    probe,
+    request,
+    video_stream,
+)
 from tests.standin import TOKEN, StandIn, serve
 
 
@@ -32,10 +42,10 @@ def with_steps(engine: Engine, steps: int) -> Engine:
 
 
 def make_worker(engine: Engine, url: str, on_step: Callable[[int, int], None] | None = None,
-                **config: object) -> Worker:
+                sound: SoundtrackSource | None = None, **config: object) -> Worker:
     cfg = WorkerConfig(worker_id="test-box", lease_seconds=8, claim_wait=0, heartbeat_seconds=0.2)
     cfg = replace(cfg, **config)  # type: ignore[arg-type]
-    return Worker(cfg, engine, WorkerClient(url, TOKEN, timeout=10), SilentSoundtrack(), on_step=on_step)
+    return Worker(cfg, engine, WorkerClient(url, TOKEN, timeout=10), sound or ToneSoundtrack(), on_step=on_step)
 
 
 def queue(state: StandIn, req: TaskRequest, image: bytes | None = None, end: bytes | None = None) -> None:
@@ -55,8 +65,9 @@ def run_one(worker: Worker, timeout: float = 120) -> None:
 def test_worker_renders_uploads_and_reports_monotone_progress(ti2v: Engine, node: tuple[StandIn, str],
                                                               tmp_path: Path) -> None:
     state, url = node
-    queue(state, request(duration=1, sound=True))
-    run_one(make_worker(ti2v, url))
+    sound = ToneSoundtrack(scale=0.5)  # a WAV half the clip's length: the mux pads it
+    queue(state, request(prompt='heavy rain on the lighthouse, "hold on"', duration=1, sound=True, seed=11))
+    run_one(make_worker(ti2v, url, sound=sound))
 
     orphans = state.of("POST", "/orphans")
     assert [c.body for c in orphans] == [{"worker_id": "test-box"}]
@@ -75,7 +86,11 @@ def test_worker_renders_uploads_and_reports_monotone_progress(ti2v: Engine, node
     v = video_stream(info)
     assert (v["codec_name"], v["pix_fmt"], v["width"], v["height"]) == ("h264", "yuv420p", 64, 32)
     assert v["nb_read_frames"] == "24" and v["r_frame_rate"] == "24/1"
-    assert has_audio(info)
+    [asked] = sound.requests
+    assert (asked.prompt, asked.duration, asked.seed) == ('heavy rain on the lighthouse, "hold on"', 1.0, 11)
+    a = audio_stream(info)
+    assert a["codec_name"] == "aac" and abs(float(a["duration"]) - 1.0) < 0.1
+    assert mean_volume(out) > -50
 
     beats = [c.body for c in state.of("POST", "/heartbeat")]
     assert beats, "no heartbeat was sent during the render"
@@ -84,6 +99,46 @@ def test_worker_renders_uploads_and_reports_monotone_progress(ti2v: Engine, node
     assert all(isinstance(b["eta_seconds"], int) and 0 <= b["eta_seconds"] <= 86400 for b in beats)
     assert all(b["lease_id"] == state.leases[task_id] and b["lease_seconds"] == 8 for b in beats)
     assert not state.of("POST", "/fail") and not state.of("POST", "/release")
+
+
+def test_a_task_without_sound_gets_no_audio_track(ti2v: Engine, node: tuple[StandIn, str],
+                                                  tmp_path: Path) -> None:
+    state, url = node
+    sound = ToneSoundtrack()
+    queue(state, request(duration=1, sound=False))
+    run_one(make_worker(ti2v, url, sound=sound))
+    [put] = state.of("PUT", "/result")
+    out = tmp_path / "result.mp4"
+    out.write_bytes(put.body)
+    assert not has_audio(probe(out))
+    assert not sound.requests
+
+
+def test_without_a_soundtrack_the_claim_does_not_advertise_sound(ti2v: Engine, ltx: Engine) -> None:
+    assert Worker(WorkerConfig(worker_id="w"), ti2v, WorkerClient("http://127.0.0.1:9", TOKEN), None
+                  ).claim_body().capabilities == ["multi_prompt"]
+    assert Worker(WorkerConfig(worker_id="w"), ltx, WorkerClient("http://127.0.0.1:9", TOKEN), None
+                  ).claim_body().capabilities == ["end_image", "multi_prompt"]
+    assert Worker(WorkerConfig(worker_id="w"), ltx, WorkerClient("http://127.0.0.1:9", TOKEN), ToneSoundtrack()
+                  ).claim_body().capabilities == ["end_image", "multi_prompt", "sound"]
+
+
+def test_a_sound_task_handed_to_a_worker_without_a_soundtrack_fails_not_retryable(
+        ti2v: Engine, node: tuple[StandIn, str]) -> None:
+    state, url = node
+    # An older node ignores capabilities and hands the sound task over anyway.
+    queue(state, request(prompt="heavy rain", sound=True))
+    worker = Worker(WorkerConfig(worker_id="test-box", lease_seconds=8, claim_wait=0, heartbeat_seconds=0.2), ti2v,
+                    WorkerClient(url, TOKEN, timeout=10), None)
+    run_one(worker)
+    assert state.of("POST", "/claim")[0].body["capabilities"] == ["multi_prompt"]
+    [fail] = state.of("POST", "/fail")
+    assert fail.body["retryable"] is False
+    assert fail.body["reason"] == NO_SOUND_REASON
+    assert fail.body["reason"].startswith("this worker cannot make sound: ")
+    assert "kinema soundtrack" in fail.body["reason"]
+    assert not state.of("PUT", "/result")
+    assert not state.of("GET", "/inputs/image")  # failed before anything was downloaded or rendered
 
 
 def test_lost_lease_interrupts_within_one_step_and_uploads_nothing(ti2v: Engine,
@@ -196,8 +251,7 @@ def test_worker_token_refused_is_fatal(ti2v: Engine, node: tuple[StandIn, str]) 
     from kinema_diffusers.protocol import ProtocolError
 
     _, url = node
-    worker = Worker(WorkerConfig(worker_id="w", claim_wait=0), ti2v, WorkerClient(url, "kwt_wrong"),
-                    SilentSoundtrack())
+    worker = Worker(WorkerConfig(worker_id="w", claim_wait=0), ti2v, WorkerClient(url, "kwt_wrong"), None)
     with pytest.raises(ProtocolError, match="403"):
         worker.run(max_tasks=1)
 

@@ -180,8 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     worker.install_signal_handlers()
     log.info("ready model=%s family=%s device=%s steps=%d fps=%d capabilities=%s sound=%s worker_id=%s server=%s "
              "load=%.1fs warm-up=%.1fs", engine.model_name, engine.family.name, options.device, engine.steps,
-             engine.rule.fps, ",".join(engine.capabilities), sound.name, config.worker_id, args.server,
-             load_seconds, warm)
+             engine.rule.fps, ",".join(worker.capabilities), sound.name if sound else "none", config.worker_id,
+             args.server, load_seconds, warm)
     try:
         worker.run()
     except ProtocolError as e:

@@ -1,7 +1,8 @@
 """MP4 writing with the ``ffmpeg`` CLI: H.264 yuv420p with ``+faststart``, and an optional AAC track.
 
-The soundtrack comes through one seam, ``SoundtrackSource``: Kinema's procedural soundtrack (``kinema soundtrack``)
-when that binary is available, or a silent AAC track made by ffmpeg.
+The soundtrack comes through one seam, ``SoundtrackSource``: Kinema's procedural soundtrack (``kinema soundtrack``,
+a WAV), encoded to AAC when muxed. Without that command there is no source (``soundtrack_source`` returns None) and
+the worker does not take sound tasks: it never ships a silent track in place of the sound a user asked for.
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def write_mp4(frames: Iterable[Frame], width: int, height: int, fps: int, out: P
 
 
 def mux_audio(video: Path, audio: Path, out: Path, ffmpeg: str = "ffmpeg") -> None:
-    """``video``'s H.264 and ``audio``'s AAC in one MP4 (both copied, +faststart)."""
+    """``video``'s H.264 (copied) and ``audio`` (any format ffmpeg reads, e.g. WAV) encoded to AAC 160 kb/s in one MP4
+    (+faststart). The audio is padded with silence, or cut, to the video's length: the track covers the whole clip."""
     _run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(video), "-i", str(audio),
-          "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "copy", "-shortest",
+          "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest",
           "-movflags", "+faststart", str(out)], "audio mux")
 
 
@@ -89,15 +91,28 @@ class SoundtrackRequest:
 
 
 class SoundtrackSource(Protocol):
-    """Writes an AAC-in-MP4 audio file of exactly the requested length."""
+    """Writes a WAV (16-bit PCM, 48 kHz, stereo) of exactly the requested length."""
 
     name: str
 
     def write(self, request: SoundtrackRequest, out: Path) -> None: ...
 
 
+SOUNDTRACK_MAX_PROMPT = 2500  # `kinema soundtrack` takes prompts of 1-2500 characters
+
+
+def _clip(text: str, limit: int = SOUNDTRACK_MAX_PROMPT) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary (multi_prompt's joined shots can exceed it)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
 class KinemaSoundtrack:
-    """Kinema's procedural soundtrack (``kinema soundtrack``): ambience and effects from prompt cues."""
+    """Kinema's procedural soundtrack (``kinema soundtrack``): ambience beds and effects from prompt cues, quoted
+    dialogue spoken by eSpeak NG. Not co-generated with the video: made from the prompt alone."""
 
     name = "kinema"
 
@@ -105,40 +120,31 @@ class KinemaSoundtrack:
         self.binary = binary
 
     def write(self, request: SoundtrackRequest, out: Path) -> None:
-        cmd = [self.binary, "soundtrack", "--prompt", request.prompt, "--duration", f"{request.duration:g}",
+        cmd = [self.binary, "soundtrack", "--prompt", _clip(request.prompt), "--duration", f"{request.duration:g}",
                "--seed", str(request.seed), "-o", str(out)]
-        if request.negative_prompt:
-            cmd += ["--negative-prompt", request.negative_prompt]
+        if request.negative_prompt and request.negative_prompt.strip():
+            cmd += ["--negative-prompt", _clip(request.negative_prompt)]
         _run(cmd, "kinema soundtrack", timeout=300)
+        if not out.is_file() or out.stat().st_size == 0:
+            raise MediaError(f"kinema soundtrack exited 0 but wrote no audio to {out.name}")
 
 
-class SilentSoundtrack:
-    """A silent stereo AAC track (48 kHz) of the requested length, made by ffmpeg."""
-
-    name = "silent"
-
-    def __init__(self, ffmpeg: str = "ffmpeg") -> None:
-        self.ffmpeg = ffmpeg
-
-    def write(self, request: SoundtrackRequest, out: Path) -> None:
-        _run([self.ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-              "-i", "anullsrc=r=48000:cl=stereo", "-t", f"{request.duration:g}", "-c:a", "aac", "-b:a", "64k",
-              "-f", "mp4", str(out)], "silent audio track")
-
-
-def soundtrack_source(kinema_bin: str | None, ffmpeg: str = "ffmpeg") -> SoundtrackSource:
-    """Kinema's soundtrack when ``kinema_bin`` resolves to a binary whose CLI has ``soundtrack``; else silence."""
+def soundtrack_source(kinema_bin: str | None) -> SoundtrackSource | None:
+    """Kinema's soundtrack when ``kinema_bin`` resolves to a binary whose CLI has ``soundtrack``; else None (with one
+    warning saying why): the worker then neither advertises nor makes sound."""
+    why = "no kinema binary is configured (--kinema-bin / KINEMA_BIN)"
     if kinema_bin:
         path = shutil.which(kinema_bin)
-        if path is not None:
+        if path is None:
+            why = f"kinema binary {kinema_bin!r} not found"
+        else:
             try:
                 r = subprocess.run([path, "soundtrack", "--help"], capture_output=True, timeout=30, check=False)
                 # A kinema without the command prints its root help (exit 0): look for the command's own usage.
                 if r.returncode == 0 and b"soundtrack" in r.stdout and b"--duration" in r.stdout:
                     return KinemaSoundtrack(path)
-                log.warning("sound: %s has no working 'soundtrack' command; sound tasks get a silent AAC track", path)
+                why = f"{path} has no working 'soundtrack' command"
             except (OSError, subprocess.TimeoutExpired) as e:
-                log.warning("sound: %s could not be run (%s); sound tasks get a silent AAC track", path, e)
-        else:
-            log.warning("sound: kinema binary %r not found; sound tasks get a silent AAC track", kinema_bin)
-    return SilentSoundtrack(ffmpeg)
+                why = f"{path} could not be run ({e})"
+    log.warning("sound: %s; this worker does not advertise 'sound' and fails sound tasks it is handed", why)
+    return None

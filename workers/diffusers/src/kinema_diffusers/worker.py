@@ -22,6 +22,7 @@ from types import FrameType
 from PIL import Image
 
 from kinema_diffusers.engine import Cancelled, Engine, free_accelerator_memory, is_out_of_memory
+from kinema_diffusers.families import SOUND
 from kinema_diffusers.inputs import MAX_INPUT_BYTES, InputRejected, decode_image
 from kinema_diffusers.mapping import UnsupportedRequest, total_frames
 from kinema_diffusers.progress import ProgressTracker
@@ -45,6 +46,11 @@ log = logging.getLogger("kinema_diffusers.worker")
 ENGINE_NAME = "diffusers"
 MAX_REASON = 1000
 MAX_BACKOFF = 30.0
+# The failure reason of a sound task handed to a worker without a soundtrack source (a node that ignores
+# capabilities). The node's user reads it: it says why, not where the binary was looked for (that is in our log).
+NO_SOUND_REASON = ("this worker cannot make sound: Kinema's procedural soundtrack (`kinema soundtrack`) is not "
+                   "available on it, so it does not advertise the 'sound' capability; a worker that does can render "
+                   "this task")
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ def _reason(text: str) -> str:
 class TaskRun:
     """One claimed task, run on its own thread by ``Worker``."""
 
-    def __init__(self, claim: Claim, engine: Engine, client: WorkerClient, sound: SoundtrackSource,
+    def __init__(self, claim: Claim, engine: Engine, client: WorkerClient, sound: SoundtrackSource | None,
                  config: WorkerConfig, on_step: Callable[[int, int], None] | None = None,
                  prior_seconds_per_unit: float = 1.0) -> None:
         self.claim = claim
@@ -110,6 +116,8 @@ class TaskRun:
         scratch = Path(tempfile.mkdtemp(prefix=f"kinema-{task[:8]}-", dir=self.config.scratch_dir))
         try:
             try:
+                if req.sound and self.sound is None:
+                    raise UnsupportedRequest(NO_SOUND_REASON)
                 segments = self.engine.plan(req)
                 if req.has_end_image and claim.end_image is None:
                     raise UnsupportedRequest("the task has an end image but the claim names no end_image input")
@@ -148,8 +156,8 @@ class TaskRun:
             try:
                 video = scratch / "video.mp4"
                 write_mp4(rendered.frames, rendered.width, rendered.height, rendered.fps, video, self.config.ffmpeg)
-                if req.sound:
-                    audio = scratch / "audio.m4a"
+                if req.sound and self.sound is not None:
+                    audio = scratch / "audio.wav"
                     duration = len(rendered.frames) / rendered.fps
                     prompt = req.prompt or " ".join(s.prompt for s in (req.multi_prompt or ()))
                     self.sound.write(SoundtrackRequest(prompt, req.negative_prompt, duration, req.seed), audio)
@@ -205,7 +213,7 @@ class TaskRun:
 class Worker:
     """Claims and runs tasks one at a time until stopped."""
 
-    def __init__(self, config: WorkerConfig, engine: Engine, client: WorkerClient, sound: SoundtrackSource,
+    def __init__(self, config: WorkerConfig, engine: Engine, client: WorkerClient, sound: SoundtrackSource | None,
                  on_step: Callable[[int, int], None] | None = None) -> None:
         self.config = config
         self.engine = engine
@@ -231,9 +239,14 @@ class Worker:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What the claim advertises: the model's capabilities, less ``sound`` without a soundtrack source."""
+        return tuple(c for c in self.engine.capabilities if c != SOUND or self.sound is not None)
+
     def claim_body(self) -> ClaimBody:
         return ClaimBody(worker_id=self.config.worker_id, engine=ENGINE_NAME, model=self.engine.model_name,
-                         capabilities=list(self.engine.capabilities), lease_seconds=self.config.lease_seconds,
+                         capabilities=list(self.capabilities), lease_seconds=self.config.lease_seconds,
                          wait_seconds=self.config.claim_wait)
 
     def sweep_orphans(self) -> None:
