@@ -10,7 +10,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     case number(String)
     case string(String)
     case array([JSONValue])
-    /// Members in document order; a repeated key keeps its last value when read through `subscript`.
+    /// Members in document order (the parser refuses a repeated name).
     case object([(String, JSONValue)])
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
@@ -25,7 +25,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The member named `key` of an object (last occurrence wins), `nil` for absent keys and non-objects.
+    /// The member named `key` of an object, `nil` for absent keys and non-objects.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.last(where: { $0.0 == key })?.1
@@ -46,10 +46,34 @@ public indirect enum JSONValue: Sendable, Equatable {
 
 /// Why a JSON document could not be parsed.
 public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What kind of limit or syntax rule was broken.
+    public enum Kind: Sendable, Equatable {
+        /// Not JSON: a syntax error, invalid UTF-8, an unpaired surrogate…
+        case syntax
+        /// A string (key or value) longer than the parser's cap.
+        case stringTooLong
+        /// Arrays and objects nested deeper than the parser's cap.
+        case tooDeep
+        /// An object names the same member twice; `path` names the repeated member.
+        case duplicateMember
+    }
+
     /// Byte offset of the problem.
     public var offset: Int
     public var message: String
+    public var kind: Kind
+    /// JSON path of the member whose value was being read, e.g. `multi_prompt[2].prompt`; "" at the top level.
+    ///
+    /// Lets a caller name the field a limit belongs to (an oversized `image` is an image problem, not broken JSON).
+    public var path: String
     public var description: String { "\(message) at byte \(offset)" }
+
+    public init(offset: Int, message: String, kind: Kind = .syntax, path: String = "") {
+        self.offset = offset
+        self.message = message
+        self.kind = kind
+        self.path = path
+    }
 }
 
 /// A strict RFC 8259 parser with nesting and size limits.
@@ -84,6 +108,13 @@ public struct JSONParser {
         let maxDepth: Int
         let maxStringBytes: Int
         var index = 0
+        /// Where the reader is: member names and array indexes from the top, for naming the field of an error.
+        var path: [PathComponent] = []
+
+        enum PathComponent {
+            case member(String)
+            case item(Int)
+        }
 
         init(bytes: [UInt8], maxDepth: Int, maxStringBytes: Int) {
             self.bytes = bytes
@@ -91,7 +122,26 @@ public struct JSONParser {
             self.maxStringBytes = maxStringBytes
         }
 
-        func error(_ message: String) -> JSONParseError { JSONParseError(offset: index, message: message) }
+        func error(_ message: String, _ kind: JSONParseError.Kind = .syntax) -> JSONParseError {
+            JSONParseError(offset: index, message: message, kind: kind, path: pathText)
+        }
+
+        /// The path in the contract's notation: `a.b[2].c`.
+        var pathText: String {
+            var text = ""
+            for component in path {
+                switch component {
+                case .member(let name):
+                    if !text.isEmpty { text += "." }
+                    // A name is echoed in errors: keep it short and printable.
+                    text += name.unicodeScalars.count <= 64 && name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+                        ? name : String(name.unicodeScalars.prefix(64).map { $0.value >= 0x20 && $0.value != 0x7F ? Character($0) : "?" }) + "…"
+                case .item(let i):
+                    text += "[\(i)]"
+                }
+            }
+            return text
+        }
 
         mutating func skipWhitespace() {
             while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
@@ -119,20 +169,31 @@ public struct JSONParser {
         }
 
         mutating func object(depth: Int) throws(JSONParseError) -> JSONValue {
-            if depth > maxDepth { throw error("JSON nested deeper than \(maxDepth) levels") }
+            if depth > maxDepth { throw error("JSON nested deeper than \(maxDepth) levels", .tooDeep) }
             index += 1
             var members: [(String, JSONValue)] = []
+            var seen: Set<String> = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
                 let key = try string()
+                // A repeated name is refused: a proxy that reads the first value and a server that reads the last
+                // would act on different requests. Small objects are searched; large ones get a set.
+                if members.count < 16 {
+                    if members.contains(where: { $0.0 == key }) { path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember) }
+                } else {
+                    if seen.isEmpty { seen = Set(members.map(\.0)) }
+                    if !seen.insert(key).inserted { path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember) }
+                }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
                 skipWhitespace()
+                path.append(.member(key))
                 members.append((key, try value(depth: depth)))
+                path.removeLast()
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of JSON") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -142,14 +203,16 @@ public struct JSONParser {
         }
 
         mutating func array(depth: Int) throws(JSONParseError) -> JSONValue {
-            if depth > maxDepth { throw error("JSON nested deeper than \(maxDepth) levels") }
+            if depth > maxDepth { throw error("JSON nested deeper than \(maxDepth) levels", .tooDeep) }
             index += 1
             var items: [JSONValue] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
             while true {
                 skipWhitespace()
+                path.append(.item(items.count))
                 items.append(try value(depth: depth))
+                path.removeLast()
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of JSON") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -210,7 +273,7 @@ public struct JSONParser {
                     }
                     return i
                 }
-                if index - start > maxStringBytes { throw error("a string is longer than \(maxStringBytes) bytes") }
+                if index - start > maxStringBytes { throw error("a string is longer than \(maxStringBytes) bytes", .stringTooLong) }
                 if out.isEmpty, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                     // The common case, a string without escapes: one copy, validated as UTF-8 in one pass.
                     let plain = bytes[run..<index]

@@ -7,6 +7,8 @@ public struct SubmitDraft: Sendable, Equatable {
     /// The request, with `seed` as asked; `requestedSeed == nil` means "draw a random seed".
     public var request: GenerationRequest
     public var requestedSeed: UInt32?
+    /// The engine asked for in `extra.engine` (ext), if any: the API checks it is one the operator enabled.
+    public var requestedEngine: String? = nil
 }
 
 /// Validates a submit body exactly as the contract says: a pure function from bytes to a draft or an error.
@@ -28,9 +30,31 @@ public struct RequestValidator: Sendable {
         do {
             json = try JSONParser(maxDepth: limits.maxJSONDepth, maxStringBytes: limits.maxJSONStringBytes).parse(body)
         } catch {
-            throw ValidationError(.invalidRequestBody, field: "", "The request body is not valid JSON (\(error.description)).")
+            throw Self.validationError(for: error, limits: limits)
         }
         return try validate(json: json)
+    }
+
+    /// The contract's answer to a body the parser refused: a limit that belongs to a field names that field, with the
+    /// field's own reason (an oversized image is `IMAGE_FILE_EXCEEDS_MAX_SIZE`, not broken JSON).
+    static func validationError(for error: JSONParseError, limits: ValidationLimits) -> ValidationError {
+        // Inside a top-level array the body is not an object at all: no field of ours is involved.
+        let field = error.path.hasPrefix("[") ? "" : error.path
+        switch error.kind {
+        case .stringTooLong where field == "image" || field == "end_image":
+            return ValidationError(.imageFileTooLarge, field: field, "\(field) is larger than \(limits.maxImageBytes) bytes (10 MB) after base64 decoding; send a smaller PNG or JPEG.")
+        case .stringTooLong where !field.isEmpty:
+            return ValidationError(.invalidRequestBody, field: field, "\(field) is a string of more than \(limits.maxJSONStringBytes) bytes; text fields allow at most \(limits.maxPromptLength) characters.")
+        case .stringTooLong:
+            return ValidationError(.invalidRequestBody, field: "", "The request body has a member name longer than \(limits.maxJSONStringBytes) bytes.")
+        case .tooDeep:
+            return ValidationError(.invalidRequestBody, field: field, "\(field.isEmpty ? "The request body" : field) is nested deeper than \(limits.maxJSONDepth) levels of arrays and objects.")
+        case .duplicateMember:
+            return ValidationError(.invalidRequestBody, field: field, "\(field) is given more than once; send each field once.")
+        case .syntax:
+            let place = field.isEmpty ? "" : " in \(field)"
+            return ValidationError(.invalidRequestBody, field: field, "The request body is not valid JSON\(place) (\(error.description)).")
+        }
     }
 
     /// Validates an already parsed body.
@@ -69,11 +93,11 @@ public struct RequestValidator: Sendable {
 
         var cfgScale = 0.5
         if let c = present(json["cfg_scale"]) {
-            guard case .number(let literal) = c, let value = Double(literal), value.isFinite else {
+            guard case .number(let literal) = c else {
                 throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale must be a number from 0 to 1, not \(c.typeName).")
             }
-            guard (0...1).contains(value) else {
-                throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale is \(literal); it must be between 0 and 1 inclusive.")
+            guard let value = Double(literal), value.isFinite, (0...1).contains(value) else {
+                throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale is \(Self.shown(literal)); it must be between 0 and 1 inclusive.")
             }
             cfgScale = value
         }
@@ -107,21 +131,33 @@ public struct RequestValidator: Sendable {
         }
 
         var webhookURL: String?
+        var engine: String?
         if let extra = present(json["extra"]) {
             guard case .object = extra else {
                 throw ValidationError(.invalidRequestBody, field: "extra", "extra must be a JSON object, not \(extra.typeName).")
             }
             if case .string(let url)? = present(extra["webhook"]?["url"]) { webhookURL = url }
+            if let e = present(extra["engine"]) {
+                guard case .string(let name) = e, EngineNames.isWellFormed(name) else {
+                    throw ValidationError(.invalidRequestBody, field: "extra.engine", "extra.engine must be the name of an engine this server runs, such as \"\(EngineNames.motion)\".")
+                }
+                engine = name
+            }
         }
 
         let request = GenerationRequest(
             prompt: prompt, negativePrompt: negative, duration: duration ?? 5, cfgScale: cfgScale, sound: sound,
             shots: shots, seed: requestedSeed ?? 0, hasEndImage: endImage != nil, webhookURL: webhookURL
         )
-        return SubmitDraft(image: image, endImage: endImage, request: request, requestedSeed: requestedSeed)
+        return SubmitDraft(image: image, endImage: endImage, request: request, requestedSeed: requestedSeed, requestedEngine: engine)
     }
 
     // MARK: - Field rules
+
+    /// A number literal as echoed in a message: a client may send megabytes of digits, the message stays a sentence.
+    static func shown(_ literal: String) -> String {
+        literal.utf8.count <= 40 ? literal : String(literal.prefix(24)) + "…(\(literal.utf8.count) digits)"
+    }
 
     /// JSON `null` counts as absent for every field: clients often send nulls for optional fields.
     private func present(_ value: JSONValue?) -> JSONValue? {
@@ -154,10 +190,10 @@ public struct RequestValidator: Sendable {
             throw ValidationError(.invalidRequestBody, field: field, "\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(value.typeName).")
         }
         guard let n = JSONNumber.exactInteger(literal) else {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(literal); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(Self.shown(literal)); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
         }
         guard let i = Int(exactly: n), range.contains(i) else {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(literal); it must be from \(range.lowerBound) to \(range.upperBound).")
+            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(Self.shown(literal)); it must be from \(range.lowerBound) to \(range.upperBound).")
         }
         return i
     }

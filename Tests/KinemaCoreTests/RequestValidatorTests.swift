@@ -58,7 +58,8 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
                 Issue.record("accepted \(raw)")
             } catch {
                 #expect(error.kind == .invalidRequestBody)
-                #expect(error.field == "")
+                // Broken while reading a member: that member is named; otherwise the body as a whole.
+                #expect(error.field == (raw == "{\"image\":" ? "image" : ""), "\(raw)")
             }
         }
     }
