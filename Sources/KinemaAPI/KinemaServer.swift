@@ -63,7 +63,8 @@ public struct KinemaServer: Sendable {
             store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
             validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds,
-            maxAttempts: config.maxAttempts, maxActiveTasks: config.maxActiveTasks, signal: signal, draining: draining
+            maxAttempts: config.maxAttempts, engines: config.engines, maxActiveTasks: config.maxActiveTasks, signal: signal,
+            draining: draining
         )
         let worker = WorkerProtocolController(
             store: store, blobs: blobs, auth: WorkerAuthenticator(store: store), signal: signal, draining: draining,

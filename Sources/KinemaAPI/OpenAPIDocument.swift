@@ -60,7 +60,11 @@ components:
           items: {$ref: "#/components/schemas/Shot"}
           description: One entry per shot; shot durations add up to at most 15 and must equal duration when both are given.
         seed: {type: [integer, "null"], minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
-        extra: {type: [object, "null"], description: extra.webhook.url (ext) is reserved for webhooks; other keys are ignored.}
+        extra:
+          type: [object, "null"]
+          description: extra.webhook.url (ext) is reserved for webhooks; extra.engine (ext) picks one of the engines the operator enabled (400 with metadata.field extra.engine otherwise); other keys are ignored.
+          properties:
+            engine: {type: string, description: (ext) motion, diffusers, novita, kling or fal, among those this server runs.}
       example:
         image: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAASwAAAEsCAIAAAD2HxkiAAACe0lEQVR42u3TMQ0AAAgEsfeEJzzhFg1MLE2q4JJL9QCPIgGYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCCZUAUwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYEE6oAJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCcGEEoAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEwM0C8xVSvcVDZq8AAAAASUVORK5CYII="
         prompt: slow push in
@@ -79,6 +83,7 @@ components:
           required: [seed, enable_nsfw_detection, debug_info]
           properties:
             seed: {type: string, pattern: "^[0-9]+$"}
+            engine: {type: string, description: (ext) the engine that runs or ran the task.}
             enable_nsfw_detection: {type: boolean}
             debug_info:
               type: object
@@ -96,7 +101,7 @@ components:
             task_type: {type: string, enum: [KLING_V3_0_STD_I2V]}
             status: {type: string, enum: [TASK_STATUS_QUEUED, TASK_STATUS_PROCESSING, TASK_STATUS_SUCCEED, TASK_STATUS_FAILED]}
             reason: {type: string}
-            eta: {type: integer, minimum: 0}
+            eta: {type: integer, minimum: 0, maximum: 86400}
             progress_percent: {type: integer, minimum: 0, maximum: 100}
         images: {type: array, items: {type: object}}
         videos:

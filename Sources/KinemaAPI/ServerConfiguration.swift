@@ -25,6 +25,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = ValidationLimits()
     /// Attempts before a task whose worker keeps dying is failed.
     public var maxAttempts: Int = 3
+    /// Engines tasks may be routed to (`kinema serve --engine`); the first is the default. In-process workers run
+    /// `motion`; other engines' tasks wait for remote workers that claim them.
+    public var engines: [String] = [EngineNames.motion]
     /// Lease and heartbeat timing of the workers.
     public var leaseDuration: TimeInterval = 30
     public var heartbeatInterval: Duration = .seconds(2)

@@ -24,6 +24,8 @@ struct SubmitController: Sendable {
     /// Seconds the whole body may take to arrive (408 after).
     let bodyTimeoutSeconds: Int
     let maxAttempts: Int
+    /// Engines a task may be routed to; the first is the default.
+    let engines: [String]
     /// Cap on a tenant's queued + running tasks (`nil`: none).
     let maxActiveTasks: Int?
     let signal: WorkSignal
@@ -45,6 +47,7 @@ struct SubmitController: Sendable {
             throw APIError(error)
         }
 
+        let engine = try route(draft.requestedEngine)
         let image = try await resolve(draft.image, field: "image")
         let endImage = try await draft.endImage.asyncMap { try await resolve($0, field: "end_image") }
 
@@ -61,7 +64,7 @@ struct SubmitController: Sendable {
             if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
             try await store.enqueue(
                 NewTask(id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
-                        maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
+                        engine: engine, maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
                         tenantActiveLimit: maxActiveTasks),
                 now: Date()
             )
@@ -78,6 +81,18 @@ struct SubmitController: Sendable {
         }
         signal.notify()
         return JSONWire.response(SubmitResponseBody(taskID: idText))
+    }
+
+    /// The engine a task goes to: the one asked for in `extra.engine` if the operator enabled it, else the default.
+    func route(_ requested: String?) throws -> String {
+        guard let requested else { return engines[0] }
+        guard engines.contains(requested) else {
+            throw APIError(ValidationError(
+                .invalidRequestBody, field: "extra.engine",
+                "extra.engine is \"\(requested)\", which this server does not run; it runs \(engines.map { "\"\($0)\"" }.joined(separator: ", "))."
+            ))
+        }
+        return requested
     }
 
     /// A checked image: bytes plus the format read from them.

@@ -53,7 +53,8 @@ extension TaskResultBody {
             videos = [VideoEntry(videoURL: links.url(forKey: key, now: now), videoURLTTL: String(links.ttl))]
         }
         let progress = task.status == .succeeded ? 100 : min(max(task.progressPercent, 0), 100)
-        let eta = task.status.isTerminal ? 0 : max(task.etaSeconds, 0)
+        // Bounded on output too: rows written before the input bound (or by another version) stay sensible.
+        let eta = task.status.isTerminal ? 0 : min(max(task.etaSeconds, 0), RenderProgress.maxETASeconds)
         let reason: String
         switch task.status {
         case .canceled: reason = task.reason.isEmpty ? "canceled" : task.reason
@@ -62,7 +63,8 @@ extension TaskResultBody {
         }
         self.init(
             extra: Extra(seed: String(task.seed), debugInfo: DebugInfo(
-                submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt))),
+                submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt)),
+                engine: task.engine),
             task: TaskInfo(taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
             videos: videos
         )

@@ -73,9 +73,9 @@ struct WorkerProtocolController: Sendable {
         let token = try await auth.token(for: request)
         let body = try await decode(WorkerClaimRequest.self, from: request)
         try Self.checkWorkerID(body.workerID)
-        let engine = body.engine ?? "remote"
-        guard (1...64).contains(engine.utf8.count), engine.utf8.allSatisfy(Self.isNameByte) else {
-            throw Self.invalid("engine", "engine must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.")
+        let route = try Self.route(body)
+        if let model = body.model, !(1...200).contains(model.utf8.count) || !model.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+            throw Self.invalid("model", "model must be 1 to 200 printable ASCII characters.")
         }
         let leaseSeconds = try leaseSeconds(body.leaseSeconds)
         let wait = body.waitSeconds ?? 0
@@ -90,10 +90,13 @@ struct WorkerProtocolController: Sendable {
                 throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and hands out no tasks; retry after the time in Retry-After.", retryAfter: 5)
             }
             let claimed = try await storeCall {
-                try await store.claim(workerID: owner, engine: engine, leaseDuration: TimeInterval(leaseSeconds), now: Date())
+                try await store.claim(workerID: owner, route: route, leaseDuration: TimeInterval(leaseSeconds), now: Date())
             }
             if let claimed {
-                context.logger.info("remote claim", metadata: ["task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)"])
+                context.logger.info("remote claim", metadata: [
+                    "task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)",
+                    "engine": "\(claimed.task.engine ?? "")", "model": "\(body.model ?? "")",
+                ])
                 return JSONWire.response(Self.claimResponse(claimed, leaseSeconds: leaseSeconds))
             }
             let remaining = deadline - ContinuousClock.now
@@ -101,6 +104,26 @@ struct WorkerProtocolController: Sendable {
             // Submits wake this at once; the poll interval bounds a missed wake-up (another node's submit).
             await signal.wait(timeout: min(remaining, configuration.pollInterval))
         }
+    }
+
+    /// The engines and capabilities a claim names: `engines`, or `engine`, or `motion` (every task was a motion task
+    /// before routing, so a worker written then keeps working); capabilities default to all.
+    static func route(_ body: WorkerClaimRequest) throws -> ClaimRoute {
+        if body.engines != nil, body.engine != nil {
+            throw invalid("engines", "Give engine or engines, not both.")
+        }
+        let engines = body.engines ?? [body.engine ?? EngineNames.motion]
+        guard (1...16).contains(engines.count) else { throw invalid("engines", "engines must list 1 to 16 engine names.") }
+        for (i, name) in engines.enumerated() where !EngineNames.isWellFormed(name) {
+            throw invalid(body.engines == nil ? "engine" : "engines[\(i)]", "An engine name is 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.")
+        }
+        if let names = body.capabilities {
+            guard names.count <= 32, names.allSatisfy({ EngineNames.isWellFormed($0) }) else {
+                throw invalid("capabilities", "capabilities lists up to 32 feature names such as end_image, multi_prompt and sound.")
+            }
+            return ClaimRoute(engines: engines, capabilities: RequestFeatures(names: names))
+        }
+        return ClaimRoute(engines: engines)
     }
 
     static func claimResponse(_ claimed: ClaimedTask, leaseSeconds: Int) -> WorkerClaimResponse {
@@ -176,7 +199,9 @@ struct WorkerProtocolController: Sendable {
         guard (0...100).contains(body.progressPercent) else {
             throw Self.invalid("progress_percent", "progress_percent must be an integer from 0 to 100.")
         }
-        guard body.etaSeconds >= 0 else { throw Self.invalid("eta_seconds", "eta_seconds must be an integer ≥ 0.") }
+        guard (0...RenderProgress.maxETASeconds).contains(body.etaSeconds) else {
+            throw Self.invalid("eta_seconds", "eta_seconds must be an integer from 0 to \(RenderProgress.maxETASeconds) (a day).")
+        }
         let leaseSeconds = try leaseSeconds(body.leaseSeconds)
         let lease = try await resolveLease(taskID: taskID, leaseID: body.leaseID, token: token)
         let alive = try await storeCall {
@@ -276,10 +301,6 @@ struct WorkerProtocolController: Sendable {
         guard (1...128).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw invalid("worker_id", "worker_id must be 1 to 128 printable ASCII characters without spaces.")
         }
-    }
-
-    static func isNameByte(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
     }
 
     /// Runs a store call, turning an unreachable store into 503 (other failures become the route's 500).

@@ -14,6 +14,7 @@ extension TaskResultBody {
                     $0.key("submit_time_ms"); $0.string(extra.debugInfo.submitTimeMs)
                 }
                 $0.key("enable_nsfw_detection"); $0.bool(extra.enableNSFWDetection)
+                if let engine = extra.engine { $0.key("engine"); $0.string(engine) }
                 $0.key("seed"); $0.string(extra.seed)
             }
             $0.key("images"); $0.array(images) { out, image in out.object { $0.key("image_url"); $0.string(image.imageURL) } }

@@ -19,15 +19,19 @@ public struct TaskResultBody: Codable, Sendable, Equatable {
         public var seed: String
         public var enableNSFWDetection: Bool
         public var debugInfo: DebugInfo
+        /// The engine that runs or ran the task (ext; a hosted-API client ignores it). Optional when decoding, so a
+        /// body from the hosted API decodes too.
+        public var engine: String?
 
-        public init(seed: String, enableNSFWDetection: Bool = false, debugInfo: DebugInfo) {
+        public init(seed: String, enableNSFWDetection: Bool = false, debugInfo: DebugInfo, engine: String? = nil) {
             self.seed = seed
             self.enableNSFWDetection = enableNSFWDetection
             self.debugInfo = debugInfo
+            self.engine = engine
         }
 
         enum CodingKeys: String, CodingKey {
-            case seed
+            case seed, engine
             case enableNSFWDetection = "enable_nsfw_detection"
             case debugInfo = "debug_info"
         }

@@ -31,24 +31,37 @@ public enum WorkerProtocolPaths {
 public struct WorkerClaimRequest: Codable, Sendable, Equatable {
     /// The worker's own id, stable across restarts of the same worker (1–128 printable ASCII characters, no spaces).
     public var workerID: String
-    /// Engine name recorded on the task (default `remote`).
+    /// The one engine this worker runs (shorthand for `engines: [engine]`); with neither, `motion`.
     public var engine: String?
+    /// The engines this worker runs: only tasks routed to one of them are handed out.
+    public var engines: [String]?
+    /// Request features the worker's model honours (`end_image`, `multi_prompt`, `sound`); a task needing another
+    /// one is left for a worker that has it. Absent: all of them.
+    public var capabilities: [String]?
+    /// The model the worker runs, for the node's log (e.g. `Wan2.2-TI2V-5B`).
+    public var model: String?
     /// Lease length in seconds (default: the server's lease length).
     public var leaseSeconds: Int?
     /// How long to wait for a task when none is queued, 0…30 (default 0).
     public var waitSeconds: Int?
 
     /// Creates a claim request.
-    public init(workerID: String, engine: String? = nil, leaseSeconds: Int? = nil, waitSeconds: Int? = nil) {
+    public init(
+        workerID: String, engine: String? = nil, engines: [String]? = nil, capabilities: [String]? = nil, model: String? = nil,
+        leaseSeconds: Int? = nil, waitSeconds: Int? = nil
+    ) {
         self.workerID = workerID
         self.engine = engine
+        self.engines = engines
+        self.capabilities = capabilities
+        self.model = model
         self.leaseSeconds = leaseSeconds
         self.waitSeconds = waitSeconds
     }
 
     enum CodingKeys: String, CodingKey {
         case workerID = "worker_id"
-        case engine
+        case engine, engines, capabilities, model
         case leaseSeconds = "lease_seconds"
         case waitSeconds = "wait_seconds"
     }

@@ -7,9 +7,12 @@ public struct RenderProgress: Sendable, Equatable {
     /// Estimated seconds left.
     public var etaSeconds: Int
 
+    /// The longest ETA Kinema reports (a day): a worker's estimate beyond it says nothing a client can use.
+    public static let maxETASeconds = 86_400
+
     public init(percent: Int, etaSeconds: Int) {
         self.percent = max(0, min(100, percent))
-        self.etaSeconds = max(0, etaSeconds)
+        self.etaSeconds = max(0, min(Self.maxETASeconds, etaSeconds))
     }
 }
 

@@ -10,6 +10,8 @@ public struct TaskStatusRecord: Sendable, Equatable {
     public var status: TaskStatus
     /// The seed the task renders with (reported as `extra.seed`).
     public var seed: UInt32
+    /// The engine the task is routed to (reported as `extra.engine`).
+    public var engine: String
     /// Blob key of the finished MP4 once succeeded.
     public var resultKey: String?
     /// Failure reason ("" unless failed or canceled).
@@ -25,12 +27,13 @@ public struct TaskStatusRecord: Sendable, Equatable {
 
     /// Creates a status record (stores build these).
     public init(
-        id: UUID, status: TaskStatus, seed: UInt32, resultKey: String?, reason: String, progressPercent: Int,
+        id: UUID, status: TaskStatus, seed: UInt32, engine: String, resultKey: String?, reason: String, progressPercent: Int,
         etaSeconds: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?
     ) {
         self.id = id
         self.status = status
         self.seed = seed
+        self.engine = engine
         self.resultKey = resultKey
         self.reason = reason
         self.progressPercent = progressPercent
@@ -45,7 +48,7 @@ extension TaskRecord {
     /// The status part of the full record (what `taskStatus(id:tenant:)` returns for the same task).
     public var statusRecord: TaskStatusRecord {
         TaskStatusRecord(
-            id: id, status: status, seed: request.seed, resultKey: resultKey, reason: reason,
+            id: id, status: status, seed: request.seed, engine: engine ?? EngineNames.motion, resultKey: resultKey, reason: reason,
             progressPercent: progressPercent, etaSeconds: etaSeconds, createdAt: createdAt, startedAt: startedAt,
             finishedAt: finishedAt
         )

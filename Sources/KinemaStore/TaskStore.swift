@@ -26,7 +26,7 @@ public struct TaskRecord: Sendable, Equatable {
     public var attempt: Int
     /// Attempts allowed before an expiring or retryably failing task becomes FAILED.
     public var maxAttempts: Int
-    /// Engine that ran (or is running) the task.
+    /// The engine the task was routed to at submit (rows written before routing: the one that ran it, if any).
     public var engine: String?
     /// When the task was submitted.
     public var createdAt: Date
@@ -82,6 +82,8 @@ public struct NewTask: Sendable, Equatable {
     public var imageKey: String
     /// Blob key of the end image, if any.
     public var endImageKey: String?
+    /// The engine that must run the task (`EngineNames`); only a worker claiming for it gets the task.
+    public var engine: String
     /// Attempts allowed (at least 1).
     public var maxAttempts: Int
     /// Initial ETA estimate in seconds.
@@ -94,9 +96,10 @@ public struct NewTask: Sendable, Equatable {
     /// Creates a task to enqueue.
     public init(
         id: UUID, tenant: String, request: GenerationRequest, imageKey: String, endImageKey: String?,
-        maxAttempts: Int = 3, etaSeconds: Int = 0, tenantActiveLimit: Int? = nil
+        engine: String = EngineNames.motion, maxAttempts: Int = 3, etaSeconds: Int = 0, tenantActiveLimit: Int? = nil
     ) {
         self.tenantActiveLimit = tenantActiveLimit
+        self.engine = engine
         self.id = id
         self.tenant = tenant
         self.request = request
@@ -126,6 +129,23 @@ public struct TaskLease: Sendable, Equatable, Hashable {
         self.workerID = workerID
         self.attempt = attempt
     }
+}
+
+/// What a claim may take: tasks routed to one of `engines` whose required features the worker honours.
+public struct ClaimRoute: Sendable, Equatable {
+    /// Engines the worker runs; a task routed to another engine is never taken.
+    public var engines: [String]
+    /// Request features the worker honours; a task needing more is left for another worker.
+    public var capabilities: RequestFeatures
+
+    /// Creates a route.
+    public init(engines: [String], capabilities: RequestFeatures = .all) {
+        self.engines = engines
+        self.capabilities = capabilities
+    }
+
+    /// One engine, every feature (the built-in engines' workers).
+    public static func engine(_ name: String) -> ClaimRoute { ClaimRoute(engines: [name]) }
 }
 
 /// A task handed to a worker, with its lease.
@@ -244,10 +264,11 @@ public protocol TaskStore: Sendable {
     /// its request; `nil` exactly when `task(id:tenant:)` is `nil`.
     func taskStatus(id: UUID, tenant: String) async throws -> TaskStatusRecord?
 
-    /// Atomically takes the oldest QUEUED task, marks it PROCESSING under a new lease that expires at
-    /// `now + leaseDuration`, increments its attempt and records the attempt. `nil` when none is queued.
+    /// Atomically takes the oldest QUEUED task that `route` allows (its engine is one of the route's, and it needs no
+    /// feature the route lacks), marks it PROCESSING under a new lease that expires at `now + leaseDuration`,
+    /// increments its attempt and records the attempt. `nil` when none is queued for this route.
     /// Two concurrent claims never return the same task.
-    func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask?
+    func claim(workerID: String, route: ClaimRoute, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask?
 
     /// Extends the lease and records progress. `false` when the lease was lost.
     func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval, now: Date) async throws -> Bool
@@ -311,6 +332,13 @@ public protocol TaskStore: Sendable {
 
     /// Cheap round trip used by readiness checks; throws when the store is unreachable.
     func ping() async throws
+}
+
+extension TaskStore {
+    /// Claims a task routed to `engine` (any features).
+    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+        try await claim(workerID: workerID, route: .engine(engine), leaseDuration: leaseDuration, now: now)
+    }
 }
 
 /// Errors of the task store.

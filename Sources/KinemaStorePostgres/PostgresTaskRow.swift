@@ -17,7 +17,7 @@ enum PostgresTaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
     static let statusColumns = """
-        id, status, (request_json::jsonb ->> 'seed')::bigint AS seed, result_key, reason, progress_percent,
+        id, status, (request_json::jsonb ->> 'seed')::bigint AS seed, engine, result_key, reason, progress_percent,
         eta_seconds, created_at, started_at, finished_at
         """
 
@@ -31,6 +31,7 @@ enum PostgresTaskRow {
                 id: try row["id"].decode(UUID.self),
                 status: try status(row["status"].decode(String.self)),
                 seed: seed,
+                engine: try row["engine"].decode(String?.self) ?? EngineNames.motion,
                 resultKey: try row["result_key"].decode(String?.self),
                 reason: try row["reason"].decode(String.self),
                 progressPercent: try row["progress_percent"].decode(Int.self),
@@ -153,23 +154,13 @@ enum PostgresTaskRow {
         return status
     }
 
-    /// Requests are stored as JSON text with sorted keys (not `jsonb`, which would reorder them), so
-    /// identical requests store identical bytes, as in the SQLite store.
+    /// Requests are stored as JSON text (not `jsonb`, which would reorder keys) in the versioned schema both
+    /// stores share (`StoredRequest`), so identical requests store identical bytes, as in the SQLite store.
     static func encode(_ request: GenerationRequest) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            return String(decoding: try encoder.encode(request), as: UTF8.self)
-        } catch {
-            throw StoreError(.invalidRecord, "the request cannot be encoded as JSON: \(error)")
-        }
+        try StoredRequest.encode(request)
     }
 
     static func request(_ json: String) throws -> GenerationRequest {
-        do {
-            return try JSONDecoder().decode(GenerationRequest.self, from: Data(json.utf8))
-        } catch {
-            throw StoreError(.corrupt, "tasks.request_json cannot be decoded: \(error)")
-        }
+        try StoredRequest.decode(json)
     }
 }

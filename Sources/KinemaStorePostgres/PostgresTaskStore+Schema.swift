@@ -127,6 +127,22 @@ extension PostgresTaskStore {
             )
             """,
         ]),
+        PostgresMigration(version: 4, name: "engine routing", statements: [
+            // Each task is routed to an engine at submit and needs some request features (RequestFeatures bits:
+            // 1 end_image, 2 multi_prompt, 4 sound); a claim takes only tasks of its engines whose features it has.
+            // Before routing every task was a motion task: queued and running ones are routed there, finished ones
+            // keep the engine that ran them. Features come from the stored request (the same keys in every version).
+            "ALTER TABLE tasks ADD COLUMN features INTEGER NOT NULL DEFAULT 0",
+            "UPDATE tasks SET engine = 'motion' WHERE engine IS NULL OR status IN ('queued', 'processing')",
+            """
+            UPDATE tasks SET features =
+                (CASE WHEN end_image_key IS NOT NULL THEN 1 ELSE 0 END)
+                | (CASE WHEN jsonb_typeof(request_json::jsonb -> 'shots') = 'array' THEN 2 ELSE 0 END)
+                | (CASE WHEN (request_json::jsonb ->> 'sound') = 'true' THEN 4 ELSE 0 END)
+            """,
+            "ALTER TABLE tasks ALTER COLUMN engine SET NOT NULL",
+            "CREATE INDEX tasks_queued_by_engine ON tasks (engine, created_at, seq) WHERE status = 'queued'",
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

@@ -19,9 +19,10 @@ extension PostgresTaskStore {
         let query: PostgresQuery = """
             WITH inserted AS (
                 INSERT INTO tasks (id, tenant, status, request_json, image_key, end_image_key, eta_seconds,
-                                   attempt, max_attempts, created_at, updated_at)
+                                   attempt, max_attempts, engine, features, created_at, updated_at)
                 VALUES (\(task.id), \(task.tenant), 'queued', \(requestJSON), \(task.imageKey), \(task.endImageKey),
-                        \(task.etaSeconds), 0, \(task.maxAttempts), \(nowMs), \(nowMs))
+                        \(task.etaSeconds), 0, \(task.maxAttempts), \(task.engine), \(task.request.requiredFeatures.rawValue),
+                        \(nowMs), \(nowMs))
                 RETURNING id
             )
             SELECT pg_notify(\(Self.notificationChannel), id::text) FROM inserted
@@ -80,7 +81,11 @@ extension PostgresTaskStore {
     }
 
     /// Takes the oldest QUEUED task (by `createdAt`, then insertion order) under a new lease.
-    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+    public func claim(workerID: String, route: ClaimRoute, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+        guard !route.engines.isEmpty else { return nil }
+        // Features the worker lacks: a task needing any of them is not for it.
+        let lacking = RequestFeatures.all.subtracting(route.capabilities).rawValue
+        let engines = route.engines
         let leaseID = UUID()
         let nowMs = PostgresTaskRow.millis(now)
         let expiresMs = nowMs + PostgresTaskRow.millis(leaseDuration)
@@ -92,11 +97,12 @@ extension PostgresTaskStore {
             WITH claimed AS (
                 UPDATE tasks
                 SET status = 'processing', attempt = attempt + 1, lease_id = \(leaseID), lease_owner = \(workerID),
-                    lease_expires_at = \(expiresMs), engine = \(engine), started_at = \(nowMs), updated_at = \(nowMs),
+                    lease_expires_at = \(expiresMs), started_at = \(nowMs), updated_at = \(nowMs),
                     progress_percent = 0
                 WHERE id = (
                     SELECT id FROM tasks
-                    WHERE status = 'queued' AND attempt < max_attempts
+                    WHERE status = 'queued' AND attempt < max_attempts AND engine = ANY(\(engines))
+                        AND (features & \(lacking)) = 0
                     ORDER BY created_at, seq
                     LIMIT 1
                     FOR UPDATE SKIP LOCKED

@@ -116,6 +116,21 @@ extension SQLiteTaskStore {
             // The per-tenant cap on queued + running tasks counts these rows at every submit.
             try db.execute(sql: "CREATE INDEX tasks_active_by_tenant ON tasks (tenant) WHERE status IN ('queued', 'processing')")
         },
+        SchemaMigration(version: 4, name: "engine routing") { db in
+            // Each task is routed to an engine at submit and needs some request features (RequestFeatures bits:
+            // 1 end_image, 2 multi_prompt, 4 sound); a claim takes only tasks of its engines whose features it has.
+            // Before routing every task was a motion task: queued and running ones are routed there, finished ones
+            // keep the engine that ran them. Features come from the stored request (the same keys in every version).
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN features INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "UPDATE tasks SET engine = 'motion' WHERE engine IS NULL OR status IN ('queued', 'processing')")
+            try db.execute(sql: """
+                UPDATE tasks SET features =
+                    (CASE WHEN end_image_key IS NOT NULL THEN 1 ELSE 0 END)
+                    | (CASE WHEN json_type(request_json, '$.shots') = 'array' THEN 2 ELSE 0 END)
+                    | (CASE WHEN json_extract(request_json, '$.sound') = 1 THEN 4 ELSE 0 END)
+                """)
+            try db.execute(sql: "CREATE INDEX tasks_queued_by_engine ON tasks (engine, created_at) WHERE status = 'queued'")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

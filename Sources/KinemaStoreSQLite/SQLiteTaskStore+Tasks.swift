@@ -30,12 +30,12 @@ extension SQLiteTaskStore {
                 try db.execute(
                     sql: """
                         INSERT INTO tasks (id, tenant, status, request_json, image_key, end_image_key, eta_seconds,
-                                           attempt, max_attempts, created_at, updated_at)
-                        VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?)
+                                           attempt, max_attempts, engine, features, created_at, updated_at)
+                        VALUES (?, ?, 'queued', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         task.id.uuidString, task.tenant, requestJSON, task.imageKey, task.endImageKey,
-                        task.etaSeconds, task.maxAttempts, nowMs, nowMs,
+                        task.etaSeconds, task.maxAttempts, task.engine, task.request.requiredFeatures.rawValue, nowMs, nowMs,
                     ]
                 )
             }
@@ -76,11 +76,15 @@ extension SQLiteTaskStore {
         }
     }
 
-    /// Takes the oldest QUEUED task (by `createdAt`, then insertion order) under a new lease.
-    public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+    /// Takes the oldest QUEUED task of the route (by `createdAt`, then insertion order) under a new lease.
+    public func claim(workerID: String, route: ClaimRoute, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
+        guard !route.engines.isEmpty else { return nil }
         let leaseID = UUID()
         let nowMs = TaskRow.millis(now)
         let expiresMs = nowMs + TaskRow.millis(leaseDuration)
+        // Features the worker lacks: a task needing any of them is not for it.
+        let lacking = RequestFeatures.all.subtracting(route.capabilities).rawValue
+        let engineList = Array(repeating: "?", count: route.engines.count).joined(separator: ", ")
         return try await write { db in
             // One statement picks the oldest queued task and takes it (TaskStateMachine's `.claim`);
             // the IMMEDIATE transaction already holds SQLite's write lock, so no other claimer can race it.
@@ -89,16 +93,18 @@ extension SQLiteTaskStore {
                 sql: """
                     UPDATE tasks
                     SET status = 'processing', attempt = attempt + 1, lease_id = ?, lease_owner = ?,
-                        lease_expires_at = ?, engine = ?, started_at = ?, updated_at = ?, progress_percent = 0
+                        lease_expires_at = ?, started_at = ?, updated_at = ?, progress_percent = 0
                     WHERE rowid = (
                         SELECT rowid FROM tasks
-                        WHERE status = 'queued' AND attempt < max_attempts
+                        WHERE status = 'queued' AND attempt < max_attempts AND engine IN (\(engineList))
+                            AND (features & ?) = 0
                         ORDER BY created_at, rowid
                         LIMIT 1
                     )
                     RETURNING \(TaskRow.columns)
                     """,
-                arguments: [leaseID.uuidString, workerID, expiresMs, engine, nowMs, nowMs]
+                arguments: StatementArguments([leaseID.uuidString, workerID, expiresMs, nowMs, nowMs] as [any DatabaseValueConvertible])
+                    + StatementArguments(route.engines) + StatementArguments([lacking])
             ) else { return nil }
             let task = try TaskRow.record(row)
             try db.execute(

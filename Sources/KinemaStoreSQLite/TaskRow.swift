@@ -14,7 +14,7 @@ enum TaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task.
     static let statusColumns = """
-        id, status, json_extract(request_json, '$.seed') AS seed, result_key, reason, progress_percent, eta_seconds,
+        id, status, json_extract(request_json, '$.seed') AS seed, engine, result_key, reason, progress_percent, eta_seconds,
         created_at, started_at, finished_at
         """
 
@@ -26,6 +26,7 @@ enum TaskRow {
             id: try uuid(row["id"], column: "id"),
             status: try status(row["status"]),
             seed: seed32,
+            engine: row["engine"] ?? EngineNames.motion,
             resultKey: row["result_key"],
             reason: row["reason"],
             progressPercent: row["progress_percent"],
@@ -126,18 +127,12 @@ enum TaskRow {
         return id
     }
 
-    /// Requests are stored as JSON with sorted keys, so identical requests store identical bytes.
+    /// Requests are stored in the versioned schema both stores share (`StoredRequest`).
     static func encode(_ request: GenerationRequest) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(request), as: UTF8.self)
+        try StoredRequest.encode(request)
     }
 
     static func request(_ json: String) throws -> GenerationRequest {
-        do {
-            return try JSONDecoder().decode(GenerationRequest.self, from: Data(json.utf8))
-        } catch {
-            throw StoreError(.corrupt, "tasks.request_json cannot be decoded: \(error)")
-        }
+        try StoredRequest.decode(json)
     }
 }

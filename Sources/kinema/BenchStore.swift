@@ -131,7 +131,7 @@ struct BenchStore: AsyncParsableCommand {
             for lane in 0..<claimers {
                 group.addTask {
                     var count = 0
-                    while let claimed = try await store.claim(workerID: "bench/w\(lane)", engine: "bench", leaseDuration: 60, now: Date()) {
+                    while let claimed = try await store.claim(workerID: "bench/w\(lane)", engine: "motion", leaseDuration: 60, now: Date()) {
                         guard try await store.complete(claimed.lease, resultKey: StoreWorkSource.resultKey(claimed.lease), now: Date()) else {
                             throw CLIError("a completion under a fresh lease was refused: the store is broken")
                         }
@@ -177,7 +177,7 @@ struct BenchStore: AsyncParsableCommand {
         return try await withThrowingTaskGroup(of: Latency?.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    if let task = try await claimer.claim(workerID: "bench/idle", engine: "bench", leaseDuration: 60, now: Date()) {
+                    if let task = try await claimer.claim(workerID: "bench/idle", engine: "motion", leaseDuration: 60, now: Date()) {
                         claimed.yield((task.task.id, .now))
                         _ = try await claimer.complete(task.lease, resultKey: StoreWorkSource.resultKey(task.lease), now: Date())
                     } else {

@@ -87,6 +87,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-image-pixels"), help: "Most pixels per image, read from the header before any decode (env KINEMA_MAX_IMAGE_PIXELS, default 40000000).")
     var maxImagePixels: Int?
 
+    @Option(name: .customLong("claim-poll-seconds"), help: "How often a waiting remote-worker claim looks at the queue when no wake-up arrived, in seconds (env KINEMA_CLAIM_POLL_SECONDS, default 1); submits on this node and PostgreSQL notifications wake claims at once.")
+    var claimPollSeconds: Double?
+
     @Option(name: .customLong("upload-timeout"), help: "Seconds a remote worker's whole result upload may take to arrive before it is answered 408 (env KINEMA_UPLOAD_TIMEOUT, default 600).")
     var uploadTimeout: Int?
 
@@ -105,9 +108,16 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
+    @Option(name: .customLong("engine"), help: "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion; other engines' tasks wait for remote workers.")
+    var engines: [String] = []
+
+    @Flag(name: .customLong("group-access"), help: "Let the owner's group read and write the data and blob directories (folders 0770, files 0660) instead of the owner only (0700/0600); env KINEMA_GROUP_ACCESS=1.")
+    var groupAccess = false
+
     func run() async throws {
         ProcessSignals.unblockTermination()
-        let dataDirectory = try DataDirectory(Env.dataDirectory(dataDir))
+        let access = Env.fileAccess(groupAccess: groupAccess)
+        let dataDirectory = try DataDirectory(Env.dataDirectory(dataDir), access: access)
         var config = ServerConfiguration(dataDirectory: dataDirectory.url)
         config.host = host ?? Env.string("KINEMA_HOST") ?? config.host
         config.port = port ?? Env.int("KINEMA_PORT") ?? config.port
@@ -124,6 +134,18 @@ struct Serve: AsyncParsableCommand {
         config.bodyTimeoutSeconds = bodyTimeout ?? Env.int("KINEMA_BODY_TIMEOUT") ?? config.bodyTimeoutSeconds
         config.workerProtocol.uploadTimeoutSeconds = uploadTimeout ?? Env.int("KINEMA_UPLOAD_TIMEOUT") ?? config.workerProtocol.uploadTimeoutSeconds
         guard config.workerProtocol.uploadTimeoutSeconds >= 1 else { throw CLIError("--upload-timeout must be at least 1 second.") }
+        let engineNames = engines.isEmpty ? Env.list("KINEMA_ENGINES") : engines
+        if !engineNames.isEmpty {
+            for name in engineNames where !EngineNames.known.contains(name) {
+                throw CLIError("--engine \(name): unknown engine; choose from \(EngineNames.known.joined(separator: ", ")).")
+            }
+            var unique: [String] = []
+            for name in engineNames where !unique.contains(name) { unique.append(name) }
+            config.engines = unique
+        }
+        let claimPoll = claimPollSeconds ?? Env.double("KINEMA_CLAIM_POLL_SECONDS") ?? 1
+        guard claimPoll >= 0.05, claimPoll <= 3600 else { throw CLIError("--claim-poll-seconds must be from 0.05 to 3600.") }
+        config.workerProtocol.pollInterval = .milliseconds(Int64(claimPoll * 1000))
         config.maxConnections = maxConnections ?? Env.int("KINEMA_MAX_CONNECTIONS") ?? config.maxConnections
         guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.maxConnections >= 1 else {
             throw CLIError("--idle-timeout and --body-timeout must be at least 1 second, --max-connections at least 1.")
@@ -165,7 +187,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
 
         if let url = database ?? Env.string("KINEMA_DATABASE_URL") {
-            try await runShared(databaseURL: url, config: config, logger: logger)
+            try await runShared(databaseURL: url, config: config, access: access, logger: logger)
             return
         }
 
@@ -186,13 +208,13 @@ struct Serve: AsyncParsableCommand {
 
     /// Scale-out mode: tasks in a shared PostgreSQL, blobs (and the URL-signing secret) in a shared directory.
     /// No data-dir lock: any number of nodes may serve the same database.
-    func runShared(databaseURL: String, config: ServerConfiguration, logger: Logger) async throws {
+    func runShared(databaseURL: String, config: ServerConfiguration, access: FileAccess, logger: Logger) async throws {
         guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
             throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): a directory every node and worker shares.")
         }
-        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true))
+        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
         // The signing secret lives beside the blobs so every node signs and verifies links alike.
-        let shared = try DataDirectory(blobs.root.appendingPathComponent(".kinema-node-secrets", isDirectory: true))
+        let shared = try DataDirectory(blobs.root.appendingPathComponent(".kinema-node-secrets", isDirectory: true), access: access)
         let secret = try shared.signingSecret()
         let node = nodeID ?? Env.string("KINEMA_NODE_ID") ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
         let store = try PostgresTaskStore(url: databaseURL, logger: logger)

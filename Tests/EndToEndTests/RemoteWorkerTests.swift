@@ -136,7 +136,8 @@ import Testing
     @Test func claimWaitsThenAnswers204OrWakesOnSubmit() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        try await server.start(workers: 0)
+        // The claim's fallback poll is slower than the test's whole wait: only the submit's wake-up can deliver.
+        try await server.start(["--claim-poll-seconds", "120"], workers: 0)
         let key = try #require(server.devKey)
         let token = try await Self.createToken(server)
 
@@ -149,12 +150,15 @@ import Testing
         #expect((tooLong.json["metadata"] as? [String: String])?["field"] == "wait_seconds")
 
         // A waiting claim gets a task submitted while it waits.
-        async let waiting = Self.post(server, "/claim", token: token, json: ["worker_id": "w", "engine": "gpu", "wait_seconds": 30])
+        async let waiting = Self.post(server, "/claim", token: token, json: ["worker_id": "w", "engine": "motion", "wait_seconds": 30])
         try await Task.sleep(for: .milliseconds(300))
         let png = try await Fixtures.image(width: 400, height: 300, format: "png")
         let submitted = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan left", "duration": 3, "seed": 42])
+        let submittedAt = ContinuousClock.now
         let id = try #require(submitted.json["task_id"] as? String)
         let claimed = try await waiting
+        // Woken by the submit, not found by a poll (none comes within 120 s); the bound allows a starved machine.
+        #expect(ContinuousClock.now - submittedAt < .seconds(10))
         #expect(claimed.status == 200, "\(claimed.text)")
         let task = try #require(claimed.json["task"] as? [String: Any])
         #expect(task["task_id"] as? String == id)

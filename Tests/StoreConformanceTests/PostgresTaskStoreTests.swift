@@ -201,7 +201,8 @@ import Testing
             #expect(fields.first == "bigint")
             #expect(fields.dropFirst().first == "1700000001500")
             let json = String(fields.last ?? "")
-            let keys = ["cfgScale", "duration", "hasEndImage", "negativePrompt", "prompt", "seed", "sound"]
+            // The versioned stored schema (StoredRequest v1): explicit keys, all present, sorted.
+            let keys = ["cfg_scale", "duration", "has_end_image", "negative_prompt", "prompt", "seed", "shots", "sound", "v", "webhook_url"]
             let positions = keys.compactMap { json.range(of: "\"\($0)\"")?.lowerBound }
             #expect(positions.count == keys.count)
             #expect(positions == positions.sorted())

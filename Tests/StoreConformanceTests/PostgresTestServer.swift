@@ -120,6 +120,10 @@ enum PostgresTestServer {
                     continuation.resume(throwing: FixtureError(message: "cannot run \(executable): \(error)"))
                     return
                 }
+                // A time limit: a hung child (initdb, pg_ctl, psql) is killed, its pipes close and the reads end.
+                let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+                DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: watchdog)
+                defer { watchdog.cancel() }
                 // Both pipes drain at once, so a chatty child never blocks on a full one.
                 let errorRead = DispatchGroup()
                 let errorData = Mutex(Data())

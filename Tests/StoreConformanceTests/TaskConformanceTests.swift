@@ -23,7 +23,7 @@ import Testing
             let record = try #require(try await store.task(id: id, tenant: "acme"))
             #expect(record == TaskRecord(
                 id: id, tenant: "acme", status: .queued, request: request, imageKey: "in/a.png", endImageKey: "in/b.jpg",
-                resultKey: nil, reason: "", progressPercent: 0, etaSeconds: 90, attempt: 0, maxAttempts: 4, engine: nil,
+                resultKey: nil, reason: "", progressPercent: 0, etaSeconds: 90, attempt: 0, maxAttempts: 4, engine: "motion",
                 createdAt: Fixtures.at(1.234), startedAt: nil, finishedAt: nil, updatedAt: Fixtures.at(1.234),
                 leaseOwner: nil, leaseExpiresAt: nil
             ))

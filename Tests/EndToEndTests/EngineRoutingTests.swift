@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// Engine routing through the real server: `--engine`, `extra.engine`, `extra.engine` in results, and remote claims
+/// that name their engines and capabilities.
+@Suite struct EngineRouting {
+    typealias R = RemoteWorkerTests
+
+    @Test func tasksGoOnlyToWorkersOfTheirEngineThatHonourWhatTheyNeed() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--engine", "motion", "--engine", "diffusers"], workers: 1)
+        let key = try #require(server.devKey)
+        let token = try await R.createToken(server)
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        func submit(_ json: [String: Any]) async throws -> HTTPResult {
+            try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "duration": 3].merging(json) { _, new in new })
+        }
+
+        // An engine the operator did not enable, or no engine name at all: 400 naming extra.engine, nothing stored.
+        for bad in ["fal", "", 7] as [Any] {
+            let r = try await submit(["prompt": "pan left", "extra": ["engine": bad]])
+            #expect(r.status == 400, "\(r.text)")
+            #expect(r.json["reason"] as? String == "INVALID_REQUEST_BODY")
+            #expect((r.json["metadata"] as? [String: String])?["field"] == "extra.engine", "\(r.text)")
+        }
+        // No engine asked: the first enabled one, rendered by the in-process motion worker.
+        let plain = try #require(try await submit(["prompt": "pan left"]).json["task_id"] as? String)
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: plain)
+        #expect((done["extra"] as? [String: Any])?["engine"] as? String == "motion")
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
+
+        // A diffusers task with sound: the motion worker never takes it, nor a diffusers worker without sound.
+        let gpu = try #require(try await submit(["prompt": "a fox runs", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
+        let queued = try await HTTP.result(server.baseURL, key: key, id: gpu)
+        #expect((queued.json["extra"] as? [String: Any])?["engine"] as? String == "diffusers")
+        let silent = try await R.post(server, "/claim", token: token, json: ["worker_id": "ti2v", "engine": "diffusers", "capabilities": [String](), "wait_seconds": 1])
+        #expect(silent.status == 204, "\(silent.text)")
+        let motionWorker = try await R.post(server, "/claim", token: token, json: ["worker_id": "m", "engines": ["motion"], "wait_seconds": 1])
+        #expect(motionWorker.status == 204, "\(motionWorker.text)")
+        let withSound = try await R.post(server, "/claim", token: token, json: [
+            "worker_id": "wan", "engines": ["diffusers"], "capabilities": ["sound", "multi_prompt", "future_feature"], "model": "Wan2.2-TI2V-5B", "wait_seconds": 1,
+        ])
+        #expect(withSound.status == 200, "\(withSound.text)")
+        #expect((withSound.json["task"] as? [String: Any])?["task_id"] as? String == gpu)
+        let still = try await HTTP.result(server.baseURL, key: key, id: gpu)
+        #expect((still.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
+
+        // Malformed claims name their field.
+        for (body, field) in [(["worker_id": "w", "engine": "a b"], "engine"), (["worker_id": "w", "engines": ["ok", "no/pe"]], "engines[1]"),
+                              (["worker_id": "w", "engine": "motion", "engines": ["motion"]], "engines"), (["worker_id": "w", "engines": [String]()], "engines")] as [([String: Any], String)] {
+            let r = try await R.post(server, "/claim", token: token, json: body)
+            #expect(r.status == 400, "\(body): \(r.text)")
+            #expect((r.json["metadata"] as? [String: String])?["field"] == field, "\(body): \(r.text)")
+        }
+        // An unknown engine at start is refused with the list of known ones.
+        let refused = try await ServerProcess.cli(["serve", "--data-dir", server.dataDir.path, "--engine", "sora"])
+        #expect(refused.status != 0)
+        #expect(refused.stdout.contains("diffusers"), "\(refused.stdout)")
+        await server.terminate()
+    }
+}

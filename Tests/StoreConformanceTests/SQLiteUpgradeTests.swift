@@ -1,0 +1,71 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import KinemaStoreSQLite
+import Testing
+
+/// A database written by the release before engine routing (Fixtures/sqlite-schema-v3.sql) upgrades in place when
+/// this build opens it: every task still reads, queued work is routed to `motion` with the features it needs, and
+/// the keys and tokens still authenticate.
+@Suite struct SQLiteUpgrade {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/sqlite-schema-v3.sql")
+
+    static func sqlite3(_ db: String, _ args: [String], input: URL? = nil) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["sqlite3", db] + args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        if let input { p.standardInput = try FileHandle(forReadingFrom: input) }
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw FixtureError(message: "sqlite3 failed: \(String(decoding: data, as: UTF8.self))") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func aVersionThreeDatabaseUpgradesAndItsTasksStillRead() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-upgrade-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("kinema.sqlite").path
+        _ = try Self.sqlite3(db, [], input: Self.fixture)
+        #expect(try Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+
+        let store = try SQLiteTaskStore(path: db)
+        let failed = try #require(try await store.task(id: UUID(uuidString: "14f7ecc5-fe71-4739-92da-76a09dd3f944")!))
+        #expect(failed.status == .failed)
+        #expect(failed.reason == "bad input")
+        #expect(failed.engine == "gpu") // a finished task keeps the engine that ran it
+        #expect(failed.request == GenerationRequest(prompt: "slow push in", seed: 7))
+        let running = try #require(try await store.task(id: UUID(uuidString: "4bb00816-bbbc-4f7b-baf3-208f69f884e0")!))
+        #expect(running.status == .processing)
+        #expect(running.engine == "motion")
+        #expect(running.request.shots?.map(\.prompt) == ["wide shot", "close up, rain"])
+        #expect(running.request.negativePrompt == "shake")
+        let status = try #require(try await store.taskStatus(id: running.id, tenant: "default"))
+        #expect(status.seed == 8)
+        #expect(status.engine == "motion")
+
+        // Queued work went to motion with the features it needs: the end-image task and the sound task.
+        let now = Date()
+        #expect(try await store.claim(workerID: "t", route: ClaimRoute(engines: ["motion"], capabilities: []), leaseDuration: 30, now: now) == nil)
+        let sound = try #require(try await store.claim(workerID: "t", route: ClaimRoute(engines: ["motion"], capabilities: [.sound]), leaseDuration: 30, now: now))
+        #expect(sound.task.id == UUID(uuidString: "4ab1dc24-40e1-41c2-9e35-8870d694604b"))
+        let end = try #require(try await store.claim(workerID: "t", route: .engine("motion"), leaseDuration: 30, now: now))
+        #expect(end.task.id == UUID(uuidString: "c5344e54-f3c2-42f9-89af-b85861e5a41c"))
+        #expect(end.task.request.webhookURL == "https://hooks.example/x")
+        #expect(end.task.request.cfgScale == 0.25)
+
+        // Credentials made by the old release still work.
+        #expect(try await store.apiKey(hash: APIKey.hash("kin_u1JuT3SrDSJFSNYKE2IH3RKoHIXxefeoUOxmM1X6BiI"))?.tenant == "default")
+        #expect(try await store.workerToken(hash: WorkerToken.hash("kwt_eAGdrh4i6V_3j1A-FQiVju09qWnX0rI8eTGo6nAmxgs"))?.name == "legacy")
+
+        // New rows are written in the versioned schema.
+        try await store.enqueue(NewTask(id: UUID(), tenant: "default", request: GenerationRequest(prompt: "new", seed: 1), imageKey: "i.png", endImageKey: nil), now: now)
+        let newest = try Self.sqlite3(db, ["SELECT request_json FROM tasks ORDER BY rowid DESC LIMIT 1"])
+        #expect(newest.contains(#""v":1"#), "\(newest)")
+        #expect(try Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "4")
+    }
+}
