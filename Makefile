@@ -20,8 +20,10 @@ serve: build
 ## release build: render-heavy tests are many times slower in debug. One build: `swift test` also builds the
 ## `kinema` binary that the end-to-end tests start (a separate `swift build` first would compile everything twice,
 ## since test builds enable testability).
+## Then the diffusers worker's own suite, whose end-to-end tests run that same release `kinema`.
 test: deps
 	$(SWIFT) test -c release
+	$(MAKE) --no-print-directory test-worker
 
 ## The diffusers GPU worker (workers/diffusers): installs .venv-worker, then lint, strict type check and its tests (CPU,
 ## tiny models written by the tests; the end-to-end ones use .build/release/kinema and are skipped loudly without it).

@@ -7,9 +7,14 @@ import KinemaStoreSQLite
 public struct DataDirectory: Sendable {
     public let url: URL
 
-    public init(_ url: URL) throws {
+    /// Who may read what is stored here (the owner only, by default).
+    public let access: FileAccess
+
+    /// Opens (creating if needed) the directory with the mode `access` gives it (0700 by default).
+    public init(_ url: URL, access: FileAccess = .owner) throws {
         self.url = url
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        self.access = access
+        try access.prepare(url)
     }
 
     /// The task store (created on first use).
@@ -19,7 +24,7 @@ public struct DataDirectory: Sendable {
 
     /// Inputs and results.
     public func openBlobs() throws -> LocalBlobStore {
-        try LocalBlobStore(root: url.appendingPathComponent("blobs"))
+        try LocalBlobStore(root: url.appendingPathComponent("blobs"), access: access)
     }
 
     /// Renders in progress (moved into the blob store when done).

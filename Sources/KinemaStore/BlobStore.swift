@@ -45,9 +45,10 @@ public struct LocalBlobStore: BlobStore {
     public let root: URL
 
     /// Creates the directory if needed.
-    public init(root: URL) throws {
+    /// Opens (creating if needed) the blob folder; `access` sets its mode (0700 by default, see `FileAccess`).
+    public init(root: URL, access: FileAccess = .owner) throws {
         self.root = root
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try access.prepare(root)
     }
 
     /// Whether `key` is safe to map onto a path: no empty, `.` or `..` segments, no odd characters.

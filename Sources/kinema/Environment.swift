@@ -1,4 +1,5 @@
 import Foundation
+import KinemaStore
 
 /// Command line > environment > default: the environment half of that rule.
 enum Env {
@@ -14,6 +15,14 @@ enum Env {
     /// A comma-separated list.
     static func list(_ name: String) -> [String] {
         string(name)?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
+    }
+
+    /// Who may read stored files: `--group-access` or `KINEMA_GROUP_ACCESS=1` opens them to the owner's group.
+    /// Applied at once to the process umask, so everything the command creates afterwards follows it.
+    static func fileAccess(groupAccess flag: Bool) -> FileAccess {
+        let access: FileAccess = flag || ["1", "true", "yes"].contains(string("KINEMA_GROUP_ACCESS")?.lowercased() ?? "") ? .group : .owner
+        access.restrictNewFiles()
+        return access
     }
 
     /// The data directory from `--data-dir`, `KINEMA_DATA_DIR`, or `./data`.

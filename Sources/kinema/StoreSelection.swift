@@ -29,7 +29,7 @@ struct StoreOptions: ParsableArguments {
                 return try await body(store)
             }
         }
-        return try await body(try DataDirectory(Env.dataDirectory(dataDir)).openStore())
+        return try await body(try DataDirectory(Env.dataDirectory(dataDir), access: Env.fileAccess(groupAccess: false)).openStore())
     }
 }
 

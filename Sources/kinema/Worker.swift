@@ -54,8 +54,12 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
+    @Flag(name: .customLong("group-access"), help: "With --database: let the owner's group read and write what this worker stores (folders 0770, files 0660) instead of the owner only; env KINEMA_GROUP_ACCESS=1.")
+    var groupAccess = false
+
     func run() async throws {
         ProcessSignals.unblockTermination()
+        let access = Env.fileAccess(groupAccess: groupAccess)
         let count = concurrency ?? Env.int("KINEMA_CONCURRENCY") ?? 1
         let lease = leaseSeconds ?? Env.int("KINEMA_LEASE_SECONDS") ?? 30
         let grace = shutdownGrace ?? Env.int("KINEMA_SHUTDOWN_GRACE") ?? 30
@@ -76,7 +80,7 @@ struct Worker: AsyncParsableCommand {
             guard server == nil else {
                 throw CLIError("Give one source of tasks: --server (HTTP) or --database (PostgreSQL), not both.")
             }
-            try await runOnDatabase(url: url, id: id, count: count, timing: timing, logger: logger)
+            try await runOnDatabase(url: url, id: id, count: count, timing: timing, access: access, logger: logger)
             return
         }
         let (remote, origin) = try remoteConfiguration()
@@ -97,11 +101,11 @@ struct Worker: AsyncParsableCommand {
 
     /// Database mode: claims from the shared PostgreSQL, blobs from the shared directory, and a lease rescuer of
     /// its own (safe beside the API nodes' rescuers: each task is rescued once).
-    func runOnDatabase(url: String, id: String, count: Int, timing: Timing, logger: Logger) async throws {
+    func runOnDatabase(url: String, id: String, count: Int, timing: Timing, access: FileAccess, logger: Logger) async throws {
         guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
             throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): the blob directory the API nodes share.")
         }
-        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true))
+        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
         // Same filesystem as the blobs, so a finished render is moved, not copied.
         let scratch = URL(fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
         let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))

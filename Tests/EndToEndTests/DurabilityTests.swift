@@ -6,7 +6,10 @@ import Testing
     @Test func killedServerFinishesQueuedAndRunningTasksAfterRestart() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        try await server.start(workers: 1)
+        // A lease far longer than the test waits: only the restart's own requeue of its orphans (at once, by its
+        // stable node id) can finish the task that was running at the kill; the lease rescuer would take 10 minutes.
+        let options = ["--lease-seconds", "600"]
+        try await server.start(options, workers: 1)
         let key = try #require(server.devKey)
         let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
         var ids: [String] = []
@@ -29,10 +32,10 @@ import Testing
         await server.kill9()
 
         // Same data dir, new process: the orphaned task is requeued at once (stable node id) and all finish.
-        try await server.start(workers: 1)
+        try await server.start(options, workers: 1)
         #expect(server.devKey == nil) // the dev key is shown only on the first start
         for id in ids {
-            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
+            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(240))
             let task = try #require(done["task"] as? [String: Any])
             #expect(task["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
             #expect((done["videos"] as? [Any])?.count == 1)
@@ -46,52 +49,104 @@ import Testing
         await server.terminate()
     }
 
-    @Test func sigtermLetsTheRunningRenderFinishAndRestartDoesTheRest() async throws {
-        let server = try ServerProcess()
-        defer { server.removeData() }
-        try await server.start(["--shutdown-grace", "60"], workers: 1)
-        let key = try #require(server.devKey)
-        let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()
+    /// Submits `count` tasks and waits (bounded) until the first is rendering.
+    static func submitAndWaitForARender(_ server: ServerProcess, key: String, count: Int, duration: Int) async throws -> [String] {
+        let png = try await Fixtures.image(width: 1280, height: 720, format: "png").base64EncodedString()
         var ids: [String] = []
-        for _ in 0..<2 {
-            let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "zoom out", "duration": 3])
+        for _ in 0..<count {
+            let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "zoom out", "duration": duration])
             ids.append(try #require(r.json["task_id"] as? String))
         }
+        let deadline = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < deadline {
+            let r = try await HTTP.result(server.baseURL, key: key, id: ids[0])
+            if (r.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING" { return ids }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("the first task never started rendering")
+    }
+
+    /// A task's row as the server's SQLite file holds it: status and attempt.
+    static func row(_ server: ServerProcess, _ id: String) async throws -> (status: String, attempt: Int) {
+        let db = server.dataDir.appendingPathComponent("kinema.sqlite").path
+        let r = try await Tools.run("sqlite3", ["-readonly", db, "SELECT status, attempt FROM tasks WHERE lower(id) = lower('\(id)')"])
+        let parts = r.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|")
+        guard r.status == 0, parts.count == 2, let attempt = Int(parts[1]) else { throw TestFailure("sqlite3: \(r.output)") }
+        return (String(parts[0]), attempt)
+    }
+
+    @Test func sigtermDrainsRefusingNewWorkWhileTheRunningRenderFinishes() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--shutdown-grace", "120"], workers: 1)
+        let key = try #require(server.devKey)
+        let token = try await RemoteWorkerTests.createToken(server)
+        let ids = try await Self.submitAndWaitForARender(server, key: key, count: 2, duration: 15)
+        let base = server.baseURL
+        let process = try #require(server.process)
+        send(SIGTERM, to: process)
+        // While the render runs out: not ready, submits refused with the contract's 503, and remote workers get no
+        // new task from this node (503 on claim, so they go to another node).
+        var sawNotReady = false, sawRefusedSubmit = false, sawRefusedClaim = false
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, !(sawNotReady && sawRefusedSubmit && sawRefusedClaim), process.isRunning {
+            if let r = try? await RemoteWorkerTests.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 0]), r.status == 503 {
+                #expect(r.headers.first(name: "Retry-After") != nil)
+                sawRefusedClaim = true
+            }
+            if let r = try? await HTTP.get(base + "/readyz"), r.status == 503 { sawNotReady = true }
+            if let r = try? await HTTP.submit(base, key: key, json: ["image": "AAAA", "prompt": "x"]), r.status == 503 {
+                #expect(r.json["reason"] as? String == "SERVICE_UNAVAILABLE")
+                #expect(r.headers.first(name: "Retry-After") != nil)
+                sawRefusedSubmit = true
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(sawNotReady)
+        #expect(sawRefusedSubmit)
+        #expect(sawRefusedClaim)
+        await ServerProcess.waitForExit(process, timeout: .seconds(150))
+        #expect(!process.isRunning)
+        #expect(process.terminationStatus == 0)
+        // The render in flight finished within the grace; the queued one was never started.
+        #expect(try await Self.row(server, ids[0]).status == "succeeded")
+        #expect(try await Self.row(server, ids[1]) == ("queued", 0))
+        try await server.start(workers: 1)
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: ids[1])
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+        await server.terminate()
+    }
+
+    @Test func aRenderStillRunningWhenTheGraceEndsIsReleasedWithoutCountingAnAttempt() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--shutdown-grace", "1"], workers: 1)
+        let key = try #require(server.devKey)
+        let ids = try await Self.submitAndWaitForARender(server, key: key, count: 1, duration: 15)
+        let started = ContinuousClock.now
         let status = await server.terminate()
         #expect(status == 0)
+        // A 15 s 720p clip takes several seconds; the 1 s grace ended it long before.
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(try await Self.row(server, ids[0]) == ("queued", 0))
         try await server.start(workers: 1)
-        for id in ids {
-            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
-            #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
-        }
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: ids[0])
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
         await server.terminate()
     }
 }
 
 /// Image URLs are fetched at submit time through the safe fetcher.
 @Suite(.serialized) struct URLInputs {
-    /// A loopback static file server (Python's http.server), stopped by the test.
+    /// A loopback static file server (Python's http.server on a port it picked itself), stopped by the test.
     func withFileServer(_ files: [String: Data], _ body: (String) async throws -> Void) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("files-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         for (name, data) in files { try data.write(to: dir.appendingPathComponent(name)) }
-        let port = Int.random(in: 20000...40000)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", dir.path]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        // SIGKILL: a child of the test runner inherits its blocked signal mask, so SIGTERM would be ignored.
-        defer { kill(p.processIdentifier, SIGKILL) }
-        let base = "http://127.0.0.1:\(port)"
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if let r = try? await HTTP.get(base + "/"), r.status == 200 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        try await body(base)
+        let server = try await FileServer.start(directory: dir)
+        defer { server.stop() }
+        try await body("http://127.0.0.1:\(server.port)")
     }
 
     @Test func loopbackURLIsRefusedByDefaultAndFetchedWhenAllowed() async throws {

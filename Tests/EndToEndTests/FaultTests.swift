@@ -107,9 +107,18 @@ import Testing
     /// A really full disk: tiny tmpfs filesystems (one page each) mounted over the blob store's folders. A result
     /// that does not fit fails its attempts with a reason that says the storage is full; a submit whose input
     /// does not fit answers 503 `SERVICE_UNAVAILABLE` with Retry-After and stores nothing; the server keeps
-    /// serving, and once space is back the next task succeeds. Needs root (mount); skipped elsewhere.
-    @Test(.enabled(if: TinyDisk.available, "mounting a tmpfs needs root"))
-    func fullDiskFailsResultsAndRefusesSubmitsWithoutLosingTheServer() async throws {
+    /// serving, and once space is back the next task succeeds. Needs root (mount): CI runs as root, so there a
+    /// machine that cannot mount fails the test; elsewhere the skip is printed where it cannot be missed.
+    @Test func fullDiskFailsResultsAndRefusesSubmitsWithoutLosingTheServer() async throws {
+        guard TinyDisk.available else {
+            let why = "the full-disk test needs to mount a tmpfs (root); this run cannot"
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("\(why), and in CI (root) it must run")
+            } else {
+                print("\n*** SKIPPED: \(why) — Faults.fullDiskFailsResultsAndRefusesSubmitsWithoutLosingTheServer did not run ***\n")
+            }
+            return
+        }
         let server = try ServerProcess()
         let blobs = server.dataDir.appendingPathComponent("blobs")
         let results = blobs.appendingPathComponent("results"), inputs = blobs.appendingPathComponent("inputs")
@@ -143,7 +152,7 @@ import Testing
         #expect(refused.status == 503, "\(refused.text)")
         #expect(refused.json["reason"] as? String == "SERVICE_UNAVAILABLE", "\(refused.text)")
         #expect((refused.json["message"] as? String ?? "").contains("storage is full"), "\(refused.text)")
-        #expect(Int(refused.headers.first(name: "Retry-After") ?? "").map { $0 > 0 } == true)
+        #expect(refused.headers.first(name: "Retry-After") == "30")
         #expect(try FileManager.default.contentsOfDirectory(atPath: inputs.path).isEmpty, "the refused input left files behind")
         #expect(try await HTTP.get(base + "/healthz").status == 200)
         #expect(try await HTTP.get(base + "/readyz").status == 200)

@@ -29,7 +29,7 @@ import Testing
         defer {
             for w in workers { w.kill() }
             for node in [nodeA, nodeB] {
-                if let p = node.process, p.isRunning { kill(p.processIdentifier, SIGKILL) }
+                if let p = node.process { send(SIGKILL, to: p) }
                 node.removeData()
             }
             try? FileManager.default.removeItem(at: shared)

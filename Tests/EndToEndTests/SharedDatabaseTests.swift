@@ -17,7 +17,7 @@ import Testing
         let node1 = try ServerProcess(), node2 = try ServerProcess()
         let worker = Process()
         defer {
-            kill(worker.processIdentifier, SIGKILL)
+            send(SIGKILL, to: worker)
             node1.removeData()
             node2.removeData()
             try? FileManager.default.removeItem(at: shared)
@@ -55,7 +55,7 @@ import Testing
         let video = try #require(try await Tools.probe(file).first { $0["codec_type"] as? String == "video" })
         #expect(video["nb_read_frames"] as? String == "72")
 
-        kill(worker.processIdentifier, SIGKILL)
+        send(SIGKILL, to: worker)
         await node1.terminate()
         await node2.terminate()
         let stopped = try await Tools.run("bash", [Self.script.path, "stop", pgDir.path])

@@ -15,6 +15,10 @@ final class ServerProcess: @unchecked Sendable {
     private(set) var baseURL = ""
     private(set) var devKey: String?
     private var outputLines: [String] = []
+    private var logBuffer = OutputBuffer()
+
+    /// What the server logged (stderr) since its last start.
+    var log: String { logBuffer.text }
 
     /// The release (or debug) `kinema` binary next to the test bundle, or `KINEMA_BIN`.
     static var binary: URL {
@@ -33,7 +37,7 @@ final class ServerProcess: @unchecked Sendable {
     /// A server the test did not stop (it threw first, or forgot) dies with its `ServerProcess`, so no test
     /// leaves a `kinema serve` running after the suite.
     deinit {
-        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        if let p = process { send(SIGKILL, to: p) }
     }
 
     init(dataDir: URL? = nil) throws {
@@ -45,17 +49,24 @@ final class ServerProcess: @unchecked Sendable {
     ///
     /// Nothing here blocks a thread of Swift's cooperative pool (only 2 on this machine): output is collected
     /// on a dedicated thread (`OutputBuffer.drain`) and polled with `Task.sleep`.
-    func start(_ extra: [String] = [], workers: Int = 1) async throws {
+    func start(_ extra: [String] = [], workers: Int = 1, logLevel: String = "warning", environment: [String: String] = [:]) async throws {
         devKey = nil
         let p = Process()
         p.executableURL = Self.binary
-        p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", "warning"] + extra
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
+        p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", logLevel] + extra
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        let errors = Pipe()
+        p.standardError = errors
         let collected = OutputBuffer()
+        let logged = OutputBuffer()
         try p.run()
         collected.drain(out.fileHandleForReading)
+        logged.drain(errors.fileHandleForReading)
+        logBuffer = logged
         process = p
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -75,14 +86,14 @@ final class ServerProcess: @unchecked Sendable {
             if !p.isRunning { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        kill(p.processIdentifier, SIGKILL)
+        send(SIGKILL, to: p)
         throw TestFailure("kinema serve did not start: \(collected.text)")
     }
 
     /// SIGKILL: no cleanup at all, like a crash or a lost machine.
     func kill9() async {
         guard let p = process else { return }
-        kill(p.processIdentifier, SIGKILL)
+        send(SIGKILL, to: p)
         await Self.waitForExit(p, timeout: .seconds(30))
         process = nil
     }
@@ -91,10 +102,10 @@ final class ServerProcess: @unchecked Sendable {
     @discardableResult
     func terminate(timeout: Duration = .seconds(60)) async -> Int32? {
         guard let p = process else { return nil }
-        kill(p.processIdentifier, SIGTERM)
+        send(SIGTERM, to: p)
         await Self.waitForExit(p, timeout: timeout)
         if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
+            send(SIGKILL, to: p)
             await Self.waitForExit(p, timeout: .seconds(30))
         }
         process = nil
@@ -172,6 +183,13 @@ final class OutputBuffer: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while !isEnded, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
+}
+
+/// Sends `signal` to `process` only when it was started and still runs. A `Process` that never ran has pid 0, and
+/// `kill(0, SIGKILL)` would kill the test runner's whole process group: every kill in the tests goes through here.
+func send(_ signal: Int32, to process: Process) {
+    guard process.processIdentifier > 0, process.isRunning else { return }
+    kill(process.processIdentifier, signal)
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -268,7 +286,7 @@ enum Tools {
         await ServerProcess.waitForExit(p, timeout: timeout)
         if p.isRunning {
             // SIGKILL: children that set a parent-death signal (scripts/soak's) die with it.
-            kill(p.processIdentifier, SIGKILL)
+            send(SIGKILL, to: p)
             await ServerProcess.waitForExit(p, timeout: .seconds(30))
             throw TestFailure("\(tool) did not finish within \(timeout):\n\(collected.text)")
         }

@@ -89,10 +89,14 @@ func runTool(_ tool: String, _ arguments: [String]) throws -> String {
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice
     try process.run()
+    // A time limit: a hung tool is killed (its pipe then closes and the read below ends) instead of hanging the run.
+    let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
     let data = readToEnd(out.fileHandleForReading)
     process.waitUntilExit()
+    watchdog.cancel()
     guard process.terminationStatus == 0 else {
-        throw ToolFailure(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        throw ToolFailure(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus) (killed after 120 s if 9)")
     }
     return String(decoding: data, as: UTF8.self)
 }
