@@ -15,6 +15,10 @@ final class ServerProcess: @unchecked Sendable {
     private(set) var baseURL = ""
     private(set) var devKey: String?
     private var outputLines: [String] = []
+    private var logBuffer: OutputBuffer?
+
+    /// What the server logged (stderr), when started with `captureLog`.
+    var log: String { logBuffer?.text ?? "" }
 
     /// The release (or debug) `kinema` binary next to the test bundle, or `KINEMA_BIN`.
     static var binary: URL {
@@ -45,17 +49,23 @@ final class ServerProcess: @unchecked Sendable {
     ///
     /// Nothing here blocks a thread of Swift's cooperative pool (only 2 on this machine): output is collected
     /// on a dedicated thread (`OutputBuffer.drain`) and polled with `Task.sleep`.
-    func start(_ extra: [String] = [], workers: Int = 1) async throws {
+    func start(_ extra: [String] = [], workers: Int = 1, captureLog: Bool = false) async throws {
         devKey = nil
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", "warning"] + extra
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        let errors = captureLog ? Pipe() : nil
+        p.standardError = errors ?? FileHandle.nullDevice
         let collected = OutputBuffer()
         try p.run()
         collected.drain(out.fileHandleForReading)
+        if let errors {
+            let logged = OutputBuffer()
+            logged.drain(errors.fileHandleForReading)
+            logBuffer = logged
+        }
         process = p
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
