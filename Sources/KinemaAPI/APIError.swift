@@ -50,9 +50,16 @@ public struct APIError: Error, Sendable, Equatable {
     static let workerRequestFailed = APIError(.internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
     static let unavailable = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
     static let storageFull = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The server's storage is full, so the task could not be stored; retry after the time in Retry-After.", retryAfter: 30)
-    /// 413 for a body over the cap, whether announced by `Content-Length` or found while reading a chunked body;
-    /// the connection closes (the rest of the body is not read).
+    /// 413 for a body announced by `Content-Length` over the cap, answered before reading it. The connection stays
+    /// usable (the announced body is read and discarded, as clients that do not wait for `100 Continue` send it
+    /// anyway and report a broken connection instead of the answer otherwise); after `Expect: 100-continue` the
+    /// connection guard closes it instead, as the body never comes.
     static let requestBodyTooLarge = APIError(
+        .contentTooLarge, "REQUEST_BODY_TOO_LARGE",
+        "The request body is larger than the server accepts; images may be at most 10 MB each."
+    )
+    /// 413 for a chunked body found over the cap while reading: its end is unknown, so the connection closes.
+    static let chunkedBodyTooLarge = APIError(
         .contentTooLarge, "REQUEST_BODY_TOO_LARGE",
         "The request body is larger than the server accepts; images may be at most 10 MB each.", closesConnection: true
     )
@@ -70,7 +77,7 @@ public struct APIError: Error, Sendable, Equatable {
         case let e as APIError:
             self = e
         case is NIOTooManyBytesError:
-            self = .requestBodyTooLarge
+            self = .chunkedBodyTooLarge
         case let e as HTTPParserError:
             self = Self.framing(e)
         case ByteToMessageDecoderError.dataReceivedInErrorState(let inner as HTTPParserError, _):

@@ -16,9 +16,8 @@ import NIOHTTPTypes
 /// - sends `100 Continue` when the request handler starts reading a body the client is holding back
 ///   (`Expect: 100-continue`), and closes after a final answer that leaves a request body unread;
 /// - adds `X-Content-Type-Options: nosniff` to every response;
-/// - closes gracefully: after an answer that ends the connection it stops sending, discards what still arrives and
-///   closes once the client closes or a short grace period passed, so the client reads the answer instead of a
-///   reset.
+/// - closes gracefully: after an answer that ends the connection it discards what still arrives and closes once
+///   the client closes or a short grace period passed, so the client reads the answer instead of a reset.
 final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -32,7 +31,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         /// Time allowed for a complete request head.
         let headerTimeoutSeconds: Int
         /// How long a connection that is being closed keeps discarding input, at most.
-        var lingerTimeout: TimeAmount = .seconds(2)
+        var lingerTimeout: TimeAmount = .seconds(5)
     }
 
     /// The header field added to every response.
@@ -207,9 +206,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             responseInProgress = true
             response.headerFields[Self.contentTypeOptions] = "nosniff"
             if response.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
-            // A final answer while the body is still unread: after `Expect: 100-continue` the client will not send
-            // it, and after an error the server will not read it; the connection cannot be reused either way.
-            if readingRequest, (expectsContinue && !continueSent) || response.status.code >= 400 { closeAfterResponse = true }
+            // A final answer while the body is held back (`Expect: 100-continue` and no 100 sent): the client will not
+            // send it, so where the next request starts is unknown; close. (Any other unread body is read and
+            // discarded by Hummingbird before the next request, as clients send it anyway.)
+            if readingRequest, expectsContinue, !continueSent { closeAfterResponse = true }
             if closeAfterResponse { response.headerFields[.connection] = "close" }
             context.write(wrapOutboundOut(.head(response)), promise: promise)
         case .body:
@@ -227,12 +227,20 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 return
             }
+            if requestsInProgress == 0, let id = registryID, settings.registry.markIdle(id) {
+                // A newcomer waits for a slot and every other connection is busy: this keep-alive gives way, as
+                // soon as its response is out (the request was read whole, so nothing is left to drain).
+                isClosing = true
+                cancelHeaderTimer()
+                let written = context.eventLoop.makePromise(of: Void.self)
+                if let promise { written.futureResult.cascade(to: promise) }
+                context.writeAndFlush(data, promise: written)
+                written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+                return
+            }
             context.write(data, promise: promise)
-            if requestsInProgress == 0, let id = registryID {
-                if settings.registry.markIdle(id) {
-                    // A newcomer waits for a slot and every other connection is busy: this keep-alive gives way.
-                    closeGracefully(context)
-                } else if headStarted {
+            if requestsInProgress == 0, registryID != nil {
+                if headStarted {
                     // The next request's first bytes came while this one was answered.
                     startHeaderTimer(context)
                 }
@@ -264,16 +272,16 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         closeGracefully(context)
     }
 
-    /// Flushes, stops sending (the client reads everything written so far, then EOF), discards further input, and
-    /// closes once the client closes its side or the linger time passed.
+    /// Flushes, stops answering, discards further input, and closes once the client closes its side (the answer says
+    /// `Connection: close`) or the linger time passed. The output stays open meanwhile: a client still uploading
+    /// a body it was refused (no `Expect`) finishes its upload and then reads the answer, where a shut output would
+    /// make many clients report a broken connection instead of the answer.
     private func closeGracefully(_ context: ChannelHandlerContext) {
         guard !isClosing else { return }
         isClosing = true
         cancelHeaderTimer()
         if let id = registryID { settings.registry.markClosing(id) }
         context.flush()
-        // The output is shut once the pending writes are out.
-        context.close(mode: .output, promise: nil)
         lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: settings.lingerTimeout) {
             context.close(promise: nil)
         }
