@@ -6,6 +6,7 @@ import HummingbirdCore
 /// The accept loop counts here, at once; each connection also registers itself from its own pipeline a moment
 /// later (with its address and state). The accept loop asks again whenever a connection closes.
 struct ConnectionAdmission: AvailableConnectionsDelegate {
+    /// The node's connections.
     let registry: ConnectionRegistry
 
     /// Counts an accepted connection.

@@ -26,8 +26,11 @@ public final class ConnectionRegistry: Sendable {
         case refused(evicting: [Close])
     }
 
+    /// One open connection.
     private struct Entry {
+        /// The client's address.
         let client: String
+        /// Closes the connection.
         let close: Close
         /// When it last became idle (an increasing counter, not a time); `nil` while mid-request.
         var idleSince: UInt64?
@@ -35,10 +38,15 @@ public final class ConnectionRegistry: Sendable {
         var headStarted = false
     }
 
+    /// Everything behind the lock.
     private struct State {
+        /// Registered connections by id.
         var entries: [UInt64: Entry] = [:]
+        /// Registered connections per client address.
         var perClient: [String: Int] = [:]
+        /// The next connection id.
         var nextID: UInt64 = 1
+        /// Orders idle periods (a counter, so no clock is needed).
         var tick: UInt64 = 1
         /// Set when the accept loop was told to wait: the next connection to become idle closes instead.
         var acceptWaiting = false
@@ -51,6 +59,7 @@ public final class ConnectionRegistry: Sendable {
     public let maxConnections: Int
     /// Most connections open at once from one client address.
     public let maxPerClient: Int
+    /// The registry's state.
     private let state = Mutex(State())
     /// Asks the accept loop to decide again (set once the server runs).
     private let waker = Mutex<Close?>(nil)
@@ -183,12 +192,14 @@ public final class ConnectionRegistry: Sendable {
         return best?.id
     }
 
+    /// Removes a chosen victim and returns how to close it.
     private static func remove(_ id: UInt64, from state: inout State) -> Close {
         let entry = state.entries.removeValue(forKey: id)!
         decrement(entry.client, in: &state)
         return entry.close
     }
 
+    /// One connection fewer for `client`.
     private static func decrement(_ client: String, in state: inout State) {
         let left = (state.perClient[client] ?? 1) - 1
         state.perClient[client] = left > 0 ? left : nil

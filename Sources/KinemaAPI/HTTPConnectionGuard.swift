@@ -37,10 +37,15 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// The header field added to every response.
     static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
 
+    /// The server's shared settings.
     private let settings: Settings
+    /// Where refusals and timeouts are logged (debug/info only: they are the client's doing).
     private let logger: Logger
+    /// This handler's context while it is in the pipeline (for the observer's and the request handler's calls).
     private var context: ChannelHandlerContext?
+    /// Whether the connection was offered to the registry already.
     private var activated = false
+    /// The connection's id in the registry, once admitted.
     private var registryID: UInt64?
 
     /// Requests whose head arrived and whose response has not ended.
@@ -51,15 +56,19 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var headStarted = false
     /// The request being read asked for `100 Continue` before sending its body.
     private var expectsContinue = false
+    /// `100 Continue` was sent for the request being read.
     private var continueSent = false
     /// A final response head was written and its end not yet.
     private var responseInProgress = false
+    /// The connection ends once the current response is out.
     private var closeAfterResponse = false
     /// An error answer waiting for the current response to end (the error belongs to the next request).
     private var pendingAnswer: APIError?
     /// Set once the connection is closing: responses are dropped, input is discarded.
     private(set) var isClosing = false
+    /// Closes the connection when a request head takes longer than the header timeout.
     private var headerTimer: Scheduled<Void>?
+    /// Closes a closing connection whose client does not close its side.
     private var lingerTimer: Scheduled<Void>?
 
     /// A guard with the server's settings.
@@ -98,6 +107,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// Offers the connection to the registry: admitted (evicting idle ones to make room) or refused and closed.
     private func activate(_ context: ChannelHandlerContext) {
         guard !activated else { return }
         activated = true
@@ -121,6 +131,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Removes the connection from the registry (idempotent).
     private func leaveRegistry() {
         if let id = registryID { settings.registry.remove(id) }
         registryID = nil
@@ -287,6 +298,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Starts the header timeout unless it runs already.
     private func startHeaderTimer(_ context: ChannelHandlerContext) {
         guard headerTimer == nil, !isClosing else { return }
         headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Int64(settings.headerTimeoutSeconds))) { [self] in
@@ -295,6 +307,8 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The header timeout passed: 408 for a started head, a silent close otherwise, or a close after the response
+    /// in progress.
     private func headerTimedOut(_ context: ChannelHandlerContext) {
         guard !isClosing, context.channel.isActive, !readingRequest else { return }
         if requestsInProgress > 0 {
@@ -312,11 +326,13 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Stops the header timeout.
     private func cancelHeaderTimer() {
         headerTimer?.cancel()
         headerTimer = nil
     }
 
+    /// Stops both timers.
     private func cancelTimers() {
         cancelHeaderTimer()
         lingerTimer?.cancel()
@@ -330,6 +346,7 @@ final class RequestBytesObserver: ChannelInboundHandler, RemovableChannelHandler
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
+    /// The guard this observer reports to.
     private let connectionGuard: HTTPConnectionGuard
 
     /// An observer reporting to `guard`.
