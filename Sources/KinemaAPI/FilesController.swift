@@ -26,19 +26,26 @@ struct FilesController: Sendable {
         guard let url = blobs.localURL(for: key), let size = blobs.size(of: key) else {
             throw APIError(.notFound, "FILE_NOT_FOUND", "The file behind this link no longer exists.")
         }
+        let etag = Self.entityTag(key: key, size: size, modified: Self.modificationTime(url))
         var headers: HTTPFields = [
             .contentType: key.hasSuffix(".mp4") ? "video/mp4" : "application/octet-stream",
             .acceptRanges: "bytes",
+            .eTag: etag,
             .cacheControl: "private, max-age=\(max(0, expires - Int64(Date().timeIntervalSince1970)))",
         ]
         var range: ClosedRange<Int>? = nil
-        if let header = request.headers[.range] {
+        // RFC 9110 13.1.5: a Range is honoured only while If-Range (when sent) still names this representation,
+        // by strong comparison with its entity tag; a date or another tag means "send it all" (200).
+        if let header = request.headers[.range], Self.ifRangeHolds(request.headers[.ifRange], etag: etag) {
             switch ByteRange.parse(header, size: Int(size)) {
             case .none:
                 break
             case .unsatisfiable:
-                headers[.contentRange] = "bytes */\(size)"
-                return Response(status: .rangeNotSatisfiable, headers: headers)
+                throw APIError(
+                    .rangeNotSatisfiable, "RANGE_NOT_SATISFIABLE",
+                    "The requested byte range starts beyond the end of the file (\(size) bytes); ask for a range within it, or for the whole file without Range.",
+                    metadata: ["field": "Range"], extraHeaders: [.contentRange: "bytes */\(size)"]
+                )
             case .range(let r):
                 range = r
             }
@@ -54,6 +61,27 @@ struct FilesController: Sendable {
         if headOnly { return Response(status: .ok, headers: headers) }
         let body = try await fileIO.loadFile(path: url.path, context: context)
         return Response(status: .ok, headers: headers, body: body)
+    }
+}
+
+extension FilesController {
+    /// A strong entity tag for the file: results are written once under their key, so key, size and modification
+    /// time identify the bytes (a file replaced under the same key gets a new tag).
+    static func entityTag(key: String, size: Int64, modified: Int64) -> String {
+        "\"" + SHA256.hash(Array("\(key)\n\(size)\n\(modified)".utf8)).hexString.prefix(32) + "\""
+    }
+
+    /// Whether a Range request may be answered partially: no If-Range, or one that matches `etag` exactly (a weak
+    /// tag or a date never does).
+    static func ifRangeHolds(_ ifRange: String?, etag: String) -> Bool {
+        guard let ifRange else { return true }
+        return ifRange.trimmingASCIIWhitespace() == etag
+    }
+
+    /// The file's modification time in nanoseconds since 1970 (0 when it cannot be read).
+    static func modificationTime(_ url: URL) -> Int64 {
+        guard let date = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date else { return 0 }
+        return Int64((date.timeIntervalSince1970 * 1_000_000_000).rounded())
     }
 }
 

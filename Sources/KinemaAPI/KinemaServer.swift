@@ -77,17 +77,25 @@ public struct KinemaServer: Sendable {
             worker: worker
         )
         let logger = self.logger
+        // Every connection registers here: at a cap the longest-idle connection makes room for a new one, and only
+        // when all are mid-request does the server stop accepting (new connections wait in the listen backlog).
+        let connections = ConnectionRegistry(maxConnections: config.maxConnections, maxPerClient: config.effectiveMaxConnectionsPerClient)
+        let guardSettings = HTTPConnectionGuard.Settings(registry: connections, headerTimeoutSeconds: config.headerTimeoutSeconds)
         let app = Application(
             router: router,
-            // Idle connections are closed so idle or stalled clients cannot hold sockets forever.
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)))),
-            // Past the cap the server stops accepting (new connections wait in the listen backlog) instead of
-            // running out of file descriptors; slow clients are closed by the idle and body timeouts.
+            // The guard enforces the caps and the header timeout and answers parser errors in the contract's shape;
+            // idle keep-alive connections are closed after the idle timeout.
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [HTTPConnectionGuard(settings: guardSettings, logger: logger)],
+                idleTimeout: .seconds(Int64(config.idleTimeoutSeconds))
+            )),
             configuration: .init(
                 address: .hostname(config.host, port: config.port), serverName: "Kinema",
-                availableConnectionsDelegate: MaximumAvailableConnections(config.maxConnections)
+                availableConnectionsDelegate: ConnectionAdmission(registry: connections)
             ),
             onServerRunning: { channel in
+                // A read on the server channel makes the accept loop ask `ConnectionAdmission` again.
+                connections.setAcceptLoopWaker { channel.read() }
                 let port = channel.localAddress?.port ?? config.port
                 let host = config.host == "0.0.0.0" || config.host == "::" ? "127.0.0.1" : config.host
                 let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"

@@ -249,6 +249,6 @@ paths:
               schema: {type: string, format: binary}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
-        "416": {description: Range not satisfiable.}
+        "416": {$ref: "#/components/responses/Error"}
 """#
 }

@@ -32,8 +32,8 @@ public enum Routes {
 func buildRouter(
     submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState,
     worker: WorkerProtocolController? = nil
-) -> Router<BasicRequestContext> {
-    let router = Router()
+) -> Router<KinemaRequestContext> {
+    let router = Router(context: KinemaRequestContext.self)
     router.add(middleware: ContractErrorMiddleware { request in
         if request.uri.path.hasPrefix(WorkerProtocolPaths.base + "/") { return APIError.workerRequestFailed }
         return request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
@@ -51,10 +51,13 @@ func buildRouter(
     router.head("/files/**") { request, context in
         try await files.get(request, context: context, headOnly: true)
     }
-    router.get(RouterPath(stringLiteral: Routes.healthz)) { _, _ in
+    // HEAD answers like GET (monitors use it); the HTTP encoder leaves the body out.
+    let healthz: @Sendable (Request, KinemaRequestContext) async throws -> Response = { _, _ in
         JSONWire.response(["status": "ok"])
     }
-    router.get(RouterPath(stringLiteral: Routes.readyz)) { _, _ in
+    router.get(RouterPath(stringLiteral: Routes.healthz), use: healthz)
+    router.head(RouterPath(stringLiteral: Routes.healthz), use: healthz)
+    let readyz: @Sendable (Request, KinemaRequestContext) async throws -> Response = { _, _ in
         if draining.isDraining {
             throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down.", retryAfter: 5)
         }
@@ -65,6 +68,8 @@ func buildRouter(
         }
         return JSONWire.response(["status": "ready"])
     }
+    router.get(RouterPath(stringLiteral: Routes.readyz), use: readyz)
+    router.head(RouterPath(stringLiteral: Routes.readyz), use: readyz)
     router.get(RouterPath(stringLiteral: Routes.openAPI)) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
     }

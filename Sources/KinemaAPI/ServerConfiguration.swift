@@ -34,10 +34,29 @@ public struct ServerConfiguration: Sendable {
     public var rescueInterval: Duration = .seconds(5)
     /// How long running renders may continue after SIGTERM before their leases are released.
     public var shutdownGrace: Duration = .seconds(30)
-    /// Seconds an HTTP connection may stay idle before the server closes it (also bounds a stalled request head).
+    /// Seconds an idle keep-alive connection stays open (and bounds a stalled body between its parts).
     public var idleTimeoutSeconds: Int = 60
-    /// Most HTTP connections open at once; more wait in the listen backlog until one closes.
+    /// Seconds a connection may take to send a complete request head: from the accept for its first request, from
+    /// the request's first byte for later ones (between requests the idle timeout applies). 408 after it when a head
+    /// was started, a silent close when nothing was sent.
+    public var headerTimeoutSeconds: Int = 10
+    /// Most HTTP connections open at once. At the cap the longest-idle connection is closed to make room for a new
+    /// one; only when every connection is mid-request do new ones wait in the listen backlog.
     public var maxConnections: Int = 512
+    /// Most HTTP connections open at once from one client address (the longest-idle of that client's connections
+    /// makes room; with all of them mid-request a new one is closed). `nil`: a quarter of `maxConnections`, at least
+    /// 16 (never more than `maxConnections`). Behind a reverse proxy every client shares its address: set it to
+    /// `maxConnections` there.
+    public var maxConnectionsPerClient: Int?
+    /// The per-client cap in force.
+    public var effectiveMaxConnectionsPerClient: Int {
+        maxConnectionsPerClient ?? Self.defaultPerClient(maxConnections)
+    }
+
+    /// The per-client cap that follows `maxConnections` until one is set.
+    static func defaultPerClient(_ maxConnections: Int) -> Int {
+        min(maxConnections, max(16, maxConnections / 4))
+    }
     /// Seconds a submit's whole body may take to arrive, however steadily it trickles (408 after).
     public var bodyTimeoutSeconds: Int = 120
     /// The remote worker protocol's limits (result size cap, long-poll length).

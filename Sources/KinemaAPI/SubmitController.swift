@@ -31,14 +31,17 @@ struct SubmitController: Sendable {
     let signal: WorkSignal
     let draining: DrainState
 
-    func submit(_ request: Request, context: some RequestContext) async throws -> Response {
+    func submit(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let tenant = try await auth.tenant(for: request)
         if draining.isDraining {
             throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and accepts no new tasks; retry after the time in Retry-After.", retryAfter: 5)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
-            throw HTTPError(.contentTooLarge)
+            throw APIError.requestBodyTooLarge
         }
+        // Everything the head can tell was checked: a client waiting on `Expect: 100-continue` may send its body now.
+        await context.acceptBody()
+        // A chunked body over the cap stops the collector (NIOTooManyBytesError), which answers 413 the same way.
         let body = try await BodyDeadline.collect(request.body, upTo: maxBodyBytes, within: bodyTimeoutSeconds)
         let draft: SubmitDraft
         do {

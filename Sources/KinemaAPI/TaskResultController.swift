@@ -29,7 +29,8 @@ struct TaskResultController: Sendable {
         guard let task else { throw APIError.taskNotFound }
         // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
         let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        // The body carries a signed download link and changes as the task runs: no cache may keep it.
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 

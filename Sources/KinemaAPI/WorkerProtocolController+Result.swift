@@ -8,7 +8,7 @@ import Synchronization
 extension WorkerProtocolController {
     /// `PUT …/tasks/{task_id}/result?lease_id=`: streams the MP4 to a temp file under the size cap, checks it is
     /// an MP4, then stores it under the lease's own result key and completes the task, fenced by the lease.
-    func result(_ request: Request, context: some RequestContext) async throws -> Response {
+    func result(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
         let taskID = try Self.taskID(context)
         let limit = configuration.maxResultBytes
@@ -21,6 +21,7 @@ extension WorkerProtocolController {
         let file = uploadDirectory.appendingPathComponent("upload-\(lease.leaseID.uuidString.lowercased())-\(UUID().uuidString.lowercased()).mp4")
         // Removed on every path; a completed upload has already been moved into the blob store.
         defer { try? FileManager.default.removeItem(at: file) }
+        await context.acceptBody()
         let capped = CappedBody(base: request.body, limit: limit)
         let fileIO = self.fileIO
         do {
@@ -31,6 +32,11 @@ extension WorkerProtocolController {
         } catch where capped.overLimit.isSet {
             // The file layer may wrap the sequence's error, so the flag (not the error type) decides.
             throw tooLarge
+        } catch {
+            // Likewise a client's mistake while streaming (bad chunk framing, a client gone mid-upload) is recorded
+            // by the sequence itself, so it answers 4xx however the file layer reports it.
+            if let failure = capped.failure.error, let clientError = APIError(clientError: failure) { throw clientError }
+            throw error
         }
         guard Self.looksLikeMP4(file) else {
             throw APIError(.badRequest, "INVALID_RESULT", "The uploaded result is not an MP4 file (it must start with an ISO BMFF 'ftyp' box).", metadata: ["field": "body"])
@@ -71,6 +77,17 @@ struct CappedBody<Base: AsyncSequence>: AsyncSequence where Base.Element == Byte
     let limit: Int
     /// Set when the limit was passed, whatever error the consumer then reports.
     let overLimit = Flag()
+    /// The error the underlying body threw, whatever error the consumer then reports.
+    let failure = FailureBox()
+
+    /// The first error of the underlying sequence, kept for the code that consumed it.
+    final class FailureBox: Sendable {
+        private let value = Mutex<(any Error)?>(nil)
+        /// The recorded error, if any.
+        var error: (any Error)? { value.withLock { $0 } }
+        /// Records `error` unless one was recorded already.
+        func record(_ error: any Error) { value.withLock { if $0 == nil { $0 = error } } }
+    }
 
     /// A one-way flag shared between the sequence and its iterator.
     final class Flag: Sendable {
@@ -83,10 +100,18 @@ struct CappedBody<Base: AsyncSequence>: AsyncSequence where Base.Element == Byte
         var base: Base.AsyncIterator
         let limit: Int
         let overLimit: Flag
+        let failure: FailureBox
         var count = 0
 
         mutating func next() async throws -> ByteBuffer? {
-            guard let chunk = try await base.next() else { return nil }
+            let next: ByteBuffer?
+            do {
+                next = try await base.next()
+            } catch {
+                failure.record(error)
+                throw error
+            }
+            guard let chunk = next else { return nil }
             count += chunk.readableBytes
             if count > limit {
                 overLimit.set()
@@ -97,7 +122,7 @@ struct CappedBody<Base: AsyncSequence>: AsyncSequence where Base.Element == Byte
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, overLimit: overLimit)
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit, overLimit: overLimit, failure: failure)
     }
 }
 

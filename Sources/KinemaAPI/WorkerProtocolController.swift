@@ -42,7 +42,7 @@ struct WorkerProtocolController: Sendable {
 
     var source: StoreWorkSource { StoreWorkSource(store: store, blobs: blobs) }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<KinemaRequestContext>) {
         router.post(RouterPath(stringLiteral: WorkerProtocolPaths.claim)) { request, context in
             try await claim(request, context: context)
         }
@@ -69,9 +69,9 @@ struct WorkerProtocolController: Sendable {
 
     // MARK: Claim
 
-    func claim(_ request: Request, context: some RequestContext) async throws -> Response {
+    func claim(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
-        let body = try await decode(WorkerClaimRequest.self, from: request)
+        let body = try await decode(WorkerClaimRequest.self, from: request, context: context)
         try Self.checkWorkerID(body.workerID)
         let route = try Self.route(body)
         if let model = body.model, !(1...200).contains(model.utf8.count) || !model.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
@@ -150,9 +150,9 @@ struct WorkerProtocolController: Sendable {
 
     // MARK: Orphans
 
-    func orphans(_ request: Request, context: some RequestContext) async throws -> Response {
+    func orphans(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
-        let body = try await decode(WorkerOrphansRequest.self, from: request)
+        let body = try await decode(WorkerOrphansRequest.self, from: request, context: context)
         try Self.checkWorkerID(body.workerID)
         let owner = WorkerAuthenticator.leaseOwner(token: token, workerID: body.workerID)
         let report = try await storeCall { try await store.requeueOrphans(ofWorker: owner, now: Date()) }
@@ -192,10 +192,10 @@ struct WorkerProtocolController: Sendable {
         )
     }
 
-    func heartbeat(_ request: Request, context: some RequestContext) async throws -> Response {
+    func heartbeat(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
         let taskID = try Self.taskID(context)
-        let body = try await decode(WorkerHeartbeatRequest.self, from: request)
+        let body = try await decode(WorkerHeartbeatRequest.self, from: request, context: context)
         guard (0...100).contains(body.progressPercent) else {
             throw Self.invalid("progress_percent", "progress_percent must be an integer from 0 to 100.")
         }
@@ -211,10 +211,10 @@ struct WorkerProtocolController: Sendable {
         return JSONWire.response(WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.processing.contractName, leaseSeconds: leaseSeconds))
     }
 
-    func fail(_ request: Request, context: some RequestContext) async throws -> Response {
+    func fail(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
         let taskID = try Self.taskID(context)
-        let body = try await decode(WorkerFailRequest.self, from: request)
+        let body = try await decode(WorkerFailRequest.self, from: request, context: context)
         let reason = body.reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard (1...1000).contains(reason.unicodeScalars.count) else {
             throw Self.invalid("reason", "reason must be 1 to 1000 characters saying what went wrong.")
@@ -225,10 +225,10 @@ struct WorkerProtocolController: Sendable {
         return try await stateResponse(taskID)
     }
 
-    func release(_ request: Request, context: some RequestContext) async throws -> Response {
+    func release(_ request: Request, context: KinemaRequestContext) async throws -> Response {
         let token = try await auth.token(for: request)
         let taskID = try Self.taskID(context)
-        let body = try await decode(WorkerReleaseRequest.self, from: request)
+        let body = try await decode(WorkerReleaseRequest.self, from: request, context: context)
         let lease = try await resolveLease(taskID: taskID, leaseID: body.leaseID, token: token)
         guard try await storeCall({ try await source.release(lease) }) else { throw Self.leaseLost }
         return try await stateResponse(taskID)
@@ -267,7 +267,9 @@ struct WorkerProtocolController: Sendable {
     }
 
     /// Decodes a small JSON body, answering 400 with the offending field on any problem.
-    func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, context: KinemaRequestContext) async throws -> T {
+        await context.acceptBody()
+        // Over 64 KiB: 413 (ContractErrorMiddleware maps the collector's error).
         let buffer = try await request.body.collect(upTo: 64 * 1024)
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))

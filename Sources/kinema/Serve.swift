@@ -60,11 +60,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-queued-tasks"), help: "Most queued + running tasks per tenant; submits over it answer 429; 0 = unlimited (env KINEMA_MAX_QUEUED_TASKS, default 0).")
     var maxQueuedTasks: Int?
 
-    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay idle (or stall while sending a request head) before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may stay idle between requests before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
     var idleTimeout: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Most HTTP connections open at once; more wait until one closes (env KINEMA_MAX_CONNECTIONS, default 512).")
+    @Option(name: .customLong("max-connections"), help: "Most HTTP connections open at once; at the cap the longest-idle one is closed for a new one, and only when all are mid-request do new ones wait (env KINEMA_MAX_CONNECTIONS, default 512).")
     var maxConnections: Int?
+
+    @Option(name: .customLong("max-connections-per-client"), help: "Most HTTP connections open at once from one client address (env KINEMA_MAX_CONNECTIONS_PER_CLIENT, default a quarter of --max-connections, at least 16; behind a reverse proxy set it to --max-connections).")
+    var maxConnectionsPerClient: Int?
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send a complete request head, from the accept for its first request and from the first byte for later ones; 408 after it (env KINEMA_HEADER_TIMEOUT, default 10).")
+    var headerTimeout: Int?
 
     @Option(name: .customLong("body-timeout"), help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
     var bodyTimeout: Int?
@@ -147,8 +153,11 @@ struct Serve: AsyncParsableCommand {
         guard claimPoll >= 0.05, claimPoll <= 3600 else { throw CLIError("--claim-poll-seconds must be from 0.05 to 3600.") }
         config.workerProtocol.pollInterval = .milliseconds(Int64(claimPoll * 1000))
         config.maxConnections = maxConnections ?? Env.int("KINEMA_MAX_CONNECTIONS") ?? config.maxConnections
-        guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.maxConnections >= 1 else {
-            throw CLIError("--idle-timeout and --body-timeout must be at least 1 second, --max-connections at least 1.")
+        config.maxConnectionsPerClient = maxConnectionsPerClient ?? Env.int("KINEMA_MAX_CONNECTIONS_PER_CLIENT")
+        config.headerTimeoutSeconds = headerTimeout ?? Env.int("KINEMA_HEADER_TIMEOUT") ?? config.headerTimeoutSeconds
+        guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.headerTimeoutSeconds >= 1,
+              config.maxConnections >= 1, config.effectiveMaxConnectionsPerClient >= 1 else {
+            throw CLIError("--idle-timeout, --header-timeout and --body-timeout must be at least 1 second, --max-connections and --max-connections-per-client at least 1.")
         }
         config.fetchTimeout = .seconds(fetchTimeout ?? Env.int("KINEMA_FETCH_TIMEOUT") ?? 15)
         config.fetchMaxRedirects = fetchMaxRedirects ?? Env.int("KINEMA_FETCH_MAX_REDIRECTS") ?? config.fetchMaxRedirects

@@ -10,11 +10,11 @@ import Glibc
     /// 40 connections that trickle a request head one byte at a time and never finish it, and 20 that connect
     /// and send nothing. A normal client is served meanwhile, and the server closes every slow connection:
     /// trickled header bytes do not count as activity (no request head was ever read), so they are closed
-    /// one idle timeout (45 s here, `--idle-timeout`) after they opened, however steadily they keep sending.
+    /// one header timeout (20 s here, `--header-timeout`) after they opened, however steadily they keep sending.
     @Test func slowlorisConnectionsDoNotStarveOthersAndAreClosedByTheServer() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        try await server.start(["--idle-timeout", "45"], workers: 0)
+        try await server.start(["--idle-timeout", "45", "--header-timeout", "20"], workers: 0)
         let key = try #require(server.devKey)
         let port = try #require(Int(server.baseURL.split(separator: ":").last ?? ""))
 
@@ -30,7 +30,7 @@ import Glibc
         }
         #expect(slow.openCount > 0, "the slow connections were closed before the normal client was served; the test proved nothing")
 
-        // Bounded wait for the server to close every slow connection (idle timeout 45 s, plus slack for a loaded machine).
+        // Bounded wait for the server to close every slow connection (header timeout 20 s, plus slack for a loaded machine).
         let deadline = ContinuousClock.now + .seconds(150)
         while slow.openCount > 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))

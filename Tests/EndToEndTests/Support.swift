@@ -15,10 +15,10 @@ final class ServerProcess: @unchecked Sendable {
     private(set) var baseURL = ""
     private(set) var devKey: String?
     private var outputLines: [String] = []
-    private var logBuffer = OutputBuffer()
+    private var logBuffer: OutputBuffer?
 
-    /// What the server logged (stderr) since its last start.
-    var log: String { logBuffer.text }
+    /// What the server logged (stderr) since its last start (empty when started with `captureLog: false`).
+    var log: String { logBuffer?.text ?? "" }
 
     /// The release (or debug) `kinema` binary next to the test bundle, or `KINEMA_BIN`.
     static var binary: URL {
@@ -49,7 +49,10 @@ final class ServerProcess: @unchecked Sendable {
     ///
     /// Nothing here blocks a thread of Swift's cooperative pool (only 2 on this machine): output is collected
     /// on a dedicated thread (`OutputBuffer.drain`) and polled with `Task.sleep`.
-    func start(_ extra: [String] = [], workers: Int = 1, logLevel: String = "warning", environment: [String: String] = [:]) async throws {
+    func start(
+        _ extra: [String] = [], workers: Int = 1, logLevel: String = "warning", environment: [String: String] = [:],
+        captureLog: Bool = true
+    ) async throws {
         devKey = nil
         let p = Process()
         p.executableURL = Self.binary
@@ -59,14 +62,17 @@ final class ServerProcess: @unchecked Sendable {
         p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", logLevel] + extra
         let out = Pipe()
         p.standardOutput = out
-        let errors = Pipe()
-        p.standardError = errors
+        let errors = captureLog ? Pipe() : nil
+        p.standardError = errors ?? FileHandle.nullDevice
         let collected = OutputBuffer()
-        let logged = OutputBuffer()
+        logBuffer = nil
         try p.run()
         collected.drain(out.fileHandleForReading)
-        logged.drain(errors.fileHandleForReading)
-        logBuffer = logged
+        if let errors {
+            let logged = OutputBuffer()
+            logged.drain(errors.fileHandleForReading)
+            logBuffer = logged
+        }
         process = p
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
