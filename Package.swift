@@ -122,8 +122,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "KinemaAPI", "KinemaCore", "KinemaMedia", "KinemaStore", "KinemaStoreSQLite",
+                "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaMedia", "KinemaStore", "KinemaStoreSQLite",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]

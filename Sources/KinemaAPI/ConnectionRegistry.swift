@@ -180,12 +180,14 @@ public final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// The connection to evict: silent ones before ones that started a head, each the longest idle first.
+    /// The connection to evict: one of the client address that holds the most connections (so one address churning
+    /// idle sockets evicts its own, never a client with one connection), silent ones before ones that started a head,
+    /// each the longest idle first.
     private static func longestIdle(in state: State, from client: String?) -> UInt64? {
-        var best: (id: UInt64, rank: (Int, UInt64))?
+        var best: (id: UInt64, rank: (Int, Int, UInt64))?
         for (id, entry) in state.entries {
             guard let since = entry.idleSince, client == nil || entry.client == client else { continue }
-            let rank = (entry.headStarted ? 1 : 0, since)
+            let rank = (-(state.perClient[entry.client] ?? 0), entry.headStarted ? 1 : 0, since)
             if let current = best, !(rank < current.rank) { continue }
             best = (id, rank)
         }

@@ -45,37 +45,9 @@ public struct KinemaServer: Sendable {
     ) async throws {
         let signal = WorkSignal()
         let draining = DrainState()
-        // Nodes sharing a database count rate limits there, so a key's limit holds across all of them.
-        let limiter = (store as? any RateLimiter) ?? LocalRateLimiter()
-        let auth = Authenticator(store: store, cacheTTL: configuration.authCacheSeconds, rateLimit: configuration.rateLimit, limiter: limiter)
         let config = configuration
         let boundURL = self.boundURL
-        let links = ResultLinks(
-            baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
-            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
-        )
-        var fetchConfig = SafeFetcher.Configuration()
-        fetchConfig.allow = config.allowFetchFrom
-        fetchConfig.timeout = config.fetchTimeout
-        fetchConfig.maxRedirects = config.fetchMaxRedirects
-        fetchConfig.maxBytes = config.limits.maxImageBytes
-        let submit = SubmitController(
-            store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
-            validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
-            bodyTimeoutSeconds: config.bodyTimeoutSeconds,
-            maxAttempts: config.maxAttempts, engines: config.engines, maxActiveTasks: config.maxActiveTasks, signal: signal,
-            draining: draining
-        )
-        let worker = WorkerProtocolController(
-            store: store, blobs: blobs, auth: WorkerAuthenticator(store: store), signal: signal, draining: draining,
-            configuration: config.workerProtocol, defaultLeaseSeconds: Int(config.leaseDuration),
-            uploadDirectory: scratchDirectory.appendingPathComponent("uploads")
-        )
-        let router = buildRouter(
-            submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
-            files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
-            worker: worker
-        )
+        let router = makeRouter(signal: signal, draining: draining)
         let logger = self.logger
         // Every connection registers here: at a cap the longest-idle connection makes room for a new one, and only
         // when all are mid-request does the server stop accepting (new connections wait in the listen backlog).
@@ -129,6 +101,55 @@ public struct KinemaServer: Sendable {
             logger: logger
         ))
         try await group.run()
+    }
+
+    /// The router with every controller, exactly as `run` serves it (building it does no I/O).
+    func makeRouter(signal: WorkSignal, draining: DrainState) -> Router<KinemaRequestContext> {
+        // Nodes sharing a database count rate limits there, so a key's limit holds across all of them.
+        let limiter = (store as? any RateLimiter) ?? LocalRateLimiter()
+        let auth = Authenticator(store: store, cacheTTL: configuration.authCacheSeconds, rateLimit: configuration.rateLimit, limiter: limiter)
+        let config = configuration
+        let boundURL = self.boundURL
+        let links = ResultLinks(
+            baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
+            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
+        )
+        var fetchConfig = SafeFetcher.Configuration()
+        fetchConfig.allow = config.allowFetchFrom
+        fetchConfig.timeout = config.fetchTimeout
+        fetchConfig.maxRedirects = config.fetchMaxRedirects
+        fetchConfig.maxBytes = config.limits.maxImageBytes
+        let submit = SubmitController(
+            store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
+            validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
+            bodyTimeoutSeconds: config.bodyTimeoutSeconds,
+            maxAttempts: config.maxAttempts, engines: config.engines, maxActiveTasks: config.maxActiveTasks, signal: signal,
+            draining: draining
+        )
+        let worker = WorkerProtocolController(
+            store: store, blobs: blobs, auth: WorkerAuthenticator(store: store), signal: signal, draining: draining,
+            configuration: config.workerProtocol, defaultLeaseSeconds: Int(config.leaseDuration),
+            uploadDirectory: scratchDirectory.appendingPathComponent("uploads")
+        )
+        return buildRouter(
+            submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
+            files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
+            worker: worker
+        )
+    }
+
+    /// Every (method, path) the router answers, paths in OpenAPI notation (`{task_id}`; a catch-all as `{key}`): what
+    /// the OpenAPI check compares with the document, so a route added without documentation fails a test.
+    public func registeredRoutes() -> [(method: String, path: String)] {
+        makeRouter(signal: WorkSignal(), draining: DrainState()).routes.map { route in
+            let path = route.path.components.map { component -> String in
+                let text = component.description
+                if text == "**" { return "{key}" }
+                if text.hasPrefix(":") { return "{" + text.dropFirst() + "}" }
+                return text
+            }.joined(separator: "/")
+            return (route.method.rawValue.lowercased(), "/" + path)
+        }
     }
 
     private var scratchDirectory: URL {

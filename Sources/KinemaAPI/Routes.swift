@@ -2,7 +2,8 @@ import Hummingbird
 import KinemaAPIModels
 import KinemaStore
 
-/// Every route the server answers, in one list: the router and the OpenAPI sync test both read it.
+/// The public routes' paths, and the worker protocol's routes as docs/worker-protocol.md lists them. A test compares
+/// what the router actually registers (`KinemaServer.registeredRoutes()`) with the OpenAPI document and this list.
 public enum Routes {
     public static let submit = "/v3/async/kling-v3.0-std-i2v"
     public static let taskResult = "/v3/async/task-result"
@@ -10,11 +11,6 @@ public enum Routes {
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
     public static let files = "/files/{key}"
-
-    /// (method, OpenAPI path) of every route.
-    public static let all: [(method: String, path: String)] = [
-        ("post", submit), ("get", taskResult), ("get", healthz), ("get", readyz), ("get", openAPI), ("get", files),
-    ]
 
     /// (method, path) of every remote worker route (`docs/worker-protocol.md`); internal, so not in the OpenAPI document.
     public static let workerRoutes: [(method: String, path: String)] = [

@@ -34,6 +34,7 @@ import Glibc
         holder.start()
         try await holder.waitUntilHolding(timeout: .seconds(10))
 
+        var times: [Duration] = []
         for i in 0..<10 {
             // Give the holder a moment (bounded) to re-open what the previous request made room from, so each
             // request meets a full cap.
@@ -45,8 +46,12 @@ import Glibc
             let response = await connection.receiveResponse(timeout: .seconds(10))
             let elapsed = ContinuousClock.now - started
             #expect(response?.status == (i % 2 == 0 ? 200 : 404), "request \(i): \(connection.text)")
-            #expect(elapsed < .seconds(1), "request \(i) took \(elapsed) while idle sockets held the cap")
+            // Before the fix each request waited for the 5 s idle timeout; a starved CI machine may take a second
+            // or two now and then, so each must beat 3 s and the median 1 s.
+            #expect(elapsed < .seconds(3), "request \(i) took \(elapsed) while idle sockets held the cap")
+            times.append(elapsed)
         }
+        #expect(times.sorted()[times.count / 2] < .seconds(1), "median \(times.sorted()[times.count / 2]) over \(times)")
         // The holder really held the cap: the server closed its sockets to make room, and it re-opened them.
         #expect(holder.reopened >= 5, "the idle sockets were re-opened only \(holder.reopened) times; the test proved nothing")
         holder.stop()

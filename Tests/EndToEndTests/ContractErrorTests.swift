@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import KinemaAPIModels
 import KinemaAPI
 import KinemaStore
 import Testing
@@ -108,17 +110,41 @@ import Testing
         await server.terminate()
     }
 
-    @Test func openAPIDocumentListsEveryRoute() async throws {
+    @Test func openAPIDocumentListsEveryRouteTheRouterAnswers() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
         try await server.start(workers: 0)
         let r = try await HTTP.get(server.baseURL + "/openapi.yaml")
         #expect(r.status == 200)
         #expect(r.text.hasPrefix("openapi: 3.1"))
-        // Paths are the two-space-indented keys under `paths:`.
-        let pathsSection = try #require(r.text.components(separatedBy: "\npaths:\n").last)
-        let documented = Set(pathsSection.split(separator: "\n").filter { $0.hasPrefix("  /") }.map { String($0.dropFirst(2).dropLast()) })
-        #expect(documented == Set(Routes.all.map(\.path)))
+        // (method, path) pairs: paths are the two-space-indented keys under `paths:`, methods the four-space ones.
+        let pathsSection = try #require(r.text.components(separatedBy: "\npaths:\n").last?.components(separatedBy: "\ncomponents:").first)
+        var documented: Set<String> = []
+        var current = ""
+        for line in pathsSection.split(separator: "\n") {
+            if line.hasPrefix("  /") { current = String(line.dropFirst(2).dropLast()) }
+            for method in ["get", "post", "put", "delete", "patch"] where line == "    \(method):" { documented.insert("\(method) \(current)") }
+        }
+        #expect(!documented.isEmpty)
         await server.terminate()
+
+        // The routes the server's own router registers (not a list kept beside it).
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-routes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try DataDirectory(dir)
+        let node = KinemaServer(
+            configuration: ServerConfiguration(dataDirectory: dir), store: try data.openStore(), blobs: try data.openBlobs(),
+            engine: EngineCatalog.motion(), signingSecret: [UInt8](repeating: 7, count: 32), nodeID: "routes", logger: Logger(label: "routes")
+        )
+        let registered = node.registeredRoutes()
+        let publicRoutes = registered.filter { !$0.path.hasPrefix(WorkerProtocolPaths.base) }
+        #expect(Set(publicRoutes.filter { $0.method != "head" }.map { "\($0.method) \($0.path)" }) == documented)
+        // HEAD is answered like GET (monitors, players): only where GET is documented.
+        for head in publicRoutes where head.method == "head" {
+            #expect(documented.contains("get \(head.path)"), "HEAD \(head.path) without a documented GET")
+        }
+        // The worker protocol's routes are exactly the ones docs/worker-protocol.md lists (Routes.workerRoutes).
+        let workerRoutes = registered.filter { $0.path.hasPrefix(WorkerProtocolPaths.base) }
+        #expect(Set(workerRoutes.map { "\($0.method) \($0.path)" }) == Set(Routes.workerRoutes.map { "\($0.method) \($0.path)" }))
     }
 }

@@ -85,22 +85,25 @@ import Testing
         let base = server.baseURL
         let process = try #require(server.process)
         send(SIGTERM, to: process)
-        // While the render runs out: not ready, submits refused with the contract's 503, and remote workers get no
-        // new task from this node (503 on claim, so they go to another node).
+        // While the render runs out: not ready (first), then submits refused with the contract's 503, and remote
+        // workers get no new task from this node (503 on claim, so they go to another node). Claims are tried only
+        // once draining is visible: one sent before the signal was handled would rightly get the queued task.
         var sawNotReady = false, sawRefusedSubmit = false, sawRefusedClaim = false
         let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline, !(sawNotReady && sawRefusedSubmit && sawRefusedClaim), process.isRunning {
-            if let r = try? await RemoteWorkerTests.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 0]), r.status == 503 {
-                #expect(r.headers.first(name: "Retry-After") != nil)
-                sawRefusedClaim = true
-            }
+        while ContinuousClock.now < deadline, !sawNotReady, process.isRunning {
             if let r = try? await HTTP.get(base + "/readyz"), r.status == 503 { sawNotReady = true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if sawNotReady, process.isRunning {
             if let r = try? await HTTP.submit(base, key: key, json: ["image": "AAAA", "prompt": "x"]), r.status == 503 {
                 #expect(r.json["reason"] as? String == "SERVICE_UNAVAILABLE")
                 #expect(r.headers.first(name: "Retry-After") != nil)
                 sawRefusedSubmit = true
             }
-            try await Task.sleep(for: .milliseconds(20))
+            if let r = try? await RemoteWorkerTests.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 0]), r.status == 503 {
+                #expect(r.headers.first(name: "Retry-After") != nil)
+                sawRefusedClaim = true
+            }
         }
         #expect(sawNotReady)
         #expect(sawRefusedSubmit)

@@ -2,7 +2,7 @@
 
 A family is detected from the directory's ``model_index.json`` (``_class_name`` and its registered config) and the
 component configs. The numbers (fps, native length, guidance range, default negative prompt, steps) are the
-published model cards' defaults; ENGINE.md documents where each comes from.
+published model cards' defaults; docs/engines.md documents where each comes from.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Request → pipeline arguments: pure functions, no torch, no I/O (documented in ENGINE.md).
+"""Request → pipeline arguments: pure functions, no torch, no I/O (documented in docs/engines.md).
 
 Frames: the clip has exactly ``duration × model fps`` frames (the model's own rate, not the node's 24-fps
 ``frame_count``). A pipeline call (a *segment*) makes a valid count of frames (``frame_step × k + 1``) of at most the
