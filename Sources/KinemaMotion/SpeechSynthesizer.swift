@@ -10,23 +10,25 @@ import KinemaMedia
 /// time), while a fresh process always gives the same samples for the same text, voice and rate, which keeps
 /// the soundtrack deterministic. A process also keeps the synthesizer's global state, and any crash of it, out of
 /// the server. Cost: ≈10–30 ms per line, on the soundtrack's own thread while frames render.
-enum SpeechSynthesizer {
+public enum SpeechSynthesizer {
     /// Speaking rate in words per minute (eSpeak's default is 175; a little slower reads as calmer).
     static let wordsPerMinute = 160
     /// The voice: eSpeak NG's American English.
     static let voice = "en-us"
     /// A line that takes longer than this is given up (the process is killed).
-    static let timeoutSeconds = 10.0
+    public static let timeoutSeconds = 10.0
 
     /// Where `espeak-ng` is, if anywhere on the usual paths.
-    static let executable: URL? = {
+    public static let executable: URL? = {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
         return paths.lazy.map { URL(fileURLWithPath: $0).appendingPathComponent("espeak-ng") }
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }()
 
-    static func speak(_ text: String) -> [Float]? {
-        guard let executable, let wav = run(executable, text: text), let (samples, rate) = pcm(fromWAV: wav) else { return nil }
+    /// The line spoken at 48 kHz, or nil when no speech could be made. `executable` and `timeout` are for tests
+    /// (a stand-in program that hangs proves the kill).
+    public static func speak(_ text: String, executable: URL? = executable, timeout: Double = timeoutSeconds) -> [Float]? {
+        guard let executable, let wav = run(executable, text: text, timeout: timeout), let (samples, rate) = pcm(fromWAV: wav) else { return nil }
         return resample(samples, from: rate, to: AudioTrack.sampleRate)
     }
 
@@ -35,7 +37,7 @@ enum SpeechSynthesizer {
     ///
     /// posix_spawn and a blocking waitpid on the calling thread (the soundtrack's own, never Swift's cooperative
     /// pool): Foundation's `Process.waitUntilExit` polls in 50 ms steps, which cost more than the speech itself.
-    private static func run(_ executable: URL, text: String) -> Data? {
+    private static func run(_ executable: URL, text: String, timeout: Double) -> Data? {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-line-\(UUID().uuidString).txt")
         guard (try? Data(text.utf8).write(to: file)) != nil else { return nil }
         defer { try? FileManager.default.removeItem(at: file) }
@@ -72,7 +74,7 @@ enum SpeechSynthesizer {
             return nil
         }
         let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let data = PipeReader.readToEnd(fds[0])
         close(fds[0])
         var status: Int32 = 0

@@ -22,14 +22,15 @@ import Testing
     @Test func aKeyOverItsRateGets429WithRetryAfterAndOthersAreUnaffected() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        // One token every 5 s: the test does not depend on how fast a loaded machine sends its requests.
-        try await server.start(["--rate-limit-rps", "0.2", "--rate-limit-burst", "3"], workers: 0)
+        // One token every 20 s: the test does not depend on how fast a loaded machine sends its requests (with one every
+        // 5 s, a test process starved for 5 s between two requests saw a refill and a 400 instead of the second 429).
+        try await server.start(["--rate-limit-rps", "0.05", "--rate-limit-burst", "3"], workers: 0)
         let key = try #require(server.devKey)
         let other = try await Self.newKey(server, tenant: "other")
         let poll = "\(server.baseURL)/v3/async/task-result?task_id=\(UUID().uuidString.lowercased())"
 
         // The burst of 3 passes (the unknown task answers 404); then requests are refused before any work
-        // (bounded: 10 requests; only a refill of a token every 5 s can let one more through).
+        // (bounded: 10 requests; only a refill of a token every 20 s can let one more through).
         for _ in 0..<3 { #expect(try await HTTP.get(poll, key: key).status == 404) }
         var refused = try await HTTP.get(poll, key: key)
         for _ in 0..<7 where refused.status != 429 { refused = try await HTTP.get(poll, key: key) }

@@ -200,8 +200,13 @@ import Testing
         let token = try await Self.createToken(server)
         let id = try await Self.submit(server, key: key)
 
-        let zombie = try await Self.claim(server, token: token, worker: "zombie", leaseSeconds: 2)
-        #expect(try await Self.heartbeat(server, token: token, id: id, lease: zombie).status == 200)
+        // A lease long enough that a starved test process cannot lose it before its first heartbeat; that heartbeat
+        // then shortens it to 2 s, and no more come.
+        let zombie = try await Self.claim(server, token: token, worker: "zombie", leaseSeconds: 60)
+        let shortened = try await Self.post(server, "/tasks/\(id)/heartbeat", token: token, json: [
+            "lease_id": zombie.leaseID, "progress_percent": 10, "eta_seconds": 5, "lease_seconds": 2,
+        ])
+        #expect(shortened.status == 200, "\(shortened.text)")
         // No more heartbeats: the rescuer puts the task back once the 2 s lease ran out.
         try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_QUEUED")
         let lost = try await Self.heartbeat(server, token: token, id: id, lease: zombie)

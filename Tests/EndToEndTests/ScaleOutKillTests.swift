@@ -52,10 +52,14 @@ import Testing
         let doomedWorker = try await databaseWorker("db1")
         workers.append(doomedWorker)
         workers.append(try await databaseWorker("db2"))
-        // The remote worker talks to the node that survives.
+        // One remote worker talks to the node that survives, one to the node that is killed while it works for it.
         workers.append(try await RemoteWorkerProcess.start([
             "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "remote1",
             "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote-scratch").path,
+        ]))
+        workers.append(try await RemoteWorkerProcess.start([
+            "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
+            "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
         ]))
 
         // The smallest clips the contract allows: 3 s from a 300x300 image (720x720 output, 72 frames).
@@ -92,6 +96,15 @@ import Testing
         // What the dead worker held stays leased to it until the lease expires and a rescuer takes it back.
         doomedWorker.kill()
         await ServerProcess.waitForExit(doomedWorker.process, timeout: .seconds(30))
+        // Node A dies with work in flight: the remote worker it serves holds a task (claimed, rendering or
+        // uploading through A). Its heartbeats and upload then fail; the lease expires and another worker finishes it.
+        var heldThroughA = 0
+        let busyDeadline = ContinuousClock.now + .seconds(60)
+        while heldThroughA == 0, ContinuousClock.now < busyDeadline {
+            heldThroughA = try await Self.count(pg, "status = 'processing' AND lease_owner LIKE 'remote/%/remote2/%'")
+            if heldThroughA == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(heldThroughA >= 1, "the worker served by node A never held a task; the kill proved nothing")
         await nodeA.kill9()
 
         // Bounded: every task must end; a FAILED one ends the wait early.
