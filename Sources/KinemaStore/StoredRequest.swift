@@ -34,7 +34,14 @@ public enum StoredRequest {
         do {
             let version = try JSONDecoder().decode(VersionProbe.self, from: data).v ?? 0
             switch version {
-            case 0: return try JSONDecoder().decode(V0.self, from: data).request
+            case 0:
+                // The same fields under the Swift names of that time: read through version 1 with its keys renamed.
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .custom { path in
+                    let name = path.last?.stringValue ?? ""
+                    return V0Key(stringValue: version0Names[name] ?? name)
+                }
+                return try decoder.decode(V1.self, from: data).request
             case 1: return try JSONDecoder().decode(V1.self, from: data).request
             default:
                 throw StoreError(.corrupt, "tasks.request_json has schema version \(version), newer than this build's \(currentVersion); upgrade this binary")
@@ -55,9 +62,9 @@ public enum StoredRequest {
         var duration: Int
     }
 
-    /// Version 1: explicit snake_case keys, every key always present.
+    /// Version 1: explicit snake_case keys, every key always present (`v` is absent only in version 0 rows).
     struct V1: Codable {
-        var v: Int
+        var v: Int?
         var prompt: String?
         var negativePrompt: String?
         var duration: Int
@@ -113,24 +120,17 @@ public enum StoredRequest {
         }
     }
 
-    /// Version 0: the Swift property names `JSONEncoder` used before the schema was written down.
-    struct V0: Decodable {
-        var prompt: String?
-        var negativePrompt: String?
-        var duration: Int
-        var cfgScale: Double
-        var sound: Bool
-        var shots: [Shot1]?
-        var seed: UInt32
-        var hasEndImage: Bool
-        var webhookURL: String?
+    /// Version 0's keys that differ from version 1's (the Swift property names `JSONEncoder` used before the schema
+    /// was written down); the others (`prompt`, `duration`, `sound`, `shots`, `seed`) are the same.
+    static let version0Names = [
+        "negativePrompt": "negative_prompt", "cfgScale": "cfg_scale", "hasEndImage": "has_end_image", "webhookURL": "webhook_url",
+    ]
 
-        var request: GenerationRequest {
-            GenerationRequest(
-                prompt: prompt, negativePrompt: negativePrompt, duration: duration, cfgScale: cfgScale, sound: sound,
-                shots: shots.map { $0.map { KinemaCore.Shot(prompt: $0.prompt, duration: $0.duration) } }, seed: seed,
-                hasEndImage: hasEndImage, webhookURL: webhookURL
-            )
-        }
+    /// A key of a version 0 row, renamed to its version 1 name.
+    struct V0Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
