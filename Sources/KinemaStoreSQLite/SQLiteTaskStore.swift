@@ -54,6 +54,14 @@ public final class SQLiteTaskStore: TaskStore {
         try Self.migrate(pool, path: path)
     }
 
+    /// The writing connection's journal mode and `synchronous` level (2 = FULL), for operators' checks and the test
+    /// that keeps them as documented: WAL, and every commit synced.
+    public func durabilitySettings() async throws -> (journalMode: String, synchronous: Int) {
+        try await pool.write { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
+    }
+
     /// Closes every connection; later calls fail with `StoreError(.unavailable)`.
     ///
     /// Optional: connections also close when the store is released.

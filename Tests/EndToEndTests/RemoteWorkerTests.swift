@@ -47,6 +47,33 @@ import Testing
         await server.terminate()
     }
 
+    /// SIGTERM with no grace: the worker stops its render, releases the lease (the attempt is not counted) and exits
+    /// cleanly; the task is queued again for another worker.
+    @Test func aTerminatedWorkerReleasesWhatItIsRendering() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let worker = try await RemoteWorkerProcess.start([
+            "--server", server.baseURL, "--worker-token", token, "--worker-id", "leaver", "--claim-wait", "5", "--shutdown-grace", "0",
+        ])
+        defer { worker.kill() }
+        let png = try await Fixtures.image(width: 1280, height: 720, format: "png").base64EncodedString()
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 15])
+        let id = try #require(r.json["task_id"] as? String)
+        try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_PROCESSING")
+        #expect(await worker.terminate() == 0, "worker log: \(worker.log)")
+        let after = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((after.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_QUEUED", "\(after.text) worker log: \(worker.log)")
+        let db = server.dataDir.appendingPathComponent("kinema.sqlite").path
+        let attempt = try await Tools.run("sqlite3", ["-readonly", db, "SELECT attempt FROM tasks WHERE lower(id) = lower('\(id)')"])
+        #expect(attempt.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "the release counted an attempt: \(attempt.output)")
+        let outcomes = try await Tools.run("sqlite3", ["-readonly", db, "SELECT outcome FROM task_attempts WHERE lower(task_id) = lower('\(id)')"])
+        #expect(outcomes.output.trimmingCharacters(in: .whitespacesAndNewlines) == "released", "\(outcomes.output)")
+        await server.terminate()
+    }
+
     @Test func aRestartedWorkerRequeuesWhatItsKilledPredecessorHeld() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }

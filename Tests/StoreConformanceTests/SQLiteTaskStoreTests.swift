@@ -98,6 +98,18 @@ import Testing
     }
 
     @Test
+    func commitsAreFullySyncedInWALMode() async throws {
+        try await Self.withFile { path in
+            let store = try SQLiteTaskStore(path: path)
+            defer { try? store.close() }
+            let settings = try await store.durabilitySettings()
+            #expect(settings.journalMode == "wal")
+            // GRDB's default for WAL is NORMAL (1), which may lose the last commits on power loss.
+            #expect(settings.synchronous == 2)
+        }
+    }
+
+    @Test
     func timesAreIntegerMillisecondsAndRequestsSortedJSON() async throws {
         try await Self.withFile { path in
             let store = try SQLiteTaskStore(path: path)
