@@ -26,6 +26,11 @@ struct Authenticator: Sendable {
 
     /// The caller's tenant, once the key is valid and within its rate (429 with Retry-After otherwise).
     func tenant(for request: Request) async throws(APIError) -> String {
+        try await caller(for: request).tenant
+    }
+
+    /// The caller's verified key (tenant and default engine), once it is valid and within its rate.
+    func caller(for request: Request) async throws(APIError) -> APIKeyCache.Entry {
         let key = try await verifiedKey(request)
         if let rateLimit {
             let wait: TimeInterval?
@@ -36,7 +41,7 @@ struct Authenticator: Sendable {
             }
             if let wait { throw .rateLimited(retryAfter: wait, limit: rateLimit) }
         }
-        return key.tenant
+        return key
     }
 
     private func verifiedKey(_ request: Request) async throws(APIError) -> APIKeyCache.Entry {
@@ -55,7 +60,7 @@ struct Authenticator: Sendable {
         guard let record, record.revokedAt == nil, constantTimeEquals(Array(record.keyHash.utf8), Array(hash.utf8)) else {
             throw .invalidAPIKey
         }
-        let entry = APIKeyCache.Entry(id: record.id, tenant: record.tenant)
+        let entry = APIKeyCache.Entry(id: record.id, tenant: record.tenant, defaultEngine: record.defaultEngine)
         cache.remember(hash: hash, entry, now: now)
         return entry
     }
@@ -70,6 +75,8 @@ final class APIKeyCache: Sendable {
     struct Entry: Sendable {
         let id: String
         let tenant: String
+        /// The engine this key's tasks go to when a request names none.
+        let defaultEngine: String?
     }
 
     private let ttl: Duration

@@ -3,6 +3,7 @@ import Hummingbird
 import KinemaAPIModels
 import KinemaCore
 import KinemaFetch
+import Logging
 import KinemaMedia
 import KinemaStore
 import KinemaWorker
@@ -32,7 +33,8 @@ struct SubmitController: Sendable {
     let draining: DrainState
 
     func submit(_ request: Request, context: KinemaRequestContext) async throws -> Response {
-        let tenant = try await auth.tenant(for: request)
+        let caller = try await auth.caller(for: request)
+        let tenant = caller.tenant
         if draining.isDraining {
             throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and accepts no new tasks; retry after the time in Retry-After.", retryAfter: 5)
         }
@@ -50,7 +52,7 @@ struct SubmitController: Sendable {
             throw APIError(error)
         }
 
-        let engine = try route(draft.requestedEngine)
+        let engine = try route(draft.requestedEngine, keyDefault: caller.defaultEngine, logger: context.logger)
         let image = try await resolve(draft.image, field: "image")
         let endImage = try await draft.endImage.asyncMap { try await resolve($0, field: "end_image") }
 
@@ -86,9 +88,18 @@ struct SubmitController: Sendable {
         return JSONWire.response(SubmitResponseBody(taskID: idText))
     }
 
-    /// The engine a task goes to: the one asked for in `extra.engine` if the operator enabled it, else the default.
-    func route(_ requested: String?) throws -> String {
-        guard let requested else { return engines[0] }
+    /// The engine a task goes to: the one asked for in `extra.engine` if the operator enabled it, else the key's
+    /// default engine (when this node runs it), else the node's default.
+    func route(_ requested: String?, keyDefault: String?, logger: Logger) throws -> String {
+        guard let requested else {
+            guard let keyDefault else { return engines[0] }
+            if engines.contains(keyDefault) { return keyDefault }
+            // The operator's configuration, not the caller's mistake: the node's default serves it, said in the log.
+            logger.warning("the API key's default engine is not enabled on this node; using the node's default", metadata: [
+                "key_engine": "\(keyDefault)", "engine": "\(engines[0])",
+            ])
+            return engines[0]
+        }
         guard engines.contains(requested) else {
             throw APIError(ValidationError(
                 .invalidRequestBody, field: "extra.engine",

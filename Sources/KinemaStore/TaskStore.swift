@@ -230,9 +230,12 @@ public struct APIKeyRecord: Sendable, Equatable {
     public var createdAt: Date
     /// When the key was revoked; `nil` while valid.
     public var revokedAt: Date?
+    /// The engine this key's tasks go to when a request names none (`kinema keys create --engine`); `nil`: the node's.
+    public var defaultEngine: String?
 
     /// Creates a key record.
-    public init(id: String, tenant: String, keyHash: String, prefix: String, createdAt: Date, revokedAt: Date?) {
+    public init(id: String, tenant: String, keyHash: String, prefix: String, createdAt: Date, revokedAt: Date?, defaultEngine: String? = nil) {
+        self.defaultEngine = defaultEngine
         self.id = id
         self.tenant = tenant
         self.keyHash = keyHash

@@ -115,7 +115,8 @@ enum PostgresTaskRow {
             keyHash: try row["key_hash"].decode(String.self),
             prefix: try row["prefix"].decode(String.self),
             createdAt: date(try row["created_at"].decode(Int64.self)),
-            revokedAt: try row["revoked_at"].decode(Int64?.self).map(date)
+            revokedAt: try row["revoked_at"].decode(Int64?.self).map(date),
+            defaultEngine: try row["default_engine"].decode(String?.self)
         ) }
     }
 

@@ -11,8 +11,8 @@ extension PostgresTaskStore {
         _ = try await withConnection { connection in
             do {
                 return try await connection.query("""
-                    INSERT INTO api_keys (id, tenant, key_hash, prefix, created_at, revoked_at)
-                    VALUES (\(key.id), \(key.tenant), \(key.keyHash), \(key.prefix), \(createdMs), \(revokedMs))
+                    INSERT INTO api_keys (id, tenant, key_hash, prefix, created_at, revoked_at, default_engine)
+                    VALUES (\(key.id), \(key.tenant), \(key.keyHash), \(key.prefix), \(createdMs), \(revokedMs), \(key.defaultEngine))
                     """, logger: logger).collect().count
             } catch where Self.isUniqueViolation(error) {
                 throw StoreError(.duplicateAPIKey, "an API key with id \(key.id) or the same hash already exists")
@@ -23,13 +23,13 @@ extension PostgresTaskStore {
     /// The key with this hash, revoked or not.
     public func apiKey(hash keyHash: String) async throws -> APIKeyRecord? {
         try await rows("""
-            SELECT id, tenant, key_hash, prefix, created_at, revoked_at FROM api_keys WHERE key_hash = \(keyHash)
+            SELECT id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys WHERE key_hash = \(keyHash)
             """).first.map(PostgresTaskRow.apiKey)
     }
 
     /// Every key, oldest first.
     public func listAPIKeys() async throws -> [APIKeyRecord] {
-        try await rows("SELECT id, tenant, key_hash, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, seq")
+        try await rows("SELECT id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY created_at, seq")
             .map(PostgresTaskRow.apiKey)
     }
 

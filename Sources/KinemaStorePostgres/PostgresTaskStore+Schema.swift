@@ -143,6 +143,9 @@ extension PostgresTaskStore {
             "ALTER TABLE tasks ALTER COLUMN engine SET NOT NULL",
             "CREATE INDEX tasks_queued_by_engine ON tasks (engine, created_at, seq) WHERE status = 'queued'",
         ]),
+        PostgresMigration(version: 5, name: "default engine per API key", statements: [
+            "ALTER TABLE api_keys ADD COLUMN default_engine TEXT",
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

@@ -9,12 +9,12 @@ extension SQLiteTaskStore {
             try await pool.write { db in
                 try db.execute(
                     sql: """
-                        INSERT INTO api_keys (id, tenant, key_hash, prefix, created_at, revoked_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO api_keys (id, tenant, key_hash, prefix, created_at, revoked_at, default_engine)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         key.id, key.tenant, key.keyHash, key.prefix, TaskRow.millis(key.createdAt),
-                        key.revokedAt.map { TaskRow.millis($0) },
+                        key.revokedAt.map { TaskRow.millis($0) }, key.defaultEngine,
                     ]
                 )
             }
@@ -30,7 +30,7 @@ extension SQLiteTaskStore {
     public func apiKey(hash keyHash: String) async throws -> APIKeyRecord? {
         try await read { db in
             try Row.fetchOne(
-                db, sql: "SELECT id, tenant, key_hash, prefix, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+                db, sql: "SELECT id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys WHERE key_hash = ?",
                 arguments: [keyHash]
             ).map(TaskRow.apiKey)
         }
@@ -40,7 +40,7 @@ extension SQLiteTaskStore {
     public func listAPIKeys() async throws -> [APIKeyRecord] {
         try await read { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, tenant, key_hash, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, rowid"
+                db, sql: "SELECT id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY created_at, rowid"
             ).map(TaskRow.apiKey)
         }
     }

@@ -131,6 +131,9 @@ extension SQLiteTaskStore {
                 """)
             try db.execute(sql: "CREATE INDEX tasks_queued_by_engine ON tasks (engine, created_at) WHERE status = 'queued'")
         },
+        SchemaMigration(version: 5, name: "default engine per API key") { db in
+            try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN default_engine TEXT")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

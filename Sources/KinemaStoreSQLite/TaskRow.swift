@@ -91,7 +91,7 @@ enum TaskRow {
     static func apiKey(_ row: Row) -> APIKeyRecord {
         APIKeyRecord(
             id: row["id"], tenant: row["tenant"], keyHash: row["key_hash"], prefix: row["prefix"],
-            createdAt: date(row["created_at"]), revokedAt: optionalDate(row["revoked_at"])
+            createdAt: date(row["created_at"]), revokedAt: optionalDate(row["revoked_at"]), defaultEngine: row["default_engine"]
         )
     }
 

@@ -53,6 +53,20 @@ import Testing
             #expect(r.status == 400, "\(body): \(r.text)")
             #expect((r.json["metadata"] as? [String: String])?["field"] == field, "\(body): \(r.text)")
         }
+        // A key whose default engine is diffusers: its tasks go there without asking; extra.engine still wins.
+        let created = try await ServerProcess.cli(["keys", "create", "--tenant", "studio", "--engine", "diffusers", "--data-dir", server.dataDir.path])
+        let studioKey = try #require(created.stdout.split(separator: "\n").last.map(String.init), "\(created.stdout)")
+        let viaKey = try await HTTP.submit(server.baseURL, key: studioKey, json: ["image": png, "prompt": "a fox runs", "duration": 3])
+        let viaKeyID = try #require(viaKey.json["task_id"] as? String, "\(viaKey.text)")
+        #expect((try await HTTP.result(server.baseURL, key: studioKey, id: viaKeyID).json["extra"] as? [String: Any])?["engine"] as? String == "diffusers")
+        let asked = try await HTTP.submit(server.baseURL, key: studioKey, json: ["image": png, "prompt": "pan left", "duration": 3, "extra": ["engine": "motion"]])
+        let askedID = try #require(asked.json["task_id"] as? String, "\(asked.text)")
+        #expect((try await HTTP.result(server.baseURL, key: studioKey, id: askedID).json["extra"] as? [String: Any])?["engine"] as? String == "motion")
+        let listed = try await ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
+        #expect(listed.stdout.contains("studio") && listed.stdout.contains("\tdiffusers"), "\(listed.stdout)")
+        let unknown = try await ServerProcess.cli(["keys", "create", "--engine", "sora", "--data-dir", server.dataDir.path])
+        #expect(unknown.status != 0)
+
         // An unknown engine at start is refused with the list of known ones.
         let refused = try await ServerProcess.cli(["serve", "--data-dir", server.dataDir.path, "--engine", "sora"])
         #expect(refused.status != 0)

@@ -14,7 +14,8 @@ import Testing
     @Test(arguments: StoreBackend.allCases)
     func keysAreFoundByHashAndListedOldestFirst(backend: StoreBackend) async throws {
         try await backend.withStore { store in
-            let newer = Self.key("b-key", tenant: "globex", prefix: "kn_bbbb", at: 20)
+            var newer = Self.key("b-key", tenant: "globex", prefix: "kn_bbbb", at: 20)
+            newer.defaultEngine = "diffusers" // read back with the key
             let older = Self.key("a-key", prefix: "kn_aaaa", at: 10)
             try await store.insertAPIKey(newer)
             try await store.insertAPIKey(older)
