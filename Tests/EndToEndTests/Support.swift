@@ -351,20 +351,7 @@ struct ThrowawayPostgres {
 enum RawSocket {
     /// A connected socket to 127.0.0.1:`port` (the caller closes it).
     static func connect(port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(port.bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(fd)
-            throw TestFailure("connect() to 127.0.0.1:\(port) failed: errno \(errno)")
-        }
-        return fd
+        try RawConnection.connect(port: port, from: "127.0.0.1")
     }
 }
 
