@@ -10,6 +10,10 @@ struct TaskResultController: Sendable {
     let auth: Authenticator
     let links: ResultLinks
 
+    /// How long a worker counts as live after it last looked for work (claims long-poll for up to 30 s, pools
+    /// announce every 15 s).
+    static let presenceWindow: TimeInterval = 90
+
     func get(_ request: Request, context: some RequestContext) async throws -> Response {
         let tenant = try await auth.tenant(for: request)
         guard let raw = request.uri.queryParameters.get("task_id"), !raw.isEmpty else {
@@ -26,7 +30,13 @@ struct TaskResultController: Sendable {
             if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
             throw APIError.getResultFailed
         }
-        guard let task else { throw APIError.taskNotFound }
+        guard var task else { throw APIError.taskNotFound }
+        // A queued task that no live worker can run (its engine, every feature it needs) says so with the longest
+        // ETA there is, rather than a countdown nothing will meet. A store failure here leaves the estimate alone.
+        if task.status == .queued, let served = try? await store.hasLiveWorker(
+            engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow)), !served {
+            task.etaSeconds = RenderProgress.maxETASeconds
+        }
         // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
         let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()
         // The body carries a signed download link and changes as the task runs: no cache may keep it.

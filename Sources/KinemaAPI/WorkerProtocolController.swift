@@ -83,6 +83,8 @@ struct WorkerProtocolController: Sendable {
             throw Self.invalid("wait_seconds", "wait_seconds must be an integer from 0 to \(configuration.maxWaitSeconds).")
         }
         let owner = WorkerAuthenticator.leaseOwner(token: token, workerID: body.workerID)
+        // Presence for queued tasks' ETA; a failure here must not cost the worker its claim.
+        try? await store.recordWorkerPresence(workerID: owner, route: route, now: Date())
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             // A draining node hands out no new work; the worker's next claim reaches another node.

@@ -12,6 +12,8 @@ public struct TaskStatusRecord: Sendable, Equatable {
     public var seed: UInt32
     /// The engine the task is routed to (reported as `extra.engine`).
     public var engine: String
+    /// The request features a worker must honour to run the task.
+    public var neededFeatures: RequestFeatures = []
     /// Blob key of the finished MP4 once succeeded.
     public var resultKey: String?
     /// Failure reason ("" unless failed or canceled).
@@ -27,13 +29,14 @@ public struct TaskStatusRecord: Sendable, Equatable {
 
     /// Creates a status record (stores build these).
     public init(
-        id: UUID, status: TaskStatus, seed: UInt32, engine: String, resultKey: String?, reason: String, progressPercent: Int,
-        etaSeconds: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?
+        id: UUID, status: TaskStatus, seed: UInt32, engine: String, neededFeatures: RequestFeatures = [], resultKey: String?,
+        reason: String, progressPercent: Int, etaSeconds: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?
     ) {
         self.id = id
         self.status = status
         self.seed = seed
         self.engine = engine
+        self.neededFeatures = neededFeatures
         self.resultKey = resultKey
         self.reason = reason
         self.progressPercent = progressPercent
@@ -48,7 +51,8 @@ extension TaskRecord {
     /// The status part of the full record (what `taskStatus(id:tenant:)` returns for the same task).
     public var statusRecord: TaskStatusRecord {
         TaskStatusRecord(
-            id: id, status: status, seed: request.seed, engine: engine ?? EngineNames.motion, resultKey: resultKey, reason: reason,
+            id: id, status: status, seed: request.seed, engine: engine ?? EngineNames.motion, neededFeatures: request.requiredFeatures,
+            resultKey: resultKey, reason: reason,
             progressPercent: progressPercent, etaSeconds: etaSeconds, createdAt: createdAt, startedAt: startedAt,
             finishedAt: finishedAt
         )

@@ -301,6 +301,15 @@ public protocol TaskStore: Sendable {
     /// Number of tasks per status (for health and benchmarks).
     func countByStatus() async throws -> [TaskStatus: Int]
 
+    // MARK: Worker presence
+
+    /// Records that `workerID` is looking for work of `route` at `now` (every claim does, at most every few seconds),
+    /// so any node can tell whether a queued task has a live worker that can run it.
+    func recordWorkerPresence(workerID: String, route: ClaimRoute, now: Date) async throws
+
+    /// Whether a worker that runs `engine` and honours every feature in `needs` has looked for work since `since`.
+    func hasLiveWorker(engine: String, needs: RequestFeatures, since: Date) async throws -> Bool
+
     // MARK: API keys
 
     /// Stores a new key record. Throws `StoreError.duplicateAPIKey` if the id or hash exists.

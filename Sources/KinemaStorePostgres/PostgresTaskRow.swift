@@ -17,7 +17,7 @@ enum PostgresTaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
     static let statusColumns = """
-        id, status, (request_json::jsonb ->> 'seed')::bigint AS seed, engine, result_key, reason, progress_percent,
+        id, status, (request_json::jsonb ->> 'seed')::bigint AS seed, engine, features, result_key, reason, progress_percent,
         eta_seconds, created_at, started_at, finished_at
         """
 
@@ -32,6 +32,7 @@ enum PostgresTaskRow {
                 status: try status(row["status"].decode(String.self)),
                 seed: seed,
                 engine: try row["engine"].decode(String?.self) ?? EngineNames.motion,
+                neededFeatures: RequestFeatures(rawValue: try row["features"].decode(Int.self)),
                 resultKey: try row["result_key"].decode(String?.self),
                 reason: try row["reason"].decode(String.self),
                 progressPercent: try row["progress_percent"].decode(Int.self),

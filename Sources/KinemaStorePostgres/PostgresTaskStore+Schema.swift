@@ -146,6 +146,17 @@ extension PostgresTaskStore {
         PostgresMigration(version: 5, name: "default engine per API key", statements: [
             "ALTER TABLE api_keys ADD COLUMN default_engine TEXT",
         ]),
+        PostgresMigration(version: 6, name: "worker presence", statements: [
+            // Who is looking for which work: lets a queued task's ETA say when no live worker can run it.
+            """
+            CREATE TABLE worker_presence (
+                worker_id    TEXT    NOT NULL PRIMARY KEY,
+                engines      TEXT[]  NOT NULL,
+                capabilities INTEGER NOT NULL,
+                last_seen    BIGINT  NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

@@ -134,6 +134,18 @@ extension SQLiteTaskStore {
         SchemaMigration(version: 5, name: "default engine per API key") { db in
             try db.execute(sql: "ALTER TABLE api_keys ADD COLUMN default_engine TEXT")
         },
+        SchemaMigration(version: 6, name: "worker presence") { db in
+            // Who is looking for which work: engines as ",a,b," (so one LIKE finds an engine), capabilities as
+            // RequestFeatures bits. Lets a queued task's ETA say when no live worker can run it.
+            try db.execute(sql: """
+                CREATE TABLE worker_presence (
+                    worker_id    TEXT    NOT NULL PRIMARY KEY,
+                    engines      TEXT    NOT NULL,
+                    capabilities INTEGER NOT NULL,
+                    last_seen    INTEGER NOT NULL
+                ) STRICT
+                """)
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -14,7 +14,7 @@ enum TaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task.
     static let statusColumns = """
-        id, status, json_extract(request_json, '$.seed') AS seed, engine, result_key, reason, progress_percent, eta_seconds,
+        id, status, json_extract(request_json, '$.seed') AS seed, engine, features, result_key, reason, progress_percent, eta_seconds,
         created_at, started_at, finished_at
         """
 
@@ -27,6 +27,7 @@ enum TaskRow {
             status: try status(row["status"]),
             seed: seed32,
             engine: row["engine"] ?? EngineNames.motion,
+            neededFeatures: RequestFeatures(rawValue: row["features"] ?? 0),
             resultKey: row["result_key"],
             reason: row["reason"],
             progressPercent: row["progress_percent"],

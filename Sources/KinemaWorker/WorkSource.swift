@@ -22,11 +22,16 @@ public protocol WorkSource: Sendable {
     func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
     /// Cross-process wake-ups for idle workers when the source has them (a PostgreSQL store); `nil` means poll only.
     var notifications: (any WorkNotifications)? { get }
+    /// Says that `workerID` is looking for work of `engine` (every feature), so queued tasks can tell whether a live
+    /// worker can run them. Over HTTP the node records it at each claim, so a remote source does nothing here.
+    func announce(workerID: String, engine: String) async throws
 }
 
 extension WorkSource {
     /// No wake-ups beyond the in-process `WorkSignal` and polling.
     public var notifications: (any WorkNotifications)? { nil }
+    /// Nothing to do: the node records presence when it receives the claim.
+    public func announce(workerID: String, engine: String) async throws {}
 }
 
 /// Works straight on a `TaskStore` and a `BlobStore` (embedded node, or `kinema worker --database`).
@@ -43,6 +48,10 @@ public struct StoreWorkSource: WorkSource {
 
     public func claim(workerID: String, engine: String, leaseDuration: TimeInterval) async throws -> ClaimedTask? {
         try await store.claim(workerID: workerID, engine: engine, leaseDuration: leaseDuration, now: now())
+    }
+
+    public func announce(workerID: String, engine: String) async throws {
+        try await store.recordWorkerPresence(workerID: workerID, route: .engine(engine), now: now())
     }
 
     public func inputs(of claimed: ClaimedTask) async throws -> (image: Data, endImage: Data?) {

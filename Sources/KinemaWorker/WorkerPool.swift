@@ -102,7 +102,13 @@ public struct WorkerPool: Service {
 
     /// One worker: claim, run, repeat until shutdown or cancellation.
     func loop(workerID: String) async {
+        var announced: ContinuousClock.Instant?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Presence for queued tasks' ETA, at most every 15 s; a failure only leaves the record older.
+            if announced.map({ ContinuousClock.now - $0 > .seconds(15) }) ?? true {
+                try? await source.announce(workerID: workerID, engine: engine.name)
+                announced = ContinuousClock.now
+            }
             let claimed: ClaimedTask?
             do {
                 claimed = try await source.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration)

@@ -34,8 +34,13 @@ import Testing
         let gpu = try #require(try await submit(["prompt": "a fox runs", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
         let queued = try await HTTP.result(server.baseURL, key: key, id: gpu)
         #expect((queued.json["extra"] as? [String: Any])?["engine"] as? String == "diffusers")
+        // No diffusers worker has been seen: the ETA says nothing will run it (the longest ETA there is).
+        #expect((queued.json["task"] as? [String: Any])?["eta"] as? Int == 86_400, "\(queued.text)")
         let silent = try await R.post(server, "/claim", token: token, json: ["worker_id": "ti2v", "engine": "diffusers", "capabilities": [String](), "wait_seconds": 1])
         #expect(silent.status == 204, "\(silent.text)")
+        // A diffusers worker is live now, but it cannot make sound: still nobody for this task.
+        let stillUnserved = try await HTTP.result(server.baseURL, key: key, id: gpu)
+        #expect((stillUnserved.json["task"] as? [String: Any])?["eta"] as? Int == 86_400, "\(stillUnserved.text)")
         let motionWorker = try await R.post(server, "/claim", token: token, json: ["worker_id": "m", "engines": ["motion"], "wait_seconds": 1])
         #expect(motionWorker.status == 204, "\(motionWorker.text)")
         let withSound = try await R.post(server, "/claim", token: token, json: [
@@ -45,6 +50,10 @@ import Testing
         #expect((withSound.json["task"] as? [String: Any])?["task_id"] as? String == gpu)
         let still = try await HTTP.result(server.baseURL, key: key, id: gpu)
         #expect((still.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
+        // The next such task has a live worker that can run it: an ordinary estimate.
+        let next = try #require(try await submit(["prompt": "a fox turns", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
+        let nextETA = (try await HTTP.result(server.baseURL, key: key, id: next).json["task"] as? [String: Any])?["eta"] as? Int
+        #expect((nextETA ?? .max) < 86_400, "\(String(describing: nextETA))")
 
         // Malformed claims name their field.
         for (body, field) in [(["worker_id": "w", "engine": "a b"], "engine"), (["worker_id": "w", "engines": ["ok", "no/pe"]], "engines[1]"),

@@ -68,6 +68,25 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func presenceTellsWhetherALiveWorkerCanRunATask(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [], since: Fixtures.at(0)))
+            try await store.recordWorkerPresence(workerID: "ti2v", route: ClaimRoute(engines: ["diffusers"], capabilities: [.multiPrompt]), now: Fixtures.at(10))
+            try await store.recordWorkerPresence(workerID: "m", route: .engine("motion"), now: Fixtures.at(10))
+            #expect(try await store.hasLiveWorker(engine: "diffusers", needs: [.multiPrompt], since: Fixtures.at(5)))
+            #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [.sound], since: Fixtures.at(5)))
+            #expect(try await !store.hasLiveWorker(engine: "fal", needs: [], since: Fixtures.at(5)))
+            #expect(try await store.hasLiveWorker(engine: "motion", needs: .all, since: Fixtures.at(5)))
+            // Too long ago counts as gone; a later call refreshes the same worker's row (and its capabilities).
+            #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [], since: Fixtures.at(11)))
+            try await store.recordWorkerPresence(workerID: "ti2v", route: ClaimRoute(engines: ["diffusers", "fal"], capabilities: [.sound]), now: Fixtures.at(20))
+            #expect(try await store.hasLiveWorker(engine: "diffusers", needs: [.sound], since: Fixtures.at(15)))
+            #expect(try await store.hasLiveWorker(engine: "fal", needs: [], since: Fixtures.at(15)))
+            #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [.multiPrompt], since: Fixtures.at(15)))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func aRequeuedTaskKeepsItsEngine(backend: StoreBackend) async throws {
         try await backend.withStore { store in
             let id = try await Self.enqueue(store, engine: "diffusers", at: 1)
