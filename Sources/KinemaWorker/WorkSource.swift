@@ -80,6 +80,13 @@ public struct StoreWorkSource: WorkSource {
         if !completed {
             // Fenced out (the task was rescued meanwhile): this copy is not the result.
             try? await blobs.delete(key)
+        } else if let attempts = try? await store.attempts(of: lease.taskID) {
+            // An earlier attempt killed between storing its copy and completing left that copy behind (its process
+            // is gone, so nothing else removes it): only this lease's copy is the result.
+            for attempt in attempts where attempt.leaseID != lease.leaseID {
+                let other = TaskLease(taskID: lease.taskID, leaseID: attempt.leaseID, workerID: attempt.workerID, attempt: attempt.attempt)
+                if blobs.size(of: Self.resultKey(other)) != nil { try? await blobs.delete(Self.resultKey(other)) }
+            }
         }
         return completed
     }
