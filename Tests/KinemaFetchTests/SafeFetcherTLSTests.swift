@@ -33,6 +33,10 @@ import Glibc
         p.standardError = FileHandle.nullDevice
         try p.run()
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // A time limit for the whole test's server: should it never print its port, the read below ends when it dies.
+        let serverLimit = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: serverLimit)
+        defer { serverLimit.cancel() }
         let portLine = String(decoding: out.fileHandleForReading.availableDataOrEnd(), as: UTF8.self)
         let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)), "no port: \(portLine)")
         let url = "https://127.0.0.1:\(port)/image.png"
@@ -56,7 +60,10 @@ import Glibc
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
+        let limit = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: limit)
         p.waitUntilExit()
+        limit.cancel()
         return p.terminationStatus
     }
 }

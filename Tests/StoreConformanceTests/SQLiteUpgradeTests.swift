@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KinemaCore
 import KinemaStore
 import KinemaStoreSQLite
@@ -19,6 +22,10 @@ import Testing
         p.standardError = out
         if let input { p.standardInput = try FileHandle(forReadingFrom: input) }
         try p.run()
+        // A time limit: a hung sqlite3 is killed, its pipe closes and the read below ends.
+        let watchdog = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw FixtureError(message: "sqlite3 failed: \(String(decoding: data, as: UTF8.self))") }
