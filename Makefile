@@ -21,7 +21,9 @@ serve: build
 ## `kinema` binary that the end-to-end tests start (a separate `swift build` first would compile everything twice,
 ## since test builds enable testability).
 ## Then the diffusers worker's own suite, whose end-to-end tests run that same release `kinema`.
+## First the layout check (Package.swift declares exactly what each target imports; the architecture's arrows hold).
 test: deps
+	python3 scripts/check-dependencies
 	$(SWIFT) test -c release
 	$(MAKE) --no-print-directory test-worker
 

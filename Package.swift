@@ -2,9 +2,13 @@
 // Kinema: a self-hostable image-to-video service, wire-compatible with the hosted Kling v3.0 Standard I2V API.
 import PackageDescription
 
+// MemberImportVisibility: a file sees only the members of modules it imports itself, so every target's imports,
+// and therefore this file's dependency lists, say exactly what it uses (scripts/check-dependencies compares them).
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
+let testSettings: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
     name: "kinema",
@@ -30,8 +34,9 @@ let package = Package(
         .target(name: "KinemaCore", swiftSettings: strict),
         // Wire DTOs exactly as the contract's JSON.
         .target(name: "KinemaAPIModels", dependencies: ["KinemaCore"], swiftSettings: strict),
-        // TaskStore protocol and records; implementations live in their own targets.
+        // TaskStore protocol, records, stored formats, blob store; implementations live in their own targets.
         .target(name: "KinemaStore", dependencies: ["KinemaCore"], swiftSettings: strict),
+        // The embedded store (SQLite through GRDB) and the embedded node's data directory.
         .target(
             name: "KinemaStoreSQLite",
             dependencies: ["KinemaStore", "KinemaCore", .product(name: "GRDB", package: "GRDB.swift")],
@@ -57,7 +62,10 @@ let package = Package(
         // libdeflate (Debian's libdeflate-dev): fast zlib inflate and CRC-32 for verifying PNG uploads.
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         .target(name: "KinemaMedia", dependencies: ["CFFmpeg", "CDeflate", "KinemaCore"], swiftSettings: strict),
+        // The built-in motion engine (soundtrack under Soundtrack/).
         .target(name: "KinemaMotion", dependencies: ["KinemaMedia", "KinemaCore"], swiftSettings: strict),
+        // Where engines are registered and their errors classified: every engine a worker can run comes from here.
+        .target(name: "KinemaEngines", dependencies: ["KinemaCore", "KinemaMedia", "KinemaMotion"], swiftSettings: strict),
         // Safe fetching of user-supplied image URLs (address rules, redirects, byte and time caps).
         .target(
             name: "KinemaFetch",
@@ -65,28 +73,32 @@ let package = Package(
                 "KinemaCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
+        // Claim / heartbeat / complete, the worker pool and process, the remote worker protocol's client side.
+        // No HTTP server: a worker-only process links no Hummingbird.
         .target(
             name: "KinemaWorker",
             dependencies: [
                 "KinemaCore", "KinemaStore", "KinemaAPIModels",
-                // RemoteWorkSource: the HTTP side of the remote worker protocol.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
+        // Routes, controllers, auth, error mapping. Imports no engine and no media module (images are verified
+        // through the `ImageVerifier` it is given).
         .target(
             name: "KinemaAPI",
             dependencies: [
-                "KinemaCore", "KinemaAPIModels", "KinemaStore", "KinemaStoreSQLite", "KinemaFetch",
-                "KinemaMedia", "KinemaMotion", "KinemaWorker",
+                "KinemaCore", "KinemaAPIModels", "KinemaStore", "KinemaFetch", "KinemaWorker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,6 +106,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 // The HTTP pipeline's own handlers (connection guard, parser errors in the contract's shape).
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationEssentialsCompat", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
@@ -101,33 +115,60 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The CLI and composition root: opens stores, picks engines, wires the server or a worker.
         .executableTarget(
             name: "kinema",
             dependencies: [
-                "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaMedia", "KinemaMotion",
+                "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaFetch",
+                "KinemaMedia", "KinemaMotion", "KinemaEngines", "KinemaWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
 
-        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaAPIModels"]),
-        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate"]),
-        .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore"]),
+        // Helpers the test targets share (seeded generator, child processes, EXIF builder, heap perturbation).
+        .target(name: "KinemaTestSupport", path: "Tests/Support", swiftSettings: strict),
+        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaAPIModels", "KinemaTestSupport"], swiftSettings: testSettings),
+        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate", "KinemaTestSupport"], swiftSettings: testSettings),
+        .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore", "KinemaTestSupport"], swiftSettings: testSettings),
         // Fixtures/: a database written by an earlier release, read by path (#filePath) in the upgrade test.
-        .testTarget(name: "StoreConformanceTests", dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "KinemaFetchTests", dependencies: ["KinemaFetch", "KinemaCore",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(
+            name: "StoreConformanceTests",
+            dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore", "KinemaTestSupport"],
+            exclude: ["Fixtures"], swiftSettings: testSettings
+        ),
+        .testTarget(
+            name: "KinemaFetchTests",
+            dependencies: [
+                "KinemaFetch", "KinemaCore", "KinemaTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: testSettings
+        ),
+        // The API in process (router tests: no sockets, no subprocess).
+        .testTarget(
+            name: "KinemaAPITests",
+            dependencies: [
+                "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: testSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaMedia", "KinemaStore", "KinemaStoreSQLite",
+                "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaEngines",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationEssentialsCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: testSettings
         ),
     ]
 )

@@ -6,6 +6,7 @@ import KinemaStore
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypesHTTP1
+import Logging
 
 /// An error as the contract shows it: HTTP status, reason, message, metadata, and an optional `Retry-After`.
 ///

@@ -46,23 +46,34 @@ struct Authenticator: Sendable {
 
     private func verifiedKey(_ request: Request) async throws(APIError) -> APIKeyCache.Entry {
         let secret = try request.bearerSecret(missing: .missingAPIKey, invalid: .invalidAPIKey)
-        guard APIKey.isWellFormed(secret) else { throw .invalidAPIKey }
-        let hash = APIKey.hash(secret)
+        guard Credential.isWellFormed(secret, as: .apiKey) else { throw .invalidAPIKey }
+        let hash = Credential.hash(secret)
         let now = ContinuousClock.now
         if let entry = cache.entry(forHash: hash, now: now) { return entry }
-        let record: APIKeyRecord?
+        let record = try await Self.verifiedCredential(.apiKey, hash: hash, in: store, invalid: .invalidAPIKey)
+        let entry = APIKeyCache.Entry(id: record.id, tenant: record.owner, defaultEngine: record.defaultEngine)
+        cache.remember(hash: hash, entry, now: now)
+        return entry
+    }
+}
+
+extension Authenticator {
+    /// The live credential of `kind` whose secret hashes to `hash`, or `invalid` (unknown, other kind, revoked);
+    /// `.unavailable` when the store cannot be asked. API keys and worker tokens are checked by this one path.
+    static func verifiedCredential(
+        _ kind: CredentialKind, hash: String, in store: any TaskStore, invalid: APIError
+    ) async throws(APIError) -> CredentialRecord {
+        let record: CredentialRecord?
         do {
-            record = try await store.apiKey(hash: hash)
+            record = try await store.credential(kind, hash: hash)
         } catch {
             throw .unavailable
         }
         // The lookup was by hash; compare again in constant time so no timing depends on the stored value.
-        guard let record, record.revokedAt == nil, constantTimeEquals(Array(record.keyHash.utf8), Array(hash.utf8)) else {
-            throw .invalidAPIKey
+        guard let record, record.kind == kind, record.revokedAt == nil, constantTimeEquals(Array(record.hash.utf8), Array(hash.utf8)) else {
+            throw invalid
         }
-        let entry = APIKeyCache.Entry(id: record.id, tenant: record.tenant, defaultEngine: record.defaultEngine)
-        cache.remember(hash: hash, entry, now: now)
-        return entry
+        return record
     }
 }
 

@@ -21,6 +21,8 @@ public struct KinemaServer: Sendable {
     public let store: any TaskStore
     public let blobs: any BlobStore
     public let engine: any VideoEngine
+    /// Checks that uploaded images decode, at submit time.
+    public let imageVerifier: any ImageVerifier
     public let logger: Logger
     private let signingSecret: [UInt8]
     private let nodeID: String
@@ -28,7 +30,8 @@ public struct KinemaServer: Sendable {
 
     /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
     public init(configuration: ServerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
-                signingSecret: [UInt8], nodeID: String, logger: Logger) {
+                imageVerifier: any ImageVerifier, signingSecret: [UInt8], nodeID: String, logger: Logger) {
+        self.imageVerifier = imageVerifier
         self.configuration = configuration
         self.store = store
         self.blobs = blobs
@@ -121,7 +124,7 @@ public struct KinemaServer: Sendable {
         fetchConfig.maxBytes = config.limits.maxImageBytes
         let submit = SubmitController(
             store: store, blobs: blobs, auth: auth, fetcher: SafeFetcher(configuration: fetchConfig),
-            validator: RequestValidator(limits: config.limits), maxBodyBytes: config.maxBodyBytes,
+            validator: RequestValidator(limits: config.limits), imageVerifier: imageVerifier, maxBodyBytes: config.maxBodyBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds,
             maxAttempts: config.maxAttempts, engines: config.engines, maxActiveTasks: config.maxActiveTasks, signal: signal,
             draining: draining

@@ -1,5 +1,13 @@
+import KinemaCore
+
 /// The public contract as OpenAPI 3.1, served at `GET /openapi.yaml`; a test keeps its paths in sync with `Routes`.
+///
+/// Every limit and default in it comes from the constants validation uses (`ValidationLimits`, `GenerationRequest`),
+/// so the document cannot drift from what the server enforces.
 enum OpenAPIDocument {
+    private static let limits = ValidationLimits()
+    private static let aspect = Double(limits.maxAspectNumerator) / Double(limits.maxAspectDenominator)
+
     static let yaml = #"""
 openapi: 3.1.0
 info:
@@ -33,12 +41,12 @@ components:
       oneOf:
         - type: string
           minLength: 1
-          maxLength: 2500
+          maxLength: \#(limits.maxPromptLength)
         - type: object
           required: [prompt]
           properties:
-            prompt: {type: string, minLength: 1, maxLength: 2500}
-            duration: {type: integer, minimum: 3, maximum: 15, default: 5}
+            prompt: {type: string, minLength: 1, maxLength: \#(limits.maxPromptLength)}
+            duration: {type: integer, minimum: \#(limits.minDuration), maximum: \#(limits.maxDuration), default: \#(GenerationRequest.defaultDuration)}
     SubmitRequest:
       type: object
       required: [image]
@@ -46,19 +54,19 @@ components:
       properties:
         image:
           type: string
-          description: First frame. http(s) URL, raw base64, or data:image/png|jpeg;base64 URI. PNG or JPEG, at most 10 MB, sides at least 300 px, aspect ratio 1:2.5 to 2.5:1.
-        prompt: {type: [string, "null"], minLength: 1, maxLength: 2500, description: Required unless multi_prompt is given.}
-        negative_prompt: {type: [string, "null"], maxLength: 2500}
-        duration: {type: [integer, "null"], minimum: 3, maximum: 15, default: 5}
-        cfg_scale: {type: [number, "null"], minimum: 0, maximum: 1, default: 0.5}
+          description: First frame. http(s) URL, raw base64, or data:image/png|jpeg;base64 URI. PNG or JPEG, at most \#(limits.maxImageBytes / 1024 / 1024) MB, sides at least \#(limits.minImageSide) px, aspect ratio 1:\#(aspect) to \#(aspect):1.
+        prompt: {type: [string, "null"], minLength: 1, maxLength: \#(limits.maxPromptLength), description: Required unless multi_prompt is given.}
+        negative_prompt: {type: [string, "null"], maxLength: \#(limits.maxPromptLength)}
+        duration: {type: [integer, "null"], minimum: \#(limits.minDuration), maximum: \#(limits.maxDuration), default: \#(GenerationRequest.defaultDuration)}
+        cfg_scale: {type: [number, "null"], minimum: 0, maximum: 1, default: \#(GenerationRequest.defaultCfgScale)}
         sound: {type: [boolean, "null"], default: false}
         end_image: {type: [string, "null"], description: Last frame; same forms and rules as image; not together with multi_prompt.}
         multi_prompt:
           type: [array, "null"]
           minItems: 1
-          maxItems: 6
+          maxItems: \#(limits.maxShots)
           items: {$ref: "#/components/schemas/Shot"}
-          description: One entry per shot; shot durations add up to at most 15 and must equal duration when both are given.
+          description: One entry per shot; shot durations add up to at most \#(limits.maxDuration) and must equal duration when both are given.
         seed: {type: [integer, "null"], minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
         extra:
           type: [object, "null"]

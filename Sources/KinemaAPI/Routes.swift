@@ -13,15 +13,7 @@ public enum Routes {
     public static let files = "/files/{key}"
 
     /// (method, path) of every remote worker route (`docs/worker-protocol.md`); internal, so not in the OpenAPI document.
-    public static let workerRoutes: [(method: String, path: String)] = [
-        ("post", "/internal/v1/worker/claim"),
-        ("post", "/internal/v1/worker/orphans"),
-        ("get", "/internal/v1/worker/tasks/{task_id}/inputs/{name}"),
-        ("post", "/internal/v1/worker/tasks/{task_id}/heartbeat"),
-        ("put", "/internal/v1/worker/tasks/{task_id}/result"),
-        ("post", "/internal/v1/worker/tasks/{task_id}/fail"),
-        ("post", "/internal/v1/worker/tasks/{task_id}/release"),
-    ]
+    public static let workerRoutes: [(method: String, path: String)] = WorkerRoute.allCases.map { ($0.method.lowercased(), $0.template) }
 }
 
 /// Builds the router with every controller and the contract error middleware.

@@ -4,7 +4,6 @@ import KinemaAPIModels
 import KinemaCore
 import KinemaFetch
 import Logging
-import KinemaMedia
 import KinemaStore
 import KinemaWorker
 import NIOPosix
@@ -21,6 +20,8 @@ struct SubmitController: Sendable {
     let auth: Authenticator
     let fetcher: SafeFetcher
     let validator: RequestValidator
+    /// Decodes each image once at submit time (the media library's decoder in `kinema serve`).
+    let imageVerifier: any ImageVerifier
     let maxBodyBytes: Int
     /// Seconds the whole body may take to arrive (408 after).
     let bodyTimeoutSeconds: Int
@@ -134,16 +135,12 @@ struct SubmitController: Sendable {
         } catch {
             throw APIError(error)
         }
-        var decodeLimits = ImageLimits()
-        decodeLimits.maxSide = validator.limits.maxImageSide
-        decodeLimits.maxPixels = validator.limits.maxImagePixels
-        let limits = decodeLimits
-        do {
-            // Proves the data decodes (every check of a full decode, without the RGBA pixels); it runs on the
-            // thread pool, not an event loop.
-            _ = try await NIOThreadPool.singleton.runIfActive { try ImageDecoder.verify(data, limits: limits) }
-        } catch let error as MediaError {
-            throw APIError(ValidationError(.invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(error.message)."))
+        let limits = validator.limits
+        let verifier = imageVerifier
+        // Proves the data decodes (every check of a full decode, without the RGBA pixels); it runs on the
+        // thread pool, not an event loop.
+        if let problem = try await NIOThreadPool.singleton.runIfActive({ verifier.problem(with: data, format: header.format, limits: limits) }) {
+            throw APIError(ValidationError(.invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(problem)."))
         }
         return CheckedImage(data: data, format: header.format)
     }

@@ -3,6 +3,7 @@ import Hummingbird
 import KinemaAPIModels
 import KinemaCore
 import KinemaStore
+import Logging
 
 /// `GET /v3/async/task-result?task_id=`: the task's status in the hosted API's exact shape, with a fresh signed URL.
 struct TaskResultController: Sendable {

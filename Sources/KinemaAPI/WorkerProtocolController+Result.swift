@@ -4,6 +4,8 @@ import KinemaAPIModels
 import KinemaCore
 import KinemaStore
 import Synchronization
+import Logging
+import KinemaWorker
 
 extension WorkerProtocolController {
     /// `PUT …/tasks/{task_id}/result?lease_id=`: streams the MP4 to a temp file under the size cap, checks it is

@@ -1,9 +1,12 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KinemaAPIModels
 import KinemaCore
 import KinemaStore
 import KinemaWorker
+import NIOFoundationEssentialsCompat
+import Logging
 
 /// Settings of the remote worker protocol (`/internal/v1/worker/…`).
 public struct WorkerProtocolConfiguration: Sendable {
@@ -43,27 +46,24 @@ struct WorkerProtocolController: Sendable {
     var source: StoreWorkSource { StoreWorkSource(store: store, blobs: blobs) }
 
     func addRoutes(to router: Router<KinemaRequestContext>) {
-        router.post(RouterPath(stringLiteral: WorkerProtocolPaths.claim)) { request, context in
-            try await claim(request, context: context)
+        for route in WorkerRoute.allCases {
+            // Hummingbird writes parameters as `:name` where the protocol's templates write `{name}`.
+            let path = route.template.replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+            router.on(RouterPath(stringLiteral: path), method: HTTPRequest.Method(rawValue: route.method)!) { request, context in
+                try await handle(route, request, context: context)
+            }
         }
-        router.post(RouterPath(stringLiteral: WorkerProtocolPaths.orphans)) { request, context in
-            try await orphans(request, context: context)
-        }
-        let task = WorkerProtocolPaths.base + "/tasks/:task_id"
-        router.get(RouterPath(stringLiteral: task + "/inputs/:name")) { request, context in
-            try await input(request, context: context)
-        }
-        router.post(RouterPath(stringLiteral: task + "/heartbeat")) { request, context in
-            try await heartbeat(request, context: context)
-        }
-        router.put(RouterPath(stringLiteral: task + "/result")) { request, context in
-            try await result(request, context: context)
-        }
-        router.post(RouterPath(stringLiteral: task + "/fail")) { request, context in
-            try await fail(request, context: context)
-        }
-        router.post(RouterPath(stringLiteral: task + "/release")) { request, context in
-            try await release(request, context: context)
+    }
+
+    private func handle(_ route: WorkerRoute, _ request: Request, context: KinemaRequestContext) async throws -> Response {
+        switch route {
+        case .claim: try await claim(request, context: context)
+        case .orphans: try await orphans(request, context: context)
+        case .input: try await input(request, context: context)
+        case .heartbeat: try await heartbeat(request, context: context)
+        case .result: try await result(request, context: context)
+        case .fail: try await fail(request, context: context)
+        case .release: try await release(request, context: context)
         }
     }
 
@@ -249,7 +249,7 @@ struct WorkerProtocolController: Sendable {
     ///
     /// The store fences the write itself again atomically; this lookup turns a bare lease id into the full
     /// lease and keeps one token's workers away from another's tasks.
-    func resolveLease(taskID: UUID, leaseID text: String?, token: WorkerTokenRecord) async throws -> TaskLease {
+    func resolveLease(taskID: UUID, leaseID text: String?, token: CredentialRecord) async throws -> TaskLease {
         guard let text, let leaseID = UUID(uuidString: text) else {
             throw Self.invalid("lease_id", "lease_id must be the lease_id (a UUID) returned by the claim.")
         }

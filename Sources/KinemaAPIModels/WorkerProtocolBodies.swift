@@ -9,22 +9,54 @@ public enum WorkerProtocolPaths {
     /// Common prefix of every worker route.
     public static let base = "/internal/v1/worker"
     /// `POST`: claim the oldest queued task (long-poll).
-    public static let claim = base + "/claim"
+    public static let claim = WorkerRoute.claim.template
     /// `POST`: requeue what a previous run of a worker left running.
-    public static let orphans = base + "/orphans"
+    public static let orphans = WorkerRoute.orphans.template
 
     /// `GET`: an input image of a leased task (`name` is `image` or `end_image`).
-    public static func input(taskID: UUID, name: String) -> String { task(taskID) + "/inputs/" + name }
+    public static func input(taskID: UUID, name: String) -> String { WorkerRoute.input.path(taskID: taskID, name: name) }
     /// `POST`: extend the lease and report progress.
-    public static func heartbeat(taskID: UUID) -> String { task(taskID) + "/heartbeat" }
+    public static func heartbeat(taskID: UUID) -> String { WorkerRoute.heartbeat.path(taskID: taskID) }
     /// `PUT`: upload the finished MP4 and complete the task.
-    public static func result(taskID: UUID) -> String { task(taskID) + "/result" }
+    public static func result(taskID: UUID) -> String { WorkerRoute.result.path(taskID: taskID) }
     /// `POST`: end the attempt with an error.
-    public static func fail(taskID: UUID) -> String { task(taskID) + "/fail" }
+    public static func fail(taskID: UUID) -> String { WorkerRoute.fail.path(taskID: taskID) }
     /// `POST`: give the task back without counting the attempt.
-    public static func release(taskID: UUID) -> String { task(taskID) + "/release" }
+    public static func release(taskID: UUID) -> String { WorkerRoute.release.path(taskID: taskID) }
+}
 
-    private static func task(_ id: UUID) -> String { base + "/tasks/" + id.uuidString.lowercased() }
+/// The remote worker protocol's routes, written once: the server registers these, the client builds its URLs from
+/// them, and docs/worker-protocol.md lists them (a test compares).
+public enum WorkerRoute: String, CaseIterable, Sendable {
+    case claim, orphans, input, heartbeat, result, fail, release
+
+    /// The HTTP method, upper case.
+    public var method: String {
+        switch self {
+        case .input: "GET"
+        case .result: "PUT"
+        case .claim, .orphans, .heartbeat, .fail, .release: "POST"
+        }
+    }
+
+    /// The path with `{task_id}` and `{name}` placeholders, as the docs write it.
+    public var template: String {
+        let task = WorkerProtocolPaths.base + "/tasks/{task_id}"
+        return switch self {
+        case .claim: WorkerProtocolPaths.base + "/claim"
+        case .orphans: WorkerProtocolPaths.base + "/orphans"
+        case .input: task + "/inputs/{name}"
+        case .heartbeat, .result, .fail, .release: task + "/" + rawValue
+        }
+    }
+
+    /// The path for one task (and input name).
+    public func path(taskID: UUID? = nil, name: String? = nil) -> String {
+        var path = template
+        if let taskID { path = path.replacingOccurrences(of: "{task_id}", with: taskID.uuidString.lowercased()) }
+        if let name { path = path.replacingOccurrences(of: "{name}", with: name) }
+        return path
+    }
 }
 
 /// `POST …/claim` request.

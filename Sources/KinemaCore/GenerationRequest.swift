@@ -36,8 +36,18 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
     /// Webhook target from `extra.webhook.url`, if any (delivery is a later feature).
     public var webhookURL: String?
 
+    /// The request as clips in order: each shot's prompt and seconds, or the one prompt for the whole duration.
+    public var clips: [(prompt: String, seconds: Int)] {
+        shots?.map { ($0.prompt, $0.duration) } ?? [(prompt ?? "", duration)]
+    }
+
+    /// The contract's length in seconds when a request gives no `duration` (and of each shot that gives none).
+    public static let defaultDuration = 5
+    /// The contract's `cfg_scale` when a request gives none.
+    public static let defaultCfgScale = 0.5
+
     public init(
-        prompt: String?, negativePrompt: String? = nil, duration: Int = 5, cfgScale: Double = 0.5,
+        prompt: String?, negativePrompt: String? = nil, duration: Int = defaultDuration, cfgScale: Double = defaultCfgScale,
         sound: Bool = false, shots: [Shot]? = nil, seed: UInt32 = 0, hasEndImage: Bool = false,
         webhookURL: String? = nil
     ) {

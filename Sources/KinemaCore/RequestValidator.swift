@@ -91,7 +91,7 @@ public struct RequestValidator: Sendable {
             duration = try integer(d, field: "duration", in: limits.minDuration...limits.maxDuration)
         }
 
-        var cfgScale = 0.5
+        var cfgScale = GenerationRequest.defaultCfgScale
         if let c = present(json["cfg_scale"]) {
             guard case .number(let literal) = c else {
                 throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale must be a number from 0 to 1, not \(c.typeName).")
@@ -146,7 +146,7 @@ public struct RequestValidator: Sendable {
         }
 
         let request = GenerationRequest(
-            prompt: prompt, negativePrompt: negative, duration: duration ?? 5, cfgScale: cfgScale, sound: sound,
+            prompt: prompt, negativePrompt: negative, duration: duration ?? GenerationRequest.defaultDuration, cfgScale: cfgScale, sound: sound,
             shots: shots, seed: requestedSeed ?? 0, hasEndImage: endImage != nil, webhookURL: webhookURL
         )
         return SubmitDraft(image: image, endImage: endImage, request: request, requestedSeed: requestedSeed, requestedEngine: engine)
@@ -210,13 +210,13 @@ public struct RequestValidator: Sendable {
             let path = "multi_prompt[\(i)]"
             switch item {
             case .string:
-                shots.append(Shot(prompt: try text(item, field: path, allowEmpty: false), duration: 5))
+                shots.append(Shot(prompt: try text(item, field: path, allowEmpty: false), duration: GenerationRequest.defaultDuration))
             case .object:
                 guard let p = present(item["prompt"]) else {
                     throw ValidationError(.invalidRequestBody, field: "\(path).prompt", "\(path).prompt is required (1 to \(limits.maxPromptLength) characters).")
                 }
                 let prompt = try text(p, field: "\(path).prompt", allowEmpty: false)
-                var d = 5
+                var d = GenerationRequest.defaultDuration
                 if let dv = present(item["duration"]) {
                     d = try integer(dv, field: "\(path).duration", in: limits.minDuration...limits.maxDuration)
                 }

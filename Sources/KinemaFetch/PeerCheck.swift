@@ -1,5 +1,8 @@
 import NIOCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Checks that a new connection's peer is the address that passed the policy.
 final class PeerCheck: Sendable {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOHTTP1
 
 extension SafeFetcher {
     enum HopResult: Sendable {

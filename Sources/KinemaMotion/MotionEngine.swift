@@ -77,6 +77,18 @@ public struct MotionEngine: VideoEngine {
         return (max(2, Int((Double(size.width) * scale / 2).rounded()) * 2), max(2, Int((Double(size.height) * scale / 2).rounded()) * 2))
     }
 
+    /// Renders every frame of `job` without encoding, handing frames 0, 1, 2… to `consume` in order, on the
+    /// calling thread (blocking). For the benchmark (`kinema bench`), which times rendering apart from encoding.
+    /// - Returns: the output's width and height and the number of frames.
+    @_spi(Benchmark)
+    public func renderFrames(_ job: RenderJob, consume: (Int, YUVFrame) throws -> Void) throws -> (width: Int, height: Int, frames: Int) {
+        let prepared = try prepare(job)
+        let composer = prepared.composer
+        try RenderPipeline(total: prepared.plan.frameCount, threads: renderThreads)
+            .run(flag: CancellationFlag(), render: { composer.render(frame: $0) }, consume: consume)
+        return (composer.width, composer.height, prepared.plan.frameCount)
+    }
+
     /// Everything prepared before the first frame: plan and sources.
     struct Prepared: Sendable {
         let composer: FrameComposer
@@ -148,10 +160,9 @@ public struct MotionEngine: VideoEngine {
     /// one after another; none when the negative prompt vetoes speech ("no dialogue", "voices"…).
     static func speechEvents(_ request: GenerationRequest) -> [SoundEvent] {
         guard !Dialogue.isVetoed(by: request.negativePrompt) else { return [] }
-        let prompts = request.shots?.map { ($0.prompt, $0.duration) } ?? [(request.prompt ?? "", request.duration)]
         var events: [SoundEvent] = []
         var start = 0.0
-        for (prompt, duration) in prompts {
+        for (prompt, duration) in request.clips {
             events += Dialogue.lines(in: prompt).map { SoundEvent(time: start + 0.25, kind: .speech($0)) }
             start += Double(duration)
         }

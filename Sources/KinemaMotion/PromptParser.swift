@@ -14,7 +14,7 @@ public enum PromptParser {
         var clauseMoves: [[MoveDirective]] = []
         var clauseHasOwnModifier: [Bool] = []
 
-        for clause in clauses(of: prompt) {
+        for clause in PromptWords.clauses(of: prompt) {
             var moves: [MoveDirective] = []
             var multiplier = 1.0
             var pace = MovePace.normal
@@ -22,7 +22,7 @@ public enum PromptParser {
             var i = 0
             while i < clause.count {
                 let word = clause[i]
-                let negated = isNegated(clause, at: i)
+                let negated = PromptWords.isNegated(clause, at: i)
                 if let m = moveModifiers[word] {
                     multiplier *= m.multiplier
                     if m.fast { pace = .fast }
@@ -80,7 +80,7 @@ public enum PromptParser {
     public static func vetoes(in negativePrompt: String) -> (moves: Set<CameraMove>, effects: Set<AmbientEffect>) {
         var moves = Set<CameraMove>()
         var effects = Set<AmbientEffect>()
-        for clause in clauses(of: negativePrompt) {
+        for clause in PromptWords.clauses(of: negativePrompt) {
             var i = 0
             while i < clause.count {
                 let word = clause[i]
@@ -104,39 +104,6 @@ public enum PromptParser {
     }
 
     // MARK: - Tokens and clauses
-
-    static func clauses(of text: String) -> [[String]] {
-        var normalized = text.lowercased()
-            .replacingOccurrences(of: "’", with: "'")
-            .replacingOccurrences(of: "don't", with: "dont")
-            .replacingOccurrences(of: "doesn't", with: "doesnt")
-            .replacingOccurrences(of: "n't", with: " not")
-        normalized = String(normalized.map { c -> Character in
-            if c == "-" || c == "_" || c == "/" { return " " }
-            if ",.;:!?\n()[]\"".contains(c) { return "|" }
-            return c
-        })
-        var clauses: [[String]] = []
-        for part in normalized.split(separator: "|") {
-            var current: [String] = []
-            for raw in part.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                let word = String(raw)
-                if clauseBreakers.contains(word) {
-                    if !current.isEmpty { clauses.append(current) }
-                    current = []
-                } else {
-                    current.append(word)
-                }
-            }
-            if !current.isEmpty { clauses.append(current) }
-        }
-        return clauses
-    }
-
-    static func isNegated(_ clause: [String], at index: Int) -> Bool {
-        for j in max(0, index - 3)..<index where negators.contains(clause[j]) { return true }
-        return false
-    }
 
     // MARK: - Moves
 
@@ -337,6 +304,4 @@ public enum PromptParser {
         return intensity
     }
 
-    private static let negators: Set<String> = ["no", "not", "without", "dont", "never", "avoid", "nor", "doesnt", "zero", "minus"]
-    private static let clauseBreakers: Set<String> = ["and", "then", "while", "but", "as", "after", "before", "&"]
 }

@@ -19,10 +19,10 @@ public enum ShotPlanner {
     }
 
     /// How strongly named directives are followed at a given cfg_scale (0.3 at 0 … 1 at 1).
-    public static func adherence(cfgScale: Double) -> Double { 0.3 + 0.7 * min(1, max(0, cfgScale)) }
+    public static func adherence(cfgScale: Double) -> Double { 0.3 + 0.7 * cfgScale }
 
     /// Effect intensity factor at a given cfg_scale (0.4 at 0 … 1 at 1).
-    public static func effectAdherence(cfgScale: Double) -> Double { 0.4 + 0.6 * min(1, max(0, cfgScale)) }
+    public static func effectAdherence(cfgScale: Double) -> Double { 0.4 + 0.6 * cfgScale }
 
     /// Parses one shot's text with the request's negative prompt and cfg applied.
     public static func directives(prompt: String, negativePrompt: String?, cfgScale: Double) -> PromptDirectives {
@@ -52,8 +52,7 @@ public enum ShotPlanner {
     ) -> ShotPlan {
         let salient = salient.isEmpty ? [SalientPoint(x: 0.5, y: 0.5, weight: 1)] : salient
         let fps = GenerationRequest.framesPerSecond
-        let entries: [(prompt: String, seconds: Int)] =
-            request.shots.map { $0.map { ($0.prompt, $0.duration) } } ?? [(request.prompt ?? "", request.duration)]
+        let entries = request.clips
         let globalEffects = request.shots != nil
             ? directives(prompt: request.prompt ?? "", negativePrompt: request.negativePrompt, cfgScale: request.cfgScale).effects
             : []

@@ -108,17 +108,24 @@ enum PostgresTaskRow {
         ) }
     }
 
-    static func apiKey(_ row: PostgresRow) throws -> APIKeyRecord {
+    static func credential(_ row: PostgresRow) throws -> CredentialRecord {
         let row = row.makeRandomAccess()
-        return try readable { APIKeyRecord(
-            id: try row["id"].decode(String.self),
-            tenant: try row["tenant"].decode(String.self),
-            keyHash: try row["key_hash"].decode(String.self),
-            prefix: try row["prefix"].decode(String.self),
-            createdAt: date(try row["created_at"].decode(Int64.self)),
-            revokedAt: try row["revoked_at"].decode(Int64?.self).map(date),
-            defaultEngine: try row["default_engine"].decode(String?.self)
-        ) }
+        return try readable {
+            let kindName = try row["kind"].decode(String.self)
+            guard let kind = CredentialKind(rawValue: kindName) else {
+                throw StoreError(.corrupt, "a credential has the unknown kind \(kindName)")
+            }
+            return CredentialRecord(
+                kind: kind,
+                id: try row["id"].decode(String.self),
+                owner: try row["owner"].decode(String.self),
+                hash: try row["hash"].decode(String.self),
+                prefix: try row["prefix"].decode(String.self),
+                createdAt: date(try row["created_at"].decode(Int64.self)),
+                revokedAt: try row["revoked_at"].decode(Int64?.self).map(date),
+                defaultEngine: try row["default_engine"].decode(String?.self)
+            )
+        }
     }
 
     /// Runs a decoding step, reporting a column PostgresNIO cannot read as `.corrupt` (no PostgresNIO error escapes).

@@ -157,6 +157,34 @@ extension PostgresTaskStore {
             )
             """,
         ]),
+        PostgresMigration(version: 7, name: "one credentials table", statements: [
+            // API keys and worker tokens are one concept (a hashed secret of a kind, with an owner): one table, one set
+            // of store methods. The kind is part of every lookup, so neither can stand in for the other.
+            """
+            CREATE TABLE credentials (
+                seq            BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+                kind           TEXT   NOT NULL CHECK (kind IN ('api_key', 'worker_token')),
+                id             TEXT   NOT NULL PRIMARY KEY,
+                owner          TEXT   NOT NULL,
+                hash           TEXT   NOT NULL UNIQUE,
+                prefix         TEXT   NOT NULL,
+                created_at     BIGINT NOT NULL,
+                revoked_at     BIGINT,
+                default_engine TEXT
+            )
+            """,
+            "CREATE INDEX credentials_by_prefix ON credentials (kind, prefix)",
+            """
+            INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at, default_engine)
+            SELECT 'api_key', id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY seq
+            """,
+            """
+            INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at)
+            SELECT 'worker_token', id, name, token_hash, prefix, created_at, revoked_at FROM worker_tokens ORDER BY seq
+            """,
+            "DROP TABLE api_keys",
+            "DROP TABLE worker_tokens",
+        ]),
     ]
 
     /// The schema version this build migrates databases to.

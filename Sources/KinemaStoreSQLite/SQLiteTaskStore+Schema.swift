@@ -146,6 +146,33 @@ extension SQLiteTaskStore {
                 ) STRICT
                 """)
         },
+        SchemaMigration(version: 7, name: "one credentials table") { db in
+            // API keys and worker tokens are one concept (a hashed secret of a kind, with an owner): one table, one set
+            // of store methods. The kind is part of every lookup, so neither can stand in for the other.
+            try db.execute(sql: """
+                CREATE TABLE credentials (
+                    kind           TEXT    NOT NULL CHECK (kind IN ('api_key', 'worker_token')),
+                    id             TEXT    NOT NULL PRIMARY KEY,
+                    owner          TEXT    NOT NULL,
+                    hash           TEXT    NOT NULL UNIQUE,
+                    prefix         TEXT    NOT NULL,
+                    created_at     INTEGER NOT NULL,
+                    revoked_at     INTEGER,
+                    default_engine TEXT
+                ) STRICT
+                """)
+            try db.execute(sql: "CREATE INDEX credentials_by_prefix ON credentials (kind, prefix)")
+            try db.execute(sql: """
+                INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at, default_engine)
+                SELECT 'api_key', id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY rowid
+                """)
+            try db.execute(sql: """
+                INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at)
+                SELECT 'worker_token', id, name, token_hash, prefix, created_at, revoked_at FROM worker_tokens ORDER BY rowid
+                """)
+            try db.execute(sql: "DROP TABLE api_keys")
+            try db.execute(sql: "DROP TABLE worker_tokens")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

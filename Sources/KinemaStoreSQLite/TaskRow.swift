@@ -89,9 +89,12 @@ enum TaskRow {
         )
     }
 
-    static func apiKey(_ row: Row) -> APIKeyRecord {
-        APIKeyRecord(
-            id: row["id"], tenant: row["tenant"], keyHash: row["key_hash"], prefix: row["prefix"],
+    static func credential(_ row: Row) throws -> CredentialRecord {
+        guard let kind = CredentialKind(rawValue: row["kind"]) else {
+            throw StoreError(.corrupt, "credential \(row["id"] as String? ?? "?") has an unknown kind")
+        }
+        return CredentialRecord(
+            kind: kind, id: row["id"], owner: row["owner"], hash: row["hash"], prefix: row["prefix"],
             createdAt: date(row["created_at"]), revokedAt: optionalDate(row["revoked_at"]), defaultEngine: row["default_engine"]
         )
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KinemaAPI
 import KinemaCore
+import KinemaEngines
 
 /// `kinema generate`: one render, offline, with the same validation rules and messages as the API.
 struct Generate: AsyncParsableCommand {

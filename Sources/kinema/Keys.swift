@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KinemaAPI
 import KinemaCore
-import KinemaStore
 
 /// `kinema keys`: create, list and revoke API keys. Secrets are shown once and stored only as hashes.
 struct Keys: AsyncParsableCommand {
@@ -27,13 +25,7 @@ struct Keys: AsyncParsableCommand {
             if let engine, !EngineNames.known.contains(engine) {
                 throw CLIError("--engine \(engine): unknown engine; choose from \(EngineNames.known.joined(separator: ", ")).")
             }
-            let secret = APIKey.generate()
-            let record = APIKeyRecord(
-                id: UUID().uuidString.lowercased(), tenant: tenant, keyHash: APIKey.hash(secret),
-                prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil, defaultEngine: engine)
-            try await store.withStore { try await $0.insertAPIKey(record) }
-            print("Created key \(record.id) for tenant '\(tenant)'. The secret is shown only now:")
-            print(secret)
+            try await CredentialCommands.create(.apiKey, owner: tenant, defaultEngine: engine, store: store)
         }
     }
 
@@ -43,12 +35,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let keys = try await store.withStore { try await $0.listAPIKeys() }
-            let iso = ISO8601DateFormatter()
-            print("id\ttenant\tprefix\tcreated\trevoked\tengine")
-            for k in keys {
-                print("\(k.id)\t\(k.tenant)\t\(k.prefix)…\t\(iso.string(from: k.createdAt))\t\(k.revokedAt.map { iso.string(from: $0) } ?? "-")\t\(k.defaultEngine ?? "-")")
-            }
+            try await CredentialCommands.list(.apiKey, store: store)
         }
     }
 
@@ -61,11 +48,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let key = self.key
-            guard try await store.withStore({ try await $0.revokeAPIKey(idOrPrefix: key, now: Date()) }) else {
-                throw CLIError("No key matches '\(key)'.")
-            }
-            print("Revoked \(key).")
+            try await CredentialCommands.revoke(.apiKey, idOrPrefix: key, store: store)
         }
     }
 }

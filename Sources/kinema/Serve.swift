@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import KinemaAPI
 import KinemaCore
+import KinemaEngines
 import KinemaFetch
 import KinemaMotion
 import KinemaStore
+import KinemaStoreSQLite
 import KinemaStorePostgres
 import Logging
 
@@ -205,7 +207,7 @@ struct Serve: AsyncParsableCommand {
         let store = try dataDirectory.openStore()
         let devKey = try await Self.createDevKeyIfNone(store)
         let server = KinemaServer(
-            configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
+            configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
             signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger
         )
         let workers = config.workers
@@ -232,7 +234,7 @@ struct Serve: AsyncParsableCommand {
             if migrate { try await store.migrate() }
             let devKey = try await Self.createDevKeyIfNone(store)
             let server = KinemaServer(
-                configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(),
+                configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
                 signingSecret: secret, nodeID: node, logger: logger
             )
             let workers = config.workers
@@ -245,11 +247,9 @@ struct Serve: AsyncParsableCommand {
 
     /// The first start on an empty store creates a key for tenant `default`; it is shown once.
     static func createDevKeyIfNone(_ store: any TaskStore) async throws -> String? {
-        guard try await store.listAPIKeys().isEmpty else { return nil }
-        let secret = APIKey.generate()
-        try await store.insertAPIKey(APIKeyRecord(
-            id: UUID().uuidString.lowercased(), tenant: "default", keyHash: APIKey.hash(secret),
-            prefix: APIKey.displayPrefix(secret), createdAt: Date(), revokedAt: nil))
+        guard try await store.credentials(.apiKey).isEmpty else { return nil }
+        let secret = Credential.generate(.apiKey)
+        try await store.insertCredential(CredentialRecord.new(.apiKey, secret: secret, owner: "default"))
         return secret
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import KinemaAPI
 import KinemaCore
 import KinemaStore
+import KinemaStoreSQLite
 import KinemaStorePostgres
 import Logging
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KinemaAPI
 import KinemaCore
+import KinemaEngines
 import KinemaStore
 import KinemaStorePostgres
 import KinemaWorker
@@ -150,8 +151,8 @@ struct Worker: AsyncParsableCommand {
         guard let token = workerToken ?? Env.string("KINEMA_WORKER_TOKEN") else {
             throw CLIError("--server needs --worker-token (or KINEMA_WORKER_TOKEN); make one on the server with 'kinema worker-token create'.")
         }
-        guard WorkerToken.isWellFormed(token) else {
-            throw CLIError("--worker-token is not a worker token (they start with '\(WorkerToken.prefix)'; API keys are not accepted).")
+        guard Credential.isWellFormed(token, as: .workerToken) else {
+            throw CLIError("--worker-token is not a worker token (they start with '\(CredentialKind.workerToken.prefix)'; API keys are not accepted).")
         }
         var remote = RemoteWorkSource.Configuration(serverURL: server, token: token)
         remote.claimWaitSeconds = claimWait

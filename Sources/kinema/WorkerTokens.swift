@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
-import KinemaAPI
 import KinemaCore
-import KinemaStore
 
 /// `kinema worker-token`: create, list and revoke remote workers' tokens. Secrets are shown once and stored only as hashes.
 struct WorkerTokens: AsyncParsableCommand {
@@ -22,13 +20,7 @@ struct WorkerTokens: AsyncParsableCommand {
 
         func run() async throws {
             guard (1...128).contains(name.count) else { throw CLIError("--name must be 1 to 128 characters.") }
-            let secret = WorkerToken.generate()
-            let record = WorkerTokenRecord(
-                id: UUID().uuidString.lowercased(), name: name, hash: WorkerToken.hash(secret),
-                prefix: WorkerToken.displayPrefix(secret), createdAt: Date(), revokedAt: nil)
-            try await store.withStore { try await $0.insertWorkerToken(record) }
-            print("Created worker token \(record.id) ('\(name)'). The secret is shown only now:")
-            print(secret)
+            try await CredentialCommands.create(.workerToken, owner: name, store: store)
         }
     }
 
@@ -38,12 +30,7 @@ struct WorkerTokens: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let tokens = try await store.withStore { try await $0.listWorkerTokens() }
-            let iso = ISO8601DateFormatter()
-            print("id\tname\tprefix\tcreated\trevoked")
-            for t in tokens {
-                print("\(t.id)\t\(t.name)\t\(t.prefix)…\t\(iso.string(from: t.createdAt))\t\(t.revokedAt.map { iso.string(from: $0) } ?? "-")")
-            }
+            try await CredentialCommands.list(.workerToken, store: store)
         }
     }
 
@@ -56,11 +43,7 @@ struct WorkerTokens: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let token = self.token
-            guard try await store.withStore({ try await $0.revokeWorkerToken(idOrPrefix: token, now: Date()) }) else {
-                throw CLIError("No worker token matches '\(token)'.")
-            }
-            print("Revoked \(token).")
+            try await CredentialCommands.revoke(.workerToken, idOrPrefix: token, store: store)
         }
     }
 }

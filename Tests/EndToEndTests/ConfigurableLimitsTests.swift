@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Testing
+import NIOHTTP1
 
 /// The operator's limits from the command line take effect, in the contract's error shape.
 @Suite struct ConfigurableLimits {

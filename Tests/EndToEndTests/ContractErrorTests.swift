@@ -2,8 +2,12 @@ import Foundation
 import Logging
 import KinemaAPIModels
 import KinemaAPI
+import KinemaCore
+import KinemaEngines
+import KinemaStoreSQLite
 import KinemaStore
 import Testing
+import NIOHTTP1
 
 /// Auth, tenants and error shapes over real HTTP, on an API-only node (no renders needed).
 @Suite(.serialized) struct ContractErrors {
@@ -134,7 +138,7 @@ import Testing
         let data = try DataDirectory(dir)
         let node = KinemaServer(
             configuration: ServerConfiguration(dataDirectory: dir), store: try data.openStore(), blobs: try data.openBlobs(),
-            engine: EngineCatalog.motion(), signingSecret: [UInt8](repeating: 7, count: 32), nodeID: "routes", logger: Logger(label: "routes")
+            engine: EngineCatalog.motion(), imageVerifier: UncheckedImages(), signingSecret: [UInt8](repeating: 7, count: 32), nodeID: "routes", logger: Logger(label: "routes")
         )
         let registered = node.registeredRoutes()
         let publicRoutes = registered.filter { !$0.path.hasPrefix(WorkerProtocolPaths.base) }
@@ -147,4 +151,9 @@ import Testing
         let workerRoutes = registered.filter { $0.path.hasPrefix(WorkerProtocolPaths.base) }
         #expect(Set(workerRoutes.map { "\($0.method) \($0.path)" }) == Set(Routes.workerRoutes.map { "\($0.method) \($0.path)" }))
     }
+}
+
+/// Listing routes decodes no image.
+private struct UncheckedImages: ImageVerifier {
+    func problem(with data: Data, format: ImageFormat, limits: ValidationLimits) -> String? { nil }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 
 /// Crashes and restarts: what was accepted is never lost, and finishes exactly once.
 @Suite(.serialized) struct Durability {

@@ -1,8 +1,10 @@
 import Foundation
 import KinemaAPI
+import KinemaStoreSQLite
 import KinemaCore
 import KinemaStore
 import Testing
+import NIOHTTP1
 
 /// Faults around a running server: the database going away and coming back, an unwritable blob store, an engine
 /// failure on one task, and a shutdown in the middle of a render. The server must stay up, answer in the

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 
 /// Hostile submit bodies over real HTTP: each is refused in the contract's error shape, nothing is stored,
 /// and the server keeps serving (a trap in validation would take the whole process down).

@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import Testing
+import NIOHTTP1
 
 /// Requests no well-behaved client sends, over raw sockets against the real server: each is answered with a 4xx in
 /// the contract's error shape (never a 500, never an empty body), nothing is logged at error level, and the server

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 
 /// Every oversized `image` or `end_image`, up to the body cap, gets the contract's answer from the real server:
 /// 400 `IMAGE_FILE_EXCEEDS_MAX_SIZE` naming the field. Past the body cap the body is not read: 413.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 
 /// Per-key request rates and per-tenant task caps through the real server: 429 `RATE_LIMIT_EXCEEDED` with
 /// `Retry-After`, on one embedded node and across two API nodes sharing PostgreSQL.

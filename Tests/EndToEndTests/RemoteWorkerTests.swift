@@ -4,6 +4,7 @@ import KinemaAPI
 import NIOCore
 import NIOHTTP1
 import Testing
+import NIOFoundationEssentialsCompat
 
 /// The remote worker protocol (`/internal/v1/worker/…`) through the real binaries: a `kinema worker --server`
 /// process rendering for an API-only node, and the protocol's refusals and fencing spoken as raw HTTP.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 
 /// The whole product path over real HTTP: a `kinema serve` process, submit, poll, download, ffprobe.
 @Suite(.serialized) struct SubmitPollDownload {

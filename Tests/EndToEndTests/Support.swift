@@ -6,6 +6,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import Testing
+import NIOFoundationEssentialsCompat
 
 /// A real `kinema` process, started on a free loopback port with its own data directory.
 final class ServerProcess: @unchecked Sendable {

@@ -1,24 +1,9 @@
 import Foundation
+import KinemaTestSupport
 import KinemaCore
 
-/// SplitMix64: a tiny deterministic generator, so every fuzz run sees the same cases and a failure replays exactly.
-struct FuzzRNG: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-    mutating func pick<T>(_ items: [T]) -> T { items[int(0...items.count - 1)] }
-}
+/// The fuzzers' generator (deterministic, so a failure replays exactly).
+typealias FuzzRNG = SplitMix64
 
 /// Byte-level mutations shared by the JSON and image fuzzers: flips, inserts, deletions, duplications,
 /// splices and "interesting" tokens that tend to hit boundaries.

@@ -1,5 +1,6 @@
 import Foundation
 import KinemaCore
+import KinemaTestSupport
 import Testing
 
 /// Bounded, seeded fuzzing of the image header parser and the header-only validation that submit runs on
@@ -55,40 +56,51 @@ import Testing
         }
     }
 
-    @Test func seedsParseWithTheirDeclaredSizes() throws {
-        #expect(try ImageHeader.parse(Data(Self.seeds[0])) == ImageHeader(format: .png, storedWidth: 640, storedHeight: 360))
-        let rotated = try ImageHeader.parse(Data(Self.seeds[4]))
-        #expect(rotated.orientation == 6 && rotated.width == 720 && rotated.height == 1280)
-        #expect(throws: ValidationError.self) { try ImageValidation.validate(Data(Self.seeds[1]), field: "image", limits: Self.limits) }
+    @Test func seedsParseWithTheirDeclaredSizes() async throws {
+        try await offPool {
+            #expect(try ImageHeader.parse(Data(Self.seeds[0])) == ImageHeader(format: .png, storedWidth: 640, storedHeight: 360))
+            let rotated = try ImageHeader.parse(Data(Self.seeds[4]))
+            #expect(rotated.orientation == 6 && rotated.width == 720 && rotated.height == 1280)
+            #expect(throws: ValidationError.self) { try ImageValidation.validate(Data(Self.seeds[1]), field: "image", limits: Self.limits) }
+        }
     }
 
-    @Test func mutatedHeadersEndInAHeaderOrAContractError() {
-        var rng = FuzzRNG(seed: 0x494D_4147_4500_0001)
-        for _ in 0..<5000 {
-            check(Mutator.mutate(rng.pick(Self.seeds), tokens: Self.tokens, donors: Self.seeds, rng: &rng))
+    @Test func mutatedHeadersEndInAHeaderOrAContractError() async throws {
+        try await offPool {
+            var rng = FuzzRNG(seed: 0x494D_4147_4500_0001)
+            for _ in 0..<5000 {
+                check(Mutator.mutate(rng.pick(Self.seeds), tokens: Self.tokens, donors: Self.seeds, rng: &rng))
+            }
         }
     }
 
     /// Every prefix of every seed: truncation at each byte is the commonest real-world breakage.
-    @Test func everyTruncationEndsInAHeaderOrAContractError() {
-        for seed in Self.seeds {
-            for n in 0...seed.count { check(Array(seed.prefix(n))) }
+    @Test func everyTruncationEndsInAHeaderOrAContractError() async throws {
+        try await offPool {
+            for seed in Self.seeds {
+                for n in 0...seed.count { check(Array(seed.prefix(n))) }
+            }
         }
     }
 
-    @Test func randomBytesBehindAValidSignatureEndInAHeaderOrAContractError() {
-        var rng = FuzzRNG(seed: 0x494D_4147_4500_0002)
-        let signatures: [[UInt8]] = [[], [0xFF, 0xD8, 0xFF], [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]]
-        for _ in 0..<3000 {
-            let tail = (0..<rng.int(0...96)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            check(rng.pick(signatures) + tail)
+    @Test func randomBytesBehindAValidSignatureEndInAHeaderOrAContractError() async throws {
+        try await offPool {
+            var rng = FuzzRNG(seed: 0x494D_4147_4500_0002)
+            let signatures: [[UInt8]] = [[], [0xFF, 0xD8, 0xFF], [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]]
+            for _ in 0..<3000 {
+                let tail = (0..<rng.int(0...96)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                check(rng.pick(signatures) + tail)
+            }
         }
     }
 
     /// A slice of a larger buffer (non-zero start index) is read from its own start, not the buffer's.
-    @Test func slicesAreReadFromTheirOwnStart() throws {
-        let buffer = Data([0, 1, 2, 3] + Self.seeds[3])
-        let slice = buffer[4...]
-        #expect(try ImageHeader.parse(slice) == ImageHeader(format: .jpeg, storedWidth: 400, storedHeight: 600))
+    @Test func slicesAreReadFromTheirOwnStart() async throws {
+        try await offPool {
+            let buffer = Data([0, 1, 2, 3] + Self.seeds[3])
+            let slice = buffer[4...]
+            let parsed = try ImageHeader.parse(slice)
+            #expect(parsed == ImageHeader(format: .jpeg, storedWidth: 400, storedHeight: 600))
+        }
     }
 }

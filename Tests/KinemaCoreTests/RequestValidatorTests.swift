@@ -296,13 +296,18 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
         #expect(signer.verify(key: "results/a.mp4", expires: 1_000_061, signature: sig, now: now) == .badSignature)
     }
 
-    @Test func apiKeysAreLongRandomAndHashed() {
-        let a = APIKey.generate(), b = APIKey.generate()
+    @Test(arguments: CredentialKind.allCases)
+    func credentialsAreLongRandomHashedAndOfOneKind(kind: CredentialKind) {
+        let a = Credential.generate(kind), b = Credential.generate(kind)
         #expect(a != b)
-        #expect(APIKey.isWellFormed(a))
-        #expect(!APIKey.isWellFormed(a + "x"))
-        #expect(!APIKey.isWellFormed("kin_short"))
-        #expect(APIKey.hash(a).count == 64)
-        #expect(APIKey.hash(a) != APIKey.hash(b))
+        #expect(a.hasPrefix(kind.prefix))
+        #expect(Credential.isWellFormed(a, as: kind))
+        #expect(!Credential.isWellFormed(a + "x", as: kind))
+        #expect(!Credential.isWellFormed(kind.prefix + "short", as: kind))
+        // A secret of one kind is never well formed as another.
+        for other in CredentialKind.allCases where other != kind { #expect(!Credential.isWellFormed(a, as: other)) }
+        #expect(Credential.hash(a).count == 64)
+        #expect(Credential.hash(a) != Credential.hash(b))
+        #expect(Credential.displayPrefix(a) == String(a.prefix(10)))
     }
 }

@@ -1,5 +1,6 @@
 import KinemaFetch
 import Testing
+import KinemaCore
 
 /// URLs refused before any connection: every host here is an IP literal or `localhost`, so nothing leaves the
 /// machine (and nothing listens on these ports: a connection attempt would fail with `connectionFailed`, not

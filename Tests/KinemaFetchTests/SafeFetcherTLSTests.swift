@@ -1,5 +1,6 @@
 import Foundation
 import KinemaFetch
+import KinemaTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: dir) }
         let cert = dir.appendingPathComponent("cert.pem").path, keyFile = dir.appendingPathComponent("key.pem").path
         try Data(repeating: 0x89, count: 64).write(to: dir.appendingPathComponent("image.png"))
-        #expect(try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        #expect(try await run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                                              "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", keyFile, "-out", cert]) == 0)
         let server = """
             import http.server, ssl, sys, functools
@@ -42,7 +43,7 @@ import Glibc
         let url = "https://127.0.0.1:\(port)/image.png"
 
         // The server works: a client that skips verification gets the bytes.
-        #expect(try run("/usr/bin/curl", ["-skf", "-o", "/dev/null", url]) == 0)
+        #expect(try await run("/usr/bin/curl", ["-skf", "-o", "/dev/null", url]) == 0)
         // The fetcher verifies the certificate: refused, with a reason that says the connection failed.
         let fetcher = SafeFetcher(configuration: .init(allow: [IPNetwork("127.0.0.1/32")!], timeout: .seconds(120)))
         do {
@@ -53,18 +54,8 @@ import Glibc
         }
     }
 
-    func run(_ tool: String, _ args: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let limit = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: limit)
-        p.waitUntilExit()
-        limit.cancel()
-        return p.terminationStatus
+    func run(_ tool: String, _ args: [String]) async throws -> Int32 {
+        try await ChildProcess.run(tool, args, timeout: .seconds(60)).status
     }
 }
 

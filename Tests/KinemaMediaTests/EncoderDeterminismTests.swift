@@ -1,27 +1,12 @@
 import Foundation
 import KinemaMedia
+import KinemaTestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Runs `body` while glibc fills fresh allocations with a byte pattern (what `MALLOC_PERTURB_` does), so code that
-/// reads memory it never wrote sees other values than in a fresh process; restores normal allocation afterwards.
-/// Elsewhere than glibc it just runs `body`.
-func withPerturbedHeap<T>(_ byte: Int32, _ body: () throws -> T) rethrows -> T {
-    #if canImport(Glibc)
-    // mallopt is in <malloc.h>, which Swift's Glibc module does not import; M_PERTURB is -6 there.
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    if let symbol = dlsym(nil, "mallopt") {
-        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-        _ = mallopt(-6, byte)
-        defer { _ = mallopt(-6, 0) }
-        return try body()
-    }
-    #endif
-    return try body()
-}
 
 /// Detailed moving content (seeded noise, drifting and slowly zooming) at a width that is not a multiple of 16:
 /// the kind of input on which x264's AVX-512 kernels were seen to read uninitialised memory.
@@ -52,17 +37,19 @@ private func encode(_ frames: [YUVFrame], to url: URL, settings: EncoderSettings
 /// The same frames and settings give the same MP4 bytes, whatever the heap held before (x264's AVX-512 kernels made
 /// the output depend on it; `EncoderSettings.deterministic` keeps them out).
 @Test(arguments: [0, 4])
-func sameFramesEncodeToTheSameBytesWhateverTheHeapHeld(threads: Int) throws {
-    try withTemporaryDirectory { dir in
-        let settings = EncoderSettings(threads: threads)
-        let plain = try encode(movingNoiseFrames, to: dir.appendingPathComponent("a.mp4"), settings: settings)
-        let perturbed = try withPerturbedHeap(0xA5) {
-            try encode(movingNoiseFrames, to: dir.appendingPathComponent("b.mp4"), settings: settings)
+func sameFramesEncodeToTheSameBytesWhateverTheHeapHeld(threads: Int) async throws {
+    try await offPool {
+        try withTemporaryDirectory { dir in
+            let settings = EncoderSettings(threads: threads)
+            let plain = try encode(movingNoiseFrames, to: dir.appendingPathComponent("a.mp4"), settings: settings)
+            let perturbed = try PerturbedHeap.with(0xA5) {
+                try encode(movingNoiseFrames, to: dir.appendingPathComponent("b.mp4"), settings: settings)
+            }
+            let again = try PerturbedHeap.with(0x3C) {
+                try encode(movingNoiseFrames, to: dir.appendingPathComponent("c.mp4"), settings: settings)
+            }
+            #expect(plain.count > 10_000)
+            #expect(plain == perturbed && plain == again, "sizes \(plain.count), \(perturbed.count), \(again.count)")
         }
-        let again = try withPerturbedHeap(0x3C) {
-            try encode(movingNoiseFrames, to: dir.appendingPathComponent("c.mp4"), settings: settings)
-        }
-        #expect(plain.count > 10_000)
-        #expect(plain == perturbed && plain == again, "sizes \(plain.count), \(perturbed.count), \(again.count)")
     }
 }

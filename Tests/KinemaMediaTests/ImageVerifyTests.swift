@@ -1,7 +1,9 @@
 import CDeflate
 import Foundation
 import KinemaMedia
+import KinemaTestSupport
 import Testing
+import KinemaCore
 
 /// `ImageDecoder.verify` is what a submit runs instead of a full decode. It must accept exactly what decodes:
 /// every PNG it accepts decodes with FFmpeg, and damaged files (with or without valid checksums) are refused
@@ -93,155 +95,169 @@ import Testing
     ]
 
     @Test(arguments: [false, true])
-    func everyColourTypeDepthAndInterlacingVerifiesAndDecodes(interlaced: Bool) throws {
-        // Odd sizes exercise partial bytes and Adam7's uneven passes; 1x1 and 3x2 leave some passes empty.
-        for (width, height) in [(13, 11), (1, 1), (3, 2), (64, 9)] {
-            for kind in Self.kinds {
-                let file = PNGFile.valid(width, height, depth: kind.depth, colorType: kind.colorType, interlaced: interlaced)
-                let what = "\(width)x\(height) depth \(kind.depth) colour type \(kind.colorType) interlaced \(interlaced)"
-                #expect(verifyError(file) == nil, "\(what): \(verifyError(file)?.message ?? "")")
-                #expect(throws: Never.self, "\(what) must decode with FFmpeg") { try ImageDecoder.decode(Data(file)) }
+    func everyColourTypeDepthAndInterlacingVerifiesAndDecodes(interlaced: Bool) async throws {
+        try await offPool {
+            // Odd sizes exercise partial bytes and Adam7's uneven passes; 1x1 and 3x2 leave some passes empty.
+            for (width, height) in [(13, 11), (1, 1), (3, 2), (64, 9)] {
+                for kind in Self.kinds {
+                    let file = PNGFile.valid(width, height, depth: kind.depth, colorType: kind.colorType, interlaced: interlaced)
+                    let what = "\(width)x\(height) depth \(kind.depth) colour type \(kind.colorType) interlaced \(interlaced)"
+                    #expect(verifyError(file) == nil, "\(what): \(verifyError(file)?.message ?? "")")
+                    #expect(throws: Never.self, "\(what) must decode with FFmpeg") { try ImageDecoder.decode(Data(file)) }
+                }
             }
         }
     }
 
-    @Test func filesFromTheEncodersVerify() throws {
-        let image = smoothImage(width: 320, height: 200, alpha: 180)
-        try ImageDecoder.verify(ImageEncoder.png(image))
-        try ImageDecoder.verify(ImageEncoder.jpeg(image))
-        let header = try ImageDecoder.verify(ImageEncoder.jpeg(image))
-        #expect(header.format == .jpeg && header.width == 320 && header.height == 200)
+    @Test func filesFromTheEncodersVerify() async throws {
+        try await offPool {
+            let image = smoothImage(width: 320, height: 200, alpha: 180)
+            try ImageDecoder.verify(ImageEncoder.png(image))
+            try ImageDecoder.verify(ImageEncoder.jpeg(image))
+            let header = try ImageDecoder.verify(ImageEncoder.jpeg(image))
+            #expect(header.format == .jpeg && header.width == 320 && header.height == 200)
+        }
     }
 
-    @Test func imageDataMayBeSplitAcrossConsecutiveChunks() throws {
-        let compressed = PNGFile.zlib(PNGFile.rawData(40, 30, depth: 8, colorType: 6, interlaced: false))
-        let thirds = stride(from: 0, to: compressed.count, by: compressed.count / 3 + 1).map {
-            PNGFile.chunk("IDAT", Array(compressed[$0..<min($0 + compressed.count / 3 + 1, compressed.count)]))
+    @Test func imageDataMayBeSplitAcrossConsecutiveChunks() async throws {
+        try await offPool {
+            let compressed = PNGFile.zlib(PNGFile.rawData(40, 30, depth: 8, colorType: 6, interlaced: false))
+            let thirds = stride(from: 0, to: compressed.count, by: compressed.count / 3 + 1).map {
+                PNGFile.chunk("IDAT", Array(compressed[$0..<min($0 + compressed.count / 3 + 1, compressed.count)]))
+            }
+            // An empty IDAT and an ancillary chunk before the data are fine too.
+            let file = PNGFile.signature + PNGFile.ihdr(40, 30, depth: 8, colorType: 6, interlaced: false)
+                + PNGFile.chunk("teXt", Array("a\0b".utf8)) + thirds.joined() + PNGFile.chunk("IDAT", []) + PNGFile.end
+            #expect(verifyError(file) == nil)
+            #expect(throws: Never.self) { try ImageDecoder.decode(Data(file)) }
         }
-        // An empty IDAT and an ancillary chunk before the data are fine too.
-        let file = PNGFile.signature + PNGFile.ihdr(40, 30, depth: 8, colorType: 6, interlaced: false)
-            + PNGFile.chunk("teXt", Array("a\0b".utf8)) + thirds.joined() + PNGFile.chunk("IDAT", []) + PNGFile.end
-        #expect(verifyError(file) == nil)
-        #expect(throws: Never.self) { try ImageDecoder.decode(Data(file)) }
     }
 
     /// Each damaged file carries valid CRCs unless the damage is the CRC itself: only the check named catches it.
-    @Test func damagedFilesAreRefusedWithTheReason() {
-        let w = 30, h = 20
-        let ihdr = PNGFile.ihdr(w, h, depth: 8, colorType: 2, interlaced: false)
-        let raw = PNGFile.rawData(w, h, depth: 8, colorType: 2, interlaced: false)
-        let start = PNGFile.signature + ihdr
-        var badFilter = raw
-        badFilter[(1 + w * 3) * 7] = 5  // row 7's filter type
-        var damagedStream = PNGFile.zlib(raw)
-        damagedStream[damagedStream.count / 2] ^= 0x55
-        let idat = PNGFile.chunk("IDAT", PNGFile.zlib(raw))
+    @Test func damagedFilesAreRefusedWithTheReason() async throws {
+        try await offPool {
+            let w = 30, h = 20
+            let ihdr = PNGFile.ihdr(w, h, depth: 8, colorType: 2, interlaced: false)
+            let raw = PNGFile.rawData(w, h, depth: 8, colorType: 2, interlaced: false)
+            let start = PNGFile.signature + ihdr
+            var badFilter = raw
+            badFilter[(1 + w * 3) * 7] = 5  // row 7's filter type
+            var damagedStream = PNGFile.zlib(raw)
+            damagedStream[damagedStream.count / 2] ^= 0x55
+            let idat = PNGFile.chunk("IDAT", PNGFile.zlib(raw))
 
-        let cases: [(String, [UInt8], String)] = [
-            ("one byte short", start + PNGFile.chunk("IDAT", PNGFile.zlib(Array(raw.dropLast()))) + PNGFile.end, "ends early"),
-            ("one byte long", start + PNGFile.chunk("IDAT", PNGFile.zlib(raw + [0])) + PNGFile.end, "more than"),
-            ("bad filter type", start + PNGFile.chunk("IDAT", PNGFile.zlib(badFilter)) + PNGFile.end, "filter type (5)"),
-            ("damaged zlib stream", start + PNGFile.chunk("IDAT", damagedStream) + PNGFile.end, "not a valid zlib stream"),
-            ("not zlib at all", start + PNGFile.chunk("IDAT", raw) + PNGFile.end, "not a valid zlib stream"),
-            ("wrong CRC", start + PNGFile.chunk("IDAT", PNGFile.zlib(raw), crcDelta: 1) + PNGFile.end, "CRC-32 does not match"),
-            ("no IEND", start + idat, "before its IEND"),
-            ("cut inside a chunk", Array((start + idat).dropLast(9)), "the file ends first"),
-            ("no image data", start + PNGFile.end, "no image data"),
-            ("split image data", start + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).prefix(10)))
-                + PNGFile.chunk("tEXt", Array("k\0v".utf8)) + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).dropFirst(10))) + PNGFile.end,
-             "must be consecutive"),
-            ("unknown critical chunk", start + PNGFile.chunk("CgBI", [0, 0, 0, 0]) + idat + PNGFile.end, "unknown critical chunk 'CgBI'"),
-            ("palette image without PLTE", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
-                + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.end,
-             "without a PLTE"),
-            ("PLTE after the data", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
-                + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.palette(8)
-                + PNGFile.end, "PLTE chunk after the image data"),
-            ("depth not allowed", PNGFile.signature + PNGFile.ihdr(w, h, depth: 4, colorType: 2, interlaced: false) + idat + PNGFile.end,
-             "bit depth 4 with colour type 2"),
-            ("unknown interlace method", PNGFile.signature + PNGFile.chunk("IHDR", PNGFile.be32(w) + PNGFile.be32(h) + [8, 2, 0, 0, 2])
-                + idat + PNGFile.end, "unknown compression, filter or interlace"),
-            ("second IHDR", start + ihdr + idat + PNGFile.end, "second IHDR"),
-        ]
-        for (name, file, message) in cases {
-            let error = verifyError(file)
-            #expect(error?.code == .corruptImage, "\(name): \(String(describing: error))")
-            #expect(error?.message.contains(message) == true, "\(name): \(error?.message ?? "accepted")")
+            let cases: [(String, [UInt8], String)] = [
+                ("one byte short", start + PNGFile.chunk("IDAT", PNGFile.zlib(Array(raw.dropLast()))) + PNGFile.end, "ends early"),
+                ("one byte long", start + PNGFile.chunk("IDAT", PNGFile.zlib(raw + [0])) + PNGFile.end, "more than"),
+                ("bad filter type", start + PNGFile.chunk("IDAT", PNGFile.zlib(badFilter)) + PNGFile.end, "filter type (5)"),
+                ("damaged zlib stream", start + PNGFile.chunk("IDAT", damagedStream) + PNGFile.end, "not a valid zlib stream"),
+                ("not zlib at all", start + PNGFile.chunk("IDAT", raw) + PNGFile.end, "not a valid zlib stream"),
+                ("wrong CRC", start + PNGFile.chunk("IDAT", PNGFile.zlib(raw), crcDelta: 1) + PNGFile.end, "CRC-32 does not match"),
+                ("no IEND", start + idat, "before its IEND"),
+                ("cut inside a chunk", Array((start + idat).dropLast(9)), "the file ends first"),
+                ("no image data", start + PNGFile.end, "no image data"),
+                ("split image data", start + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).prefix(10)))
+                    + PNGFile.chunk("tEXt", Array("k\0v".utf8)) + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).dropFirst(10))) + PNGFile.end,
+                 "must be consecutive"),
+                ("unknown critical chunk", start + PNGFile.chunk("CgBI", [0, 0, 0, 0]) + idat + PNGFile.end, "unknown critical chunk 'CgBI'"),
+                ("palette image without PLTE", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
+                    + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.end,
+                 "without a PLTE"),
+                ("PLTE after the data", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
+                    + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.palette(8)
+                    + PNGFile.end, "PLTE chunk after the image data"),
+                ("depth not allowed", PNGFile.signature + PNGFile.ihdr(w, h, depth: 4, colorType: 2, interlaced: false) + idat + PNGFile.end,
+                 "bit depth 4 with colour type 2"),
+                ("unknown interlace method", PNGFile.signature + PNGFile.chunk("IHDR", PNGFile.be32(w) + PNGFile.be32(h) + [8, 2, 0, 0, 2])
+                    + idat + PNGFile.end, "unknown compression, filter or interlace"),
+                ("second IHDR", start + ihdr + idat + PNGFile.end, "second IHDR"),
+            ]
+            for (name, file, message) in cases {
+                let error = verifyError(file)
+                #expect(error?.code == .corruptImage, "\(name): \(String(describing: error))")
+                #expect(error?.message.contains(message) == true, "\(name): \(error?.message ?? "accepted")")
+            }
         }
     }
 
-    @Test func truncationAtEveryOffsetIsRefused() throws {
-        let files = [PNGFile.valid(17, 9, depth: 16, colorType: 6, interlaced: true), [UInt8](try ImageEncoder.jpeg(smoothImage(width: 24, height: 16)))]
-        for file in files {
-            #expect(verifyError(file) == nil)
-            for n in 0..<file.count {
-                let error = verifyError(Array(file.prefix(n)))
-                #expect(error != nil, "a \(n)-byte prefix of \(file.count) bytes was accepted")
-                #expect([.unsupportedFormat, .corruptImage].contains(error?.code), "\(String(describing: error))")
+    @Test func truncationAtEveryOffsetIsRefused() async throws {
+        try await offPool {
+            let files = [PNGFile.valid(17, 9, depth: 16, colorType: 6, interlaced: true), [UInt8](try ImageEncoder.jpeg(smoothImage(width: 24, height: 16)))]
+            for file in files {
+                #expect(verifyError(file) == nil)
+                for n in 0..<file.count {
+                    let error = verifyError(Array(file.prefix(n)))
+                    #expect(error != nil, "a \(n)-byte prefix of \(file.count) bytes was accepted")
+                    #expect([.unsupportedFormat, .corruptImage].contains(error?.code), "\(String(describing: error))")
+                }
             }
         }
     }
 
     /// JPEGs are verified at 1/8 scale: odd sizes (partial blocks) must still verify, and random damage to the
     /// entropy-coded data is refused exactly when the full decode refuses it, never more often.
-    @Test func jpegVerifyAgreesWithTheFullDecode() throws {
-        var state: UInt64 = 11
-        func next() -> Int {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int(truncatingIfNeeded: state >> 33)
+    @Test func jpegVerifyAgreesWithTheFullDecode() async throws {
+        try await offPool {
+            var state: UInt64 = 11
+            func next() -> Int {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Int(truncatingIfNeeded: state >> 33)
+            }
+            for (w, h) in [(37, 29), (1, 1), (9, 300), (640, 360)] {
+                let file = try ImageEncoder.jpeg(smoothImage(width: w, height: h))
+                let header = try ImageDecoder.verify(file)
+                #expect(header.width == w && header.height == h)
+            }
+            let original = [UInt8](try ImageEncoder.jpeg(smoothImage(width: 45, height: 31), quality: 80))
+            var accepted = 0, refused = 0
+            for _ in 0..<600 {
+                var bytes = original
+                for _ in 0..<(1 + next() % 3) { bytes[20 + next() % (bytes.count - 22)] = UInt8(next() & 0xFF) }
+                var decodes = true
+                do { _ = try ImageDecoder.decode(Data(bytes)) } catch { decodes = false }
+                let verifies = verifyError(bytes) == nil
+                #expect(verifies == decodes, "verify \(verifies) but decode \(decodes)")
+                if verifies { accepted += 1 } else { refused += 1 }
+            }
+            #expect(accepted > 50 && refused > 50, "accepted \(accepted), refused \(refused)")
         }
-        for (w, h) in [(37, 29), (1, 1), (9, 300), (640, 360)] {
-            let file = try ImageEncoder.jpeg(smoothImage(width: w, height: h))
-            let header = try ImageDecoder.verify(file)
-            #expect(header.width == w && header.height == h)
-        }
-        let original = [UInt8](try ImageEncoder.jpeg(smoothImage(width: 45, height: 31), quality: 80))
-        var accepted = 0, refused = 0
-        for _ in 0..<600 {
-            var bytes = original
-            for _ in 0..<(1 + next() % 3) { bytes[20 + next() % (bytes.count - 22)] = UInt8(next() & 0xFF) }
-            var decodes = true
-            do { _ = try ImageDecoder.decode(Data(bytes)) } catch { decodes = false }
-            let verifies = verifyError(bytes) == nil
-            #expect(verifies == decodes, "verify \(verifies) but decode \(decodes)")
-            if verifies { accepted += 1 } else { refused += 1 }
-        }
-        #expect(accepted > 50 && refused > 50, "accepted \(accepted), refused \(refused)")
     }
 
     /// Random damage, with the CRCs repaired half of the time so it reaches the image data: no crash, and
     /// whatever `verify` accepts, FFmpeg decodes.
-    @Test func whatVerifyAcceptsAlwaysDecodes() throws {
-        var state: UInt64 = 7
-        func next() -> Int {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int(truncatingIfNeeded: state >> 33)
-        }
-        let w = 16, h = 12
-        var accepted = 0, refused = 0
-        for i in 0..<1500 {
-            let kind = Self.kinds[i % Self.kinds.count]
-            let interlaced = i % 2 == 0
-            var raw = PNGFile.rawData(w, h, depth: kind.depth, colorType: kind.colorType, interlaced: interlaced, seed: UInt64(i))
-            var ihdrData = PNGFile.be32(w) + PNGFile.be32(h) + [UInt8(kind.depth), UInt8(kind.colorType), 0, 0, interlaced ? 1 : 0]
-            var compressed = PNGFile.zlib(raw)
-            switch i % 4 {
-            case 0: raw[next() % raw.count] = UInt8(next() & 0xFF); compressed = PNGFile.zlib(raw)  // any pixel bytes, filter types included
-            case 1: compressed[next() % compressed.count] = UInt8(next() & 0xFF)  // the zlib stream itself
-            case 2: ihdrData[8 + next() % 5] = UInt8(next() % 20)  // depth, colour type or methods
-            default: compressed = PNGFile.zlib(Array(raw.prefix(next() % (raw.count + 2))))  // any amount of data
+    @Test func whatVerifyAcceptsAlwaysDecodes() async throws {
+        try await offPool {
+            var state: UInt64 = 7
+            func next() -> Int {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Int(truncatingIfNeeded: state >> 33)
             }
-            var file = PNGFile.signature + PNGFile.chunk("IHDR", ihdrData)
-                + (kind.colorType == 3 ? PNGFile.palette(kind.depth) : []) + PNGFile.chunk("IDAT", compressed) + PNGFile.end
-            if i % 10 == 9 { file[8 + next() % (file.count - 8)] ^= UInt8(1 << (next() % 8)) }  // damage anywhere, CRCs stale
-            if verifyError(file) == nil {
-                accepted += 1
-                #expect(throws: Never.self, "case \(i) passed verify but does not decode") { try ImageDecoder.decode(Data(file)) }
-            } else {
-                refused += 1
+            let w = 16, h = 12
+            var accepted = 0, refused = 0
+            for i in 0..<1500 {
+                let kind = Self.kinds[i % Self.kinds.count]
+                let interlaced = i % 2 == 0
+                var raw = PNGFile.rawData(w, h, depth: kind.depth, colorType: kind.colorType, interlaced: interlaced, seed: UInt64(i))
+                var ihdrData = PNGFile.be32(w) + PNGFile.be32(h) + [UInt8(kind.depth), UInt8(kind.colorType), 0, 0, interlaced ? 1 : 0]
+                var compressed = PNGFile.zlib(raw)
+                switch i % 4 {
+                case 0: raw[next() % raw.count] = UInt8(next() & 0xFF); compressed = PNGFile.zlib(raw)  // any pixel bytes, filter types included
+                case 1: compressed[next() % compressed.count] = UInt8(next() & 0xFF)  // the zlib stream itself
+                case 2: ihdrData[8 + next() % 5] = UInt8(next() % 20)  // depth, colour type or methods
+                default: compressed = PNGFile.zlib(Array(raw.prefix(next() % (raw.count + 2))))  // any amount of data
+                }
+                var file = PNGFile.signature + PNGFile.chunk("IHDR", ihdrData)
+                    + (kind.colorType == 3 ? PNGFile.palette(kind.depth) : []) + PNGFile.chunk("IDAT", compressed) + PNGFile.end
+                if i % 10 == 9 { file[8 + next() % (file.count - 8)] ^= UInt8(1 << (next() % 8)) }  // damage anywhere, CRCs stale
+                if verifyError(file) == nil {
+                    accepted += 1
+                    #expect(throws: Never.self, "case \(i) passed verify but does not decode") { try ImageDecoder.decode(Data(file)) }
+                } else {
+                    refused += 1
+                }
             }
+            // Both outcomes occur: the damage is neither always fatal nor always harmless.
+            #expect(accepted > 100 && refused > 100, "accepted \(accepted), refused \(refused)")
         }
-        // Both outcomes occur: the damage is neither always fatal nor always harmless.
-        #expect(accepted > 100 && refused > 100, "accepted \(accepted), refused \(refused)")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import KinemaMedia
+import KinemaTestSupport
 import Testing
 
 /// A smooth, colourful test picture (gradients plus a soft disc): compresses well and shows colour shifts.
@@ -106,19 +107,9 @@ struct ToolFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Inserts an APP1 EXIF segment carrying `orientation` right after a JPEG's SOI marker.
+/// `jpeg` with an APP1 EXIF segment carrying `orientation` right after its SOI marker.
 func jpegWithOrientation(_ jpeg: Data, _ orientation: Int, littleEndian: Bool = false) -> Data {
-    func u16(_ v: Int) -> [UInt8] { littleEndian ? [UInt8(v & 0xFF), UInt8(v >> 8)] : [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    func u32(_ v: Int) -> [UInt8] { littleEndian ? u16(v & 0xFFFF) + u16(v >> 16) : u16(v >> 16) + u16(v & 0xFFFF) }
-    var tiff: [UInt8] = littleEndian ? [0x49, 0x49] : [0x4D, 0x4D]
-    tiff += u16(42) + u32(8) + u16(1)
-    tiff += u16(0x0112) + u16(3) + u32(1) + u16(orientation) + u16(0)
-    tiff += u32(0)
-    let body = Array("Exif".utf8) + [0, 0] + tiff
-    let segment: [UInt8] = [0xFF, 0xE1, UInt8((body.count + 2) >> 8), UInt8((body.count + 2) & 0xFF)] + body
-    var bytes = [UInt8](jpeg)
-    bytes.insert(contentsOf: segment, at: 2)
-    return Data(bytes)
+    Data(EXIF.jpeg([UInt8](jpeg), orientation: orientation, littleEndian: littleEndian))
 }
 
 /// Reads `handle` to its end (EINTR-safe; see `PipeReader`). Blocks: call it off Swift's cooperative pool.

@@ -1,4 +1,5 @@
 import Foundation
+import KinemaTestSupport
 import KinemaCore
 import KinemaMedia
 import KinemaMotion
@@ -40,22 +41,6 @@ enum MotionTestSupport {
             }
         }
         return RGBAImage(width: width, height: height, pixels: px)
-    }
-
-    /// Runs `body` while glibc fills fresh allocations with a byte pattern (what `MALLOC_PERTURB_` does), so code
-    /// that reads memory it never wrote sees other values than usual; restores normal allocation afterwards.
-    static func withPerturbedHeap<T>(_ byte: Int32, _ body: () async throws -> T) async rethrows -> T {
-        #if canImport(Glibc)
-        // mallopt is in <malloc.h>, which Swift's Glibc module does not import; M_PERTURB is -6 there.
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        if let symbol = dlsym(nil, "mallopt") {
-            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-            _ = mallopt(-6, byte)
-            defer { _ = mallopt(-6, 0) }
-            return try await body()
-        }
-        #endif
-        return try await body()
     }
 
     /// A temporary directory, removed after `body`.

@@ -1,4 +1,5 @@
 import Foundation
+import KinemaTestSupport
 import Testing
 import KinemaCore
 import KinemaMedia
@@ -203,7 +204,7 @@ import KinemaMotion
                 return (try S.frames(of: url), try Data(contentsOf: url))
             }
             let a = try await render(5, "a")
-            let b = try await S.withPerturbedHeap(0xA5) { try await render(5, "b") }
+            let b = try await PerturbedHeap.with(0xA5) { try await render(5, "b") }
             let c = try await render(6, "c")
             let differing = zip(a.frames, b.frames).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
             #expect(a.frames.count == 72 && b.frames.count == 72 && differing.isEmpty, "frames differing between identical runs: \(differing)")

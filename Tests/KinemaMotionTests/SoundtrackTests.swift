@@ -1,6 +1,7 @@
 import Foundation
 import KinemaMedia
 import KinemaMotion
+import KinemaTestSupport
 import Testing
 
 @Suite("Soundtrack synthesis")
@@ -11,194 +12,226 @@ struct SoundtrackTests {
     ]
 
     @Test(arguments: [(3.0, 144_000), (5.0, 240_000), (15.0, 720_000), (2.51, 120_480), (1.0 / 24, 2_000)])
-    func trackHasExactlyTheRequestedLength(seconds: Double, frames: Int) {
-        let track = Soundtrack.synthesize(
-            prompt: "rain", negativePrompt: nil, durationSeconds: seconds, events: [], seed: 1)
-        #expect(track.frameCount == frames)
-        #expect(track.samples.count == 2 * frames)
+    func trackHasExactlyTheRequestedLength(seconds: Double, frames: Int) async throws {
+        try await offPool {
+            let track = Soundtrack.synthesize(
+                prompt: "rain", negativePrompt: nil, durationSeconds: seconds, events: [], seed: 1)
+            #expect(track.frameCount == frames)
+            #expect(track.samples.count == 2 * frames)
+        }
     }
 
     @Test(arguments: [0.0, -2.0, Double.nan, Double.infinity])
-    func nonPositiveOrNonFiniteDurationGivesAnEmptyTrack(seconds: Double) {
-        let track = Soundtrack.synthesize(
-            prompt: "rain", negativePrompt: nil, durationSeconds: seconds, events: [], seed: 1)
-        #expect(track.frameCount == 0)
+    func nonPositiveOrNonFiniteDurationGivesAnEmptyTrack(seconds: Double) async throws {
+        try await offPool {
+            let track = Soundtrack.synthesize(
+                prompt: "rain", negativePrompt: nil, durationSeconds: seconds, events: [], seed: 1)
+            #expect(track.frameCount == 0)
+        }
     }
 
     @Test(arguments: bedPrompts)
-    func everyBedIsAudibleNormalisedUnclippedAndWide(prompt: String, cue: AmbienceCue) {
-        #expect(Soundtrack.cues(prompt: prompt, negativePrompt: nil) == [cue])
-        let track = Soundtrack.synthesize(prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 11)
-        let level = SoundtrackProbe.decibels(SoundtrackProbe.rms(track.samples))
-        let target = cue == .roomTone ? -30.0 : -20.0
-        #expect(abs(level - target) <= 1, "\(prompt): RMS \(level) dBFS, target \(target)")
-        #expect(SoundtrackProbe.decibels(SoundtrackProbe.peak(track.samples)) <= -1)
-        #expect(track.samples.allSatisfy { $0.isFinite })
-        // Width: each channel has its own noise, so left and right are far from identical.
-        let left = SoundtrackProbe.channel(track, 0), right = SoundtrackProbe.channel(track, 1)
-        let correlation = SoundtrackProbe.correlation(left, right)
-        #expect(correlation < 0.9, "\(prompt): left/right correlation \(correlation)")
-    }
-
-    @Test func everythingAtOnceWithManyEventsNeverClips() {
-        let events = (0..<40).map { i in
-            SoundEvent(time: Double(i) * 0.12 - 0.3, kind: i % 3 == 0 ? .cut : .whoosh(intensity: 1))
+    func everyBedIsAudibleNormalisedUnclippedAndWide(prompt: String, cue: AmbienceCue) async throws {
+        try await offPool {
+            #expect(Soundtrack.cues(prompt: prompt, negativePrompt: nil) == [cue])
+            let track = Soundtrack.synthesize(prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 11)
+            let level = SoundtrackProbe.decibels(SoundtrackProbe.rms(track.samples))
+            let target = cue == .roomTone ? -30.0 : -20.0
+            #expect(abs(level - target) <= 1, "\(prompt): RMS \(level) dBFS, target \(target)")
+            #expect(SoundtrackProbe.decibels(SoundtrackProbe.peak(track.samples)) <= -1)
+            #expect(track.samples.allSatisfy { $0.isFinite })
+            // Width: each channel has its own noise, so left and right are far from identical.
+            let left = SoundtrackProbe.channel(track, 0), right = SoundtrackProbe.channel(track, 1)
+            let correlation = SoundtrackProbe.correlation(left, right)
+            #expect(correlation < 0.9, "\(prompt): left/right correlation \(correlation)")
         }
-        let track = Soundtrack.synthesize(
-            prompt: "A stormy ocean, a fire, birds in the forest, city traffic and a crowd indoors",
-            negativePrompt: nil, durationSeconds: 5, events: events, seed: 3)
-        #expect(track.frameCount == 240_000)
-        #expect(track.samples.allSatisfy { $0.isFinite })
-        #expect(SoundtrackProbe.decibels(SoundtrackProbe.peak(track.samples)) <= -1)
-        #expect(SoundtrackProbe.decibels(SoundtrackProbe.rms(track.samples)) > -20)
     }
 
-    @Test func sameSeedIsBitIdenticalAndAnotherSeedDiffers() {
-        let events = [SoundEvent(time: 0.5, kind: .whoosh(intensity: 0.7)), SoundEvent(time: 1, kind: .cut)]
-        func render(_ seed: UInt32) -> AudioTrack {
-            Soundtrack.synthesize(
-                prompt: "wind, rain, ocean, fire, birds, city and crowd indoors", negativePrompt: nil,
-                durationSeconds: 1.5, events: events, seed: seed)
-        }
-        let first = render(42), again = render(42), other = render(43)
-        #expect(first == again)
-        #expect(first != other)
-        let correlation = SoundtrackProbe.correlation(
-            SoundtrackProbe.channel(first, 0), SoundtrackProbe.channel(other, 0))
-        #expect(abs(correlation) < 0.5, "different seeds should give different noise, correlation \(correlation)")
-    }
-
-    @Test func vetoedBedIsAbsentFromTheSound() {
-        let vetoed = Soundtrack.synthesize(
-            prompt: "rain and wind", negativePrompt: "rain", durationSeconds: 2, events: [], seed: 14)
-        let windOnly = Soundtrack.synthesize(prompt: "wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
-        let both = Soundtrack.synthesize(
-            prompt: "rain and wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
-        #expect(vetoed == windOnly)
-        #expect(vetoed != both)
-    }
-
-    @Test func rainIsBrighterThanWater() {
-        func highShare(_ prompt: String) -> Double {
+    @Test func everythingAtOnceWithManyEventsNeverClips() async throws {
+        try await offPool {
+            let events = (0..<40).map { i in
+                SoundEvent(time: Double(i) * 0.12 - 0.3, kind: i % 3 == 0 ? .cut : .whoosh(intensity: 1))
+            }
             let track = Soundtrack.synthesize(
-                prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 9)
-            return SoundtrackProbe.energyShare(SoundtrackProbe.channel(track, 0), above: 4_000)
+                prompt: "A stormy ocean, a fire, birds in the forest, city traffic and a crowd indoors",
+                negativePrompt: nil, durationSeconds: 5, events: events, seed: 3)
+            #expect(track.frameCount == 240_000)
+            #expect(track.samples.allSatisfy { $0.isFinite })
+            #expect(SoundtrackProbe.decibels(SoundtrackProbe.peak(track.samples)) <= -1)
+            #expect(SoundtrackProbe.decibels(SoundtrackProbe.rms(track.samples)) > -20)
         }
-        let rain = highShare("rain"), water = highShare("ocean")
-        #expect(rain > 0.3, "rain's share of energy above 4 kHz: \(rain)")
-        #expect(water < 0.05, "the ocean's share of energy above 4 kHz: \(water)")
     }
 
-    @Test func oceanSwellsSlowlyWhileRainIsSteady() {
-        func swing(_ prompt: String) -> (depth: Double, fastDepth: Double) {
-            let track = Soundtrack.synthesize(
-                prompt: prompt, negativePrompt: nil, durationSeconds: 12, events: [], seed: 21)
-            let left = SoundtrackProbe.channel(track, 0)
-            let slow = SoundtrackProbe.windowedRMS(left, window: 0.5)
-            let fast = SoundtrackProbe.windowedRMS(Array(left[48_000..<96_000]), window: 0.05)
-            return (SoundtrackProbe.variation(slow), SoundtrackProbe.variation(fast))
+    @Test func sameSeedIsBitIdenticalAndAnotherSeedDiffers() async throws {
+        try await offPool {
+            let events = [SoundEvent(time: 0.5, kind: .whoosh(intensity: 0.7)), SoundEvent(time: 1, kind: .cut)]
+            func render(_ seed: UInt32) -> AudioTrack {
+                Soundtrack.synthesize(
+                    prompt: "wind, rain, ocean, fire, birds, city and crowd indoors", negativePrompt: nil,
+                    durationSeconds: 1.5, events: events, seed: seed)
+            }
+            let first = render(42), again = render(42), other = render(43)
+            #expect(first == again)
+            #expect(first != other)
+            let correlation = SoundtrackProbe.correlation(
+                SoundtrackProbe.channel(first, 0), SoundtrackProbe.channel(other, 0))
+            #expect(abs(correlation) < 0.5, "different seeds should give different noise, correlation \(correlation)")
         }
-        let ocean = swing("ocean"), rain = swing("rain")
-        #expect(ocean.depth > 0.2, "ocean envelope variation over 0.5 s windows: \(ocean.depth)")
-        #expect(rain.depth < 0.1, "rain envelope variation over 0.5 s windows: \(rain.depth)")
-        // Within one second the sea barely moves: its modulation is slow, not a flutter.
-        #expect(ocean.fastDepth < ocean.depth)
     }
 
-    @Test func fireCracklesMoreThanWind() {
-        func kurtosis(_ prompt: String) -> Double {
-            let track = Soundtrack.synthesize(
-                prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 4)
-            return SoundtrackProbe.kurtosis(SoundtrackProbe.highPassed(SoundtrackProbe.channel(track, 0)))
+    @Test func vetoedBedIsAbsentFromTheSound() async throws {
+        try await offPool {
+            let vetoed = Soundtrack.synthesize(
+                prompt: "rain and wind", negativePrompt: "rain", durationSeconds: 2, events: [], seed: 14)
+            let windOnly = Soundtrack.synthesize(prompt: "wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
+            let both = Soundtrack.synthesize(
+                prompt: "rain and wind", negativePrompt: nil, durationSeconds: 2, events: [], seed: 14)
+            #expect(vetoed == windOnly)
+            #expect(vetoed != both)
         }
-        let fire = kurtosis("fire"), wind = kurtosis("wind")
-        #expect(fire > 2 * wind, "high-band kurtosis: fire \(fire), wind \(wind)")
     }
 
-    @Test func forestHasTonalBirdsAndCityHasALowRumble() {
-        let forest = Soundtrack.synthesize(prompt: "forest", negativePrompt: nil, durationSeconds: 3, events: [], seed: 8)
-        let city = Soundtrack.synthesize(prompt: "city", negativePrompt: nil, durationSeconds: 3, events: [], seed: 8)
-        let forestLeft = SoundtrackProbe.channel(forest, 0), cityLeft = SoundtrackProbe.channel(city, 0)
-        // Birds are narrow spectral lines; noise is not: in some frame a 2–8 kHz bin stands far above its neighbours.
-        let forestLines = SoundtrackProbe.strongestLine(forestLeft, from: 2_000, to: 8_000)
-        let cityLines = SoundtrackProbe.strongestLine(cityLeft, from: 2_000, to: 8_000)
-        #expect(forestLines > 5 * cityLines, "strongest spectral line: forest \(forestLines), city \(cityLines)")
-        #expect(SoundtrackProbe.energyShare(cityLeft, above: 500) < 0.5)
-    }
-
-    @Test func roomToneIsQuietWithinAMix() {
-        func left(_ prompt: String) -> [Float] {
-            SoundtrackProbe.channel(
-                Soundtrack.synthesize(prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 2), 0)
+    @Test func rainIsBrighterThanWater() async throws {
+        try await offPool {
+            func highShare(_ prompt: String) -> Double {
+                let track = Soundtrack.synthesize(
+                    prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 9)
+                return SoundtrackProbe.energyShare(SoundtrackProbe.channel(track, 0), above: 4_000)
+            }
+            let rain = highShare("rain"), water = highShare("ocean")
+            #expect(rain > 0.3, "rain's share of energy above 4 kHz: \(rain)")
+            #expect(water < 0.05, "the ocean's share of energy above 4 kHz: \(water)")
         }
-        let wind = left("wind"), windIndoors = left("wind, indoors"), windAndRain = left("wind and rain")
-        let withRoom = SoundtrackProbe.correlation(wind, windIndoors)
-        let withRain = SoundtrackProbe.correlation(wind, windAndRain)
-        #expect(withRoom > 0.97, "room tone should sit far under the wind, correlation \(withRoom)")
-        #expect(withRain < 0.9, "rain is a full bed, correlation \(withRain)")
     }
 
-    @Test func whooshRaisesEnergyAroundItsTimeOnly() {
-        func render(_ events: [SoundEvent]) -> [Float] {
-            SoundtrackProbe.channel(
-                Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
+    @Test func oceanSwellsSlowlyWhileRainIsSteady() async throws {
+        try await offPool {
+            func swing(_ prompt: String) -> (depth: Double, fastDepth: Double) {
+                let track = Soundtrack.synthesize(
+                    prompt: prompt, negativePrompt: nil, durationSeconds: 12, events: [], seed: 21)
+                let left = SoundtrackProbe.channel(track, 0)
+                let slow = SoundtrackProbe.windowedRMS(left, window: 0.5)
+                let fast = SoundtrackProbe.windowedRMS(Array(left[48_000..<96_000]), window: 0.05)
+                return (SoundtrackProbe.variation(slow), SoundtrackProbe.variation(fast))
+            }
+            let ocean = swing("ocean"), rain = swing("rain")
+            #expect(ocean.depth > 0.2, "ocean envelope variation over 0.5 s windows: \(ocean.depth)")
+            #expect(rain.depth < 0.1, "rain envelope variation over 0.5 s windows: \(rain.depth)")
+            // Within one second the sea barely moves: its modulation is slow, not a flutter.
+            #expect(ocean.fastDepth < ocean.depth)
         }
-        let plain = render([]), whoosh = render([SoundEvent(time: 2, kind: .whoosh(intensity: 1))])
-        let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(whoosh, 1.8, 2.2)))
-            - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.8, 2.2)))
-        #expect(gain > 4, "energy around the whoosh rose by \(gain) dB")
-        // The whoosh starts 0.66 s before its peak; earlier, and well after it, the bed is untouched.
-        #expect(SoundtrackProbe.slice(whoosh, 0, 1.2) == SoundtrackProbe.slice(plain, 0, 1.2))
-        #expect(SoundtrackProbe.slice(whoosh, 3.2, 3.8) == SoundtrackProbe.slice(plain, 3.2, 3.8))
     }
 
-    @Test func strongerWhooshIsLongerAndLouder() {
-        let without = SoundtrackProbe.channel(
-            Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: [], seed: 6), 0)
-        func rise(_ intensity: Double, _ from: Double, _ to: Double) -> Double {
-            let events = [SoundEvent(time: 2, kind: .whoosh(intensity: intensity))]
-            let with = SoundtrackProbe.channel(
-                Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
-            return SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(with, from, to)))
-                - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(without, from, to)))
+    @Test func fireCracklesMoreThanWind() async throws {
+        try await offPool {
+            func kurtosis(_ prompt: String) -> Double {
+                let track = Soundtrack.synthesize(
+                    prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 4)
+                return SoundtrackProbe.kurtosis(SoundtrackProbe.highPassed(SoundtrackProbe.channel(track, 0)))
+            }
+            let fire = kurtosis("fire"), wind = kurtosis("wind")
+            #expect(fire > 2 * wind, "high-band kurtosis: fire \(fire), wind \(wind)")
         }
-        #expect(rise(1, 1.9, 2.1) > rise(0.1, 1.9, 2.1) + 3)
-        // 0.4 s before the peak only the long, strong whoosh is already rising; the short one starts 0.24 s before.
-        #expect(rise(1, 1.5, 1.7) > 3)
-        #expect(rise(0.1, 1.5, 1.7) == 0)
     }
 
-    @Test func cutLandsAShortSwishOnTheCut() {
-        func render(_ events: [SoundEvent]) -> [Float] {
-            SoundtrackProbe.channel(
-                Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 3, events: events, seed: 12), 0)
+    @Test func forestHasTonalBirdsAndCityHasALowRumble() async throws {
+        try await offPool {
+            let forest = Soundtrack.synthesize(prompt: "forest", negativePrompt: nil, durationSeconds: 3, events: [], seed: 8)
+            let city = Soundtrack.synthesize(prompt: "city", negativePrompt: nil, durationSeconds: 3, events: [], seed: 8)
+            let forestLeft = SoundtrackProbe.channel(forest, 0), cityLeft = SoundtrackProbe.channel(city, 0)
+            // Birds are narrow spectral lines; noise is not: in some frame a 2–8 kHz bin stands far above its neighbours.
+            let forestLines = SoundtrackProbe.strongestLine(forestLeft, from: 2_000, to: 8_000)
+            let cityLines = SoundtrackProbe.strongestLine(cityLeft, from: 2_000, to: 8_000)
+            #expect(forestLines > 5 * cityLines, "strongest spectral line: forest \(forestLines), city \(cityLines)")
+            #expect(SoundtrackProbe.energyShare(cityLeft, above: 500) < 0.5)
         }
-        let plain = render([]), cut = render([SoundEvent(time: 1.5, kind: .cut)])
-        let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(cut, 1.45, 1.6)))
-            - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.45, 1.6)))
-        #expect(gain > 6, "energy at the cut rose by \(gain) dB")
-        #expect(SoundtrackProbe.slice(cut, 2, 3) == SoundtrackProbe.slice(plain, 2, 3))
     }
 
-    @Test func eventsFarOutsideTheTrackAreIgnored() {
-        let plain = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: [], seed: 2)
-        let events = [
-            SoundEvent(time: -50, kind: .cut), SoundEvent(time: 1e300, kind: .whoosh(intensity: 1)),
-            SoundEvent(time: .nan, kind: .cut), SoundEvent(time: -.infinity, kind: .whoosh(intensity: .nan)),
-        ]
-        let track = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: events, seed: 2)
-        #expect(track == plain)
+    @Test func roomToneIsQuietWithinAMix() async throws {
+        try await offPool {
+            func left(_ prompt: String) -> [Float] {
+                SoundtrackProbe.channel(
+                    Soundtrack.synthesize(prompt: prompt, negativePrompt: nil, durationSeconds: 3, events: [], seed: 2), 0)
+            }
+            let wind = left("wind"), windIndoors = left("wind, indoors"), windAndRain = left("wind and rain")
+            let withRoom = SoundtrackProbe.correlation(wind, windIndoors)
+            let withRain = SoundtrackProbe.correlation(wind, windAndRain)
+            #expect(withRoom > 0.97, "room tone should sit far under the wind, correlation \(withRoom)")
+            #expect(withRain < 0.9, "rain is a full bed, correlation \(withRain)")
+        }
     }
 
-    @Test func vetoedRoomToneLeavesOnlyTheEvents() {
-        let silent = Soundtrack.synthesize(
-            prompt: "a portrait", negativePrompt: "room tone", durationSeconds: 2, events: [], seed: 1)
-        #expect(silent.frameCount == 96_000)
-        #expect(silent.samples.allSatisfy { $0 == 0 })
-        let cut = Soundtrack.synthesize(
-            prompt: "a portrait", negativePrompt: "room tone", durationSeconds: 2,
-            events: [SoundEvent(time: 1, kind: .cut)], seed: 1)
-        #expect(SoundtrackProbe.peak(cut.samples) > 0.01)
+    @Test func whooshRaisesEnergyAroundItsTimeOnly() async throws {
+        try await offPool {
+            func render(_ events: [SoundEvent]) -> [Float] {
+                SoundtrackProbe.channel(
+                    Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
+            }
+            let plain = render([]), whoosh = render([SoundEvent(time: 2, kind: .whoosh(intensity: 1))])
+            let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(whoosh, 1.8, 2.2)))
+                - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.8, 2.2)))
+            #expect(gain > 4, "energy around the whoosh rose by \(gain) dB")
+            // The whoosh starts 0.66 s before its peak; earlier, and well after it, the bed is untouched.
+            #expect(SoundtrackProbe.slice(whoosh, 0, 1.2) == SoundtrackProbe.slice(plain, 0, 1.2))
+            #expect(SoundtrackProbe.slice(whoosh, 3.2, 3.8) == SoundtrackProbe.slice(plain, 3.2, 3.8))
+        }
+    }
+
+    @Test func strongerWhooshIsLongerAndLouder() async throws {
+        try await offPool {
+            let without = SoundtrackProbe.channel(
+                Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: [], seed: 6), 0)
+            func rise(_ intensity: Double, _ from: Double, _ to: Double) -> Double {
+                let events = [SoundEvent(time: 2, kind: .whoosh(intensity: intensity))]
+                let with = SoundtrackProbe.channel(
+                    Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
+                return SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(with, from, to)))
+                    - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(without, from, to)))
+            }
+            #expect(rise(1, 1.9, 2.1) > rise(0.1, 1.9, 2.1) + 3)
+            // 0.4 s before the peak only the long, strong whoosh is already rising; the short one starts 0.24 s before.
+            #expect(rise(1, 1.5, 1.7) > 3)
+            #expect(rise(0.1, 1.5, 1.7) == 0)
+        }
+    }
+
+    @Test func cutLandsAShortSwishOnTheCut() async throws {
+        try await offPool {
+            func render(_ events: [SoundEvent]) -> [Float] {
+                SoundtrackProbe.channel(
+                    Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 3, events: events, seed: 12), 0)
+            }
+            let plain = render([]), cut = render([SoundEvent(time: 1.5, kind: .cut)])
+            let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(cut, 1.45, 1.6)))
+                - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.45, 1.6)))
+            #expect(gain > 6, "energy at the cut rose by \(gain) dB")
+            #expect(SoundtrackProbe.slice(cut, 2, 3) == SoundtrackProbe.slice(plain, 2, 3))
+        }
+    }
+
+    @Test func eventsFarOutsideTheTrackAreIgnored() async throws {
+        try await offPool {
+            let plain = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: [], seed: 2)
+            let events = [
+                SoundEvent(time: -50, kind: .cut), SoundEvent(time: 1e300, kind: .whoosh(intensity: 1)),
+                SoundEvent(time: .nan, kind: .cut), SoundEvent(time: -.infinity, kind: .whoosh(intensity: .nan)),
+            ]
+            let track = Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 1, events: events, seed: 2)
+            #expect(track == plain)
+        }
+    }
+
+    @Test func vetoedRoomToneLeavesOnlyTheEvents() async throws {
+        try await offPool {
+            let silent = Soundtrack.synthesize(
+                prompt: "a portrait", negativePrompt: "room tone", durationSeconds: 2, events: [], seed: 1)
+            #expect(silent.frameCount == 96_000)
+            #expect(silent.samples.allSatisfy { $0 == 0 })
+            let cut = Soundtrack.synthesize(
+                prompt: "a portrait", negativePrompt: "room tone", durationSeconds: 2,
+                events: [SoundEvent(time: 1, kind: .cut)], seed: 1)
+            #expect(SoundtrackProbe.peak(cut.samples) > 0.01)
+        }
     }
 }
 

@@ -32,8 +32,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let fake = dir.appendingPathComponent("espeak-ng")
         // Writes a little of a WAV header, then hangs: only the watchdog can end it.
-        try "#!/bin/sh\nprintf RIFF\nexec sleep 120\n".write(to: fake, atomically: true, encoding: .utf8)
-        chmod(fake.path, 0o755)
+        // Written through a close-on-exec descriptor: a child another test spawns meanwhile must not inherit it open
+        // for writing, or executing the script fails with ETXTBSY (seen once: "took 0.001 s").
+        let fd = open(fake.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        #expect(fd >= 0)
+        let script = Array("#!/bin/sh\nprintf RIFF\nexec sleep 120\n".utf8)
+        #expect(write(fd, script, script.count) == script.count)
+        close(fd)
         let started = Date()
         #expect(SpeechSynthesizer.speak("hello", executable: fake, timeout: 1) == nil)
         let took = Date().timeIntervalSince(started)

@@ -15,11 +15,11 @@ import Testing
             let first = try await Fixtures.claim(store, by: "w1", at: 10)
             #expect(try await store.complete(first.lease, resultKey: "done.mp4", now: Fixtures.at(11)))
             let second = try await Fixtures.claim(store, by: "w2", at: 12)
-            let key = APIKeyRecord(
-                id: "key-1", tenant: "acme", keyHash: String(repeating: "ab", count: 32), prefix: "kn_abab",
-                createdAt: Fixtures.at(3), revokedAt: nil
+            let key = CredentialRecord(
+                kind: .apiKey, id: "key-1", owner: "acme", hash: String(repeating: "ab", count: 32), prefix: "kn_abab",
+                createdAt: Fixtures.at(3)
             )
-            try await store.insertAPIKey(key)
+            try await store.insertCredential(key)
             let before = [
                 try await store.task(id: done), try await store.task(id: running), try await store.task(id: waiting),
             ]
@@ -34,7 +34,7 @@ import Testing
             #expect(after == before)
             #expect(after.allSatisfy { $0 != nil })
             #expect(try await reopened.attempts(of: running) == attemptsBefore)
-            #expect(try await reopened.listAPIKeys() == [key])
+            #expect(try await reopened.credentials(.apiKey) == [key])
 
             // The reopened store honours the lease taken before the restart, and continues the queue.
             #expect(try await reopened.complete(second.lease, resultKey: "running.mp4", now: Fixtures.at(13)))

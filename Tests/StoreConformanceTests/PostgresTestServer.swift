@@ -1,4 +1,5 @@
 import Foundation
+import KinemaTestSupport
 import KinemaCore
 import KinemaStore
 import KinemaStorePostgres
@@ -101,45 +102,11 @@ enum PostgresTestServer {
         return (result.status, result.error)
     }
 
-    /// Runs a program to its end without blocking a thread of the cooperative pool.
+    /// Runs a program to its end without blocking a thread of the cooperative pool; a hung child (initdb, pg_ctl,
+    /// psql) is killed after 180 s.
     static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            // Process I/O blocks: GCD's threads are not the cooperative pool's, so other tests run meanwhile.
-            DispatchQueue.global().async {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: executable)
-                process.arguments = arguments
-                let output = Pipe()
-                let error = Pipe()
-                process.standardOutput = output
-                process.standardError = error
-                process.standardInput = FileHandle.nullDevice
-                do {
-                    try process.run()
-                } catch {
-                    continuation.resume(throwing: FixtureError(message: "cannot run \(executable): \(error)"))
-                    return
-                }
-                // A time limit: a hung child (initdb, pg_ctl, psql) is killed, its pipes close and the reads end.
-                let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-                DispatchQueue.global().asyncAfter(deadline: .now() + 180, execute: watchdog)
-                defer { watchdog.cancel() }
-                // Both pipes drain at once, so a chatty child never blocks on a full one.
-                let errorRead = DispatchGroup()
-                let errorData = Mutex(Data())
-                DispatchQueue.global().async(group: errorRead) {
-                    let data = readToEnd(error.fileHandleForReading)
-                    errorData.withLock { $0 = data }
-                }
-                let outputData = readToEnd(output.fileHandleForReading)
-                errorRead.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: (
-                    process.terminationStatus, String(decoding: outputData, as: UTF8.self),
-                    String(decoding: errorData.withLock { $0 }, as: UTF8.self)
-                ))
-            }
-        }
+        let result = try await ChildProcess.run(executable, arguments, timeout: .seconds(180))
+        return (result.status, result.output, result.error)
     }
 }
 

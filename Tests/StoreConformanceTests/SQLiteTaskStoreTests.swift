@@ -2,6 +2,7 @@ import Foundation
 import KinemaCore
 import KinemaStore
 import KinemaStoreSQLite
+import KinemaTestSupport
 import Testing
 
 /// What only the SQLite backend promises: file handling, migrations, and the schema's own guards.
@@ -11,20 +12,12 @@ import Testing
 
     /// Runs one SQL script with the sqlite3 command-line shell, as an operator (or another program) would.
     /// Fails (rather than skipping) when the shell is missing: scripts/install-deps installs it, so its absence is a bug.
-    static func sqlite(_ path: String, _ sql: String) throws -> (status: Int32, output: String) {
+    static func sqlite(_ path: String, _ sql: String) async throws -> (status: Int32, output: String) {
         guard hasCLI else {
             throw StoreError(.unavailable, "\(sqliteCLI) is missing; run scripts/install-deps (Debian package sqlite3)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: sqliteCLI)
-        process.arguments = ["-bail", path, sql]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = readToEnd(pipe.fileHandleForReading)
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try await ChildProcess.run(sqliteCLI, ["-bail", path, sql], mergeErrors: true, timeout: .seconds(120))
+        return (result.status, result.output)
     }
 
     static func withFile<T>(_ body: (String) async throws -> T) async throws -> T {
@@ -90,7 +83,7 @@ import Testing
     func aSchemaFromANewerBuildIsRefused() async throws {
         try await Self.withFile { path in
             try SQLiteTaskStore(path: path).close()
-            let insert = try Self.sqlite(path, "INSERT INTO schema_migrations VALUES (999, 'future', 0);")
+            let insert = try await Self.sqlite(path, "INSERT INTO schema_migrations VALUES (999, 'future', 0);")
             #expect(insert.status == 0, "\(insert.output)")
             let error = #expect(throws: StoreError.self) { try SQLiteTaskStore(path: path) }
             #expect(error?.code == .migrationFailed)
@@ -115,7 +108,7 @@ import Testing
             let store = try SQLiteTaskStore(path: path)
             defer { try? store.close() }
             try await Fixtures.enqueue(store, at: 1.5)
-            let row = try Self.sqlite(path, "SELECT typeof(created_at), created_at, request_json FROM tasks;")
+            let row = try await Self.sqlite(path, "SELECT typeof(created_at), created_at, request_json FROM tasks;")
             #expect(row.status == 0)
             let fields = row.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", maxSplits: 2)
             #expect(fields.count == 3)
@@ -134,7 +127,7 @@ import Testing
     func claimingWalksTheStatusIndexInOrder() async throws {
         try await Self.withFile { path in
             try SQLiteTaskStore(path: path).close()
-            let plan = try Self.sqlite(path, """
+            let plan = try await Self.sqlite(path, """
                 EXPLAIN QUERY PLAN SELECT rowid FROM tasks WHERE status = 'queued' AND attempt < max_attempts
                 ORDER BY created_at, rowid LIMIT 1;
                 """)
@@ -162,7 +155,7 @@ import Testing
             let store = try SQLiteTaskStore(path: path)
             defer { try? store.close() }
             let id = try await Fixtures.enqueue(store, maxAttempts: 3)
-            let update = try Self.sqlite(path, "UPDATE tasks SET \(assignment) WHERE id = '\(id.uuidString)';")
+            let update = try await Self.sqlite(path, "UPDATE tasks SET \(assignment) WHERE id = '\(id.uuidString)';")
             #expect(update.status != 0, "\(name) was accepted")
             #expect(update.output.contains("constraint failed") || update.output.contains("cannot store"), "\(update.output)")
             #expect(try await store.task(id: id)?.status == .queued)
@@ -176,7 +169,7 @@ import Testing
             defer { try? store.close() }
             let id = try await Fixtures.enqueue(store)
             _ = try await Fixtures.claim(store, at: 1)
-            let insert = try Self.sqlite(path, """
+            let insert = try await Self.sqlite(path, """
                 INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
                 VALUES ('other-lease', '\(id.uuidString)', 2, 'w2', 0, 'running');
                 """)

@@ -5,31 +5,20 @@ import Glibc
 import KinemaCore
 import KinemaStore
 import KinemaStoreSQLite
+import KinemaTestSupport
 import Testing
 
 /// A database written by the release before engine routing (Fixtures/sqlite-schema-v3.sql) upgrades in place when
 /// this build opens it: every task still reads, queued work is routed to `motion` with the features it needs, and
 /// the keys and tokens still authenticate.
 @Suite struct SQLiteUpgrade {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/sqlite-schema-v3.sql")
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let fixture = fixtures.appendingPathComponent("sqlite-schema-v3.sql")
 
-    static func sqlite3(_ db: String, _ args: [String], input: URL? = nil) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["sqlite3", db] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        if let input { p.standardInput = try FileHandle(forReadingFrom: input) }
-        try p.run()
-        // A time limit: a hung sqlite3 is killed, its pipe closes and the read below ends.
-        let watchdog = DispatchWorkItem { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
-        defer { watchdog.cancel() }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw FixtureError(message: "sqlite3 failed: \(String(decoding: data, as: UTF8.self))") }
-        return String(decoding: data, as: UTF8.self)
+    static func sqlite3(_ db: String, _ args: [String], input: URL? = nil) async throws -> String {
+        let result = try await ChildProcess.run("sqlite3", [db] + args, stdin: input, mergeErrors: true, timeout: .seconds(120))
+        guard result.status == 0 else { throw FixtureError(message: "sqlite3 failed: \(result.output)") }
+        return result.output
     }
 
     @Test func aVersionThreeDatabaseUpgradesAndItsTasksStillRead() async throws {
@@ -37,8 +26,8 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("kinema.sqlite").path
-        _ = try Self.sqlite3(db, [], input: Self.fixture)
-        #expect(try Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+        _ = try await Self.sqlite3(db, [], input: Self.fixture)
+        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
 
         let store = try SQLiteTaskStore(path: db)
         let failed = try #require(try await store.task(id: UUID(uuidString: "14f7ecc5-fe71-4739-92da-76a09dd3f944")!))
@@ -66,13 +55,42 @@ import Testing
         #expect(end.task.request.cfgScale == 0.25)
 
         // Credentials made by the old release still work.
-        #expect(try await store.apiKey(hash: APIKey.hash("kin_u1JuT3SrDSJFSNYKE2IH3RKoHIXxefeoUOxmM1X6BiI"))?.tenant == "default")
-        #expect(try await store.workerToken(hash: WorkerToken.hash("kwt_eAGdrh4i6V_3j1A-FQiVju09qWnX0rI8eTGo6nAmxgs"))?.name == "legacy")
+        #expect(try await store.credential(.apiKey, hash: Credential.hash("kin_u1JuT3SrDSJFSNYKE2IH3RKoHIXxefeoUOxmM1X6BiI"))?.owner == "default")
+        #expect(try await store.credential(.workerToken, hash: Credential.hash("kwt_eAGdrh4i6V_3j1A-FQiVju09qWnX0rI8eTGo6nAmxgs"))?.owner == "legacy")
 
         // New rows are written in the versioned schema.
         try await store.enqueue(NewTask(id: UUID(), tenant: "default", request: GenerationRequest(prompt: "new", seed: 1), imageKey: "i.png", endImageKey: nil), now: now)
-        let newest = try Self.sqlite3(db, ["SELECT request_json FROM tasks ORDER BY rowid DESC LIMIT 1"])
+        let newest = try await Self.sqlite3(db, ["SELECT request_json FROM tasks ORDER BY rowid DESC LIMIT 1"])
         #expect(newest.contains(#""v":1"#), "\(newest)")
-        #expect(try Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == String(SQLiteTaskStore.currentSchemaVersion))
+        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == String(SQLiteTaskStore.currentSchemaVersion))
+    }
+
+    /// The release before one credentials table (schema 6: api_keys with default engines, worker_tokens, a revoked
+    /// key) upgrades: every key and token still authenticates as what it was, with its owner, engine and revocation.
+    @Test func aVersionSixDatabaseKeepsEveryCredential() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-upgrade6-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = dir.appendingPathComponent("kinema.sqlite").path
+        _ = try await Self.sqlite3(db, [], input: Self.fixtures.appendingPathComponent("sqlite-schema-v6.sql"))
+        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "6")
+
+        let store = try SQLiteTaskStore(path: db)
+        let acme = try #require(try await store.credential(.apiKey, hash: Credential.hash("kin_oUIqT0Q-I3oRpMum1PeCZuCPQu_yQga4Wriu_8b3Q18")))
+        #expect(acme.owner == "acme")
+        #expect(acme.defaultEngine == "motion")
+        #expect(acme.revokedAt == nil)
+        #expect(acme.id == "67c93418-3062-4823-9345-6871f93314a7")
+        let globex = try #require(try await store.credential(.apiKey, hash: Credential.hash("kin_8mzSjHSXiZ2Ill8tl47a_d2J6uhDe963h88RS0Wymm4")))
+        #expect(globex.owner == "globex")
+        #expect(globex.revokedAt != nil)
+        let token = try #require(try await store.credential(.workerToken, hash: Credential.hash("kwt_KRLbvxSS9a072ZGKirLB9Ll70IkaNEseV_3aVubvfmg")))
+        #expect(token.owner == "gpu-box")
+        #expect(token.prefix == "kwt_KRLbvx")
+        // A key never reads as a token, nor the other way round.
+        #expect(try await store.credential(.workerToken, hash: acme.hash) == nil)
+        #expect(try await store.credentials(.apiKey).map(\.owner) == ["acme", "globex"])
+        #expect(try await store.credentials(.workerToken).count == 1)
+        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == String(SQLiteTaskStore.currentSchemaVersion))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import KinemaMedia
+@_spi(Benchmark) import KinemaMotion
 
 /// The motion engine's benchmark: render-only, encode-only and end-to-end speed plus peak memory.
 ///
@@ -139,14 +140,10 @@ public enum MotionBenchmark {
     /// Render-only (frames discarded after a checksum) and encode-only (the same frames, spooled to a raw file
     /// first, through the same x264 settings) measurements.
     static func renderAndEncodeOnly(_ job: RenderJob, engine: MotionEngine, dir: URL) throws -> (Double, Double, Double, Double) {
-        let prepared = try engine.prepare(job)
-        let composer = prepared.composer
-        let total = prepared.plan.frameCount
-        let flag = CancellationFlag()
         var checksum = 0
         let renderStart = Date()
         let renderCPUStart = cpuSeconds()
-        try RenderPipeline(total: total, threads: engine.renderThreads).run(flag: flag, render: { composer.render(frame: $0) }) { _, frame in
+        let (w, h, total) = try engine.renderFrames(job) { _, frame in
             checksum &+= Int(frame.y[frame.y.count / 2])
         }
         let renderSeconds = Date().timeIntervalSince(renderStart)
@@ -157,13 +154,12 @@ public enum MotionBenchmark {
             throw MotionError(code: .encodingFailed, message: "the benchmark could not create its frame spool at \(raw.path)")
         }
         let out = try FileHandle(forWritingTo: raw)
-        try RenderPipeline(total: total, threads: engine.renderThreads).run(flag: flag, render: { composer.render(frame: $0) }) { _, frame in
+        _ = try engine.renderFrames(job) { _, frame in
             try out.write(contentsOf: frame.y + frame.u + frame.v)
         }
         try out.close()
         let input = try FileHandle(forReadingFrom: raw)
         defer { try? input.close(); try? FileManager.default.removeItem(at: raw) }
-        let w = composer.width, h = composer.height
         let frameBytes = w * h * 3 / 2
         let writer = try MP4Writer(
             url: dir.appendingPathComponent("encode-only.mp4"), width: w, height: h, withAudio: false, settings: engine.settings)

@@ -39,8 +39,7 @@ public enum Dialogue {
     /// Whether `negativePrompt` asks for no speech ("no dialogue", "voices", "talking"…).
     public static func isVetoed(by negativePrompt: String?) -> Bool {
         guard let negativePrompt else { return false }
-        let words = negativePrompt.lowercased().split(whereSeparator: { !$0.isLetter })
-        return words.contains { vetoWords.contains(String($0)) }
+        return PromptWords.words(of: negativePrompt).contains { vetoWords.contains($0) }
     }
 
     /// The prompt cut into plain and quoted ranges; the quote marks themselves belong to neither. An opening

@@ -68,25 +68,14 @@ enum SoundtrackVocabulary {
         "sea shore": [.water], "rush hour": [.city], "busy street": [.city, .crowd],
     ]
 
-    private static let negators: Set<String> = ["no", "not", "without", "never", "nor", "avoid", "zero"]
-    /// Words that end a negation's scope, like punctuation does.
-    private static let scopeBreakers: Set<String> = ["but", "with", "while", "just", "only", "yet", "except", "instead"]
-    private static let negationReach = 4
-
-    /// Every cue mentioned in `text`; with `honourNegation`, mentions inside a negation do not count.
+    /// Every cue mentioned in `text`; with `honourNegation`, mentions a negation reaches do not count
+    /// (`PromptWords.isNegated`, the rule the camera parser uses too).
     static func mentions(in text: String, honourNegation: Bool) -> Set<AmbienceCue> {
         var found: Set<AmbienceCue> = []
-        for clause in clauses(of: text) {
-            var negationLeft = 0
+        for clause in PromptWords.clauses(of: text) {
             var index = 0
             while index < clause.count {
                 let word = clause[index]
-                if honourNegation && negators.contains(word) {
-                    negationLeft = negationReach
-                    index += 1
-                    continue
-                }
-                if scopeBreakers.contains(word) { negationLeft = 0 }
                 var cues: [AmbienceCue] = []
                 var span = 1
                 if index + 1 < clause.count, let phrase = phrases[word + " " + clause[index + 1]] {
@@ -95,34 +84,10 @@ enum SoundtrackVocabulary {
                 } else if let single = words[word] {
                     cues = single
                 }
-                if negationLeft == 0 { found.formUnion(cues) }
-                negationLeft = max(negationLeft - span, 0)
+                if !(honourNegation && PromptWords.isNegated(clause, at: index)) { found.formUnion(cues) }
                 index += span
             }
         }
         return found
-    }
-
-    /// Lower-cased, diacritic-folded words, grouped into clauses split at punctuation.
-    private static func clauses(of text: String) -> [[String]] {
-        let folded = text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
-        var clauses: [[String]] = [[]]
-        var word = ""
-        func endWord() {
-            if !word.isEmpty { clauses[clauses.count - 1].append(word) }
-            word = ""
-        }
-        for character in folded {
-            if character.isLetter || character.isNumber {
-                word.append(character)
-            } else {
-                endWord()
-                if ",.;:!?()[]{}\n\"".contains(character) && !(clauses.last?.isEmpty ?? true) {
-                    clauses.append([])
-                }
-            }
-        }
-        endWord()
-        return clauses
     }
 }

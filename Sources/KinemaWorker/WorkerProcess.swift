@@ -1,6 +1,5 @@
 import Foundation
 import KinemaCore
-import KinemaWorker
 import Logging
 import ServiceLifecycle
 import UnixSignals
