@@ -4,7 +4,7 @@ DATA_DIR ?= data
 PORT ?= 8080
 BIN := .build/release/kinema
 
-.PHONY: deps build serve test bench soak clean
+.PHONY: deps build serve test lint format bench soak clean
 
 deps:
 	@bash scripts/install-deps
@@ -21,8 +21,9 @@ serve: build
 ## `kinema` binary that the end-to-end tests start (a separate `swift build` first would compile everything twice,
 ## since test builds enable testability).
 ## Then the diffusers worker's own suite, whose end-to-end tests run that same release `kinema`.
-## First the layout check (Package.swift declares exactly what each target imports; the architecture's arrows hold).
-test: deps
+## First the layout checks: Package.swift declares exactly what each target imports and the architecture's arrows
+## hold; the Swift sources are laid out as .swift-format says (the formatter ships with the toolchain).
+test: deps lint
 	python3 scripts/check-dependencies
 	$(SWIFT) test -c release
 	$(MAKE) --no-print-directory test-worker
@@ -47,3 +48,10 @@ soak: build
 
 clean:
 	rm -rf .build
+
+## Layout of the Swift sources (.swift-format: 4 spaces, 150 columns). `make format` rewrites files to match.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+format:
+	$(SWIFT) format format --in-place --recursive Sources Tests Package.swift

@@ -14,7 +14,7 @@ let package = Package(
     name: "kinema",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "kinema", targets: ["kinema"]),
+        .executable(name: "kinema", targets: ["kinema"])
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -130,8 +130,10 @@ let package = Package(
         // Helpers the test targets share (seeded generator, child processes, EXIF builder, heap perturbation).
         .target(name: "KinemaTestSupport", path: "Tests/Support", swiftSettings: strict),
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaAPIModels", "KinemaTestSupport"], swiftSettings: testSettings),
-        .testTarget(name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate", "KinemaTestSupport"], swiftSettings: testSettings),
-        .testTarget(name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore", "KinemaTestSupport"], swiftSettings: testSettings),
+        .testTarget(
+            name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate", "KinemaTestSupport"], swiftSettings: testSettings),
+        .testTarget(
+            name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore", "KinemaTestSupport"], swiftSettings: testSettings),
         // Fixtures/: a database written by an earlier release, read by path (#filePath) in the upgrade test.
         .testTarget(
             name: "StoreConformanceTests",

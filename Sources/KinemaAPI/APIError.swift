@@ -42,15 +42,22 @@ public struct APIError: Error, Sendable, Equatable {
         self.init(.badRequest, error.kind.reason, error.message, metadata: ["field": error.field])
     }
 
-    static let missingAPIKey = APIError(.badRequest, "MISSING_API_KEY", "The Authorization header is missing or empty; send 'Authorization: Bearer <api key>'.")
+    static let missingAPIKey = APIError(
+        .badRequest, "MISSING_API_KEY", "The Authorization header is missing or empty; send 'Authorization: Bearer <api key>'.")
     static let invalidAPIKey = APIError(.forbidden, "INVALID_API_KEY", "The API key is unknown, malformed or revoked.")
     static let apiNotFound = APIError(.notFound, "API_NOT_FOUND", "No API exists at this path with this method.")
     static let taskNotFound = APIError(.notFound, "TASK_NOT_FOUND", "No task with this task_id exists for this API key.")
-    static let createTaskFailed = APIError(.internalServerError, "CREATE_TASK_FAILED", "The task could not be created because of a server error; please retry.")
-    static let getResultFailed = APIError(.internalServerError, "GET_RESULT_FAILED", "The task result could not be read because of a server error; please retry.")
-    static let workerRequestFailed = APIError(.internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
-    static let unavailable = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
-    static let storageFull = APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The server's storage is full, so the task could not be stored; retry after the time in Retry-After.", retryAfter: 30)
+    static let createTaskFailed = APIError(
+        .internalServerError, "CREATE_TASK_FAILED", "The task could not be created because of a server error; please retry.")
+    static let getResultFailed = APIError(
+        .internalServerError, "GET_RESULT_FAILED", "The task result could not be read because of a server error; please retry.")
+    static let workerRequestFailed = APIError(
+        .internalServerError, "WORKER_REQUEST_FAILED", "The worker request failed because of a server error; please retry.")
+    static let unavailable = APIError(
+        .serviceUnavailable, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable; retry after the time in Retry-After.", retryAfter: 5)
+    static let storageFull = APIError(
+        .serviceUnavailable, "SERVICE_UNAVAILABLE",
+        "The server's storage is full, so the task could not be stored; retry after the time in Retry-After.", retryAfter: 30)
     /// 413 for a body announced by `Content-Length` over the cap, answered before reading it. The connection stays
     /// usable (the announced body is read and discarded, as clients that do not wait for `100 Continue` send it
     /// anyway and report a broken connection instead of the answer otherwise); after `Expect: 100-continue` the
@@ -85,7 +92,10 @@ public struct APIError: Error, Sendable, Equatable {
             self = Self.framing(inner)
         case is HTTP1TypeConversionError:
             // swift-http-types refuses heads NIO's parser let through (a bad method token, bad field names, no Host).
-            self = APIError(.badRequest, "INVALID_REQUEST_BODY", "The request head is not valid HTTP/1.1 (method, target, version or a header field); fix it and retry.", metadata: ["field": "head"], closesConnection: true)
+            self = APIError(
+                .badRequest, "INVALID_REQUEST_BODY",
+                "The request head is not valid HTTP/1.1 (method, target, version or a header field); fix it and retry.", metadata: ["field": "head"],
+                closesConnection: true)
         default:
             return nil
         }
@@ -94,7 +104,8 @@ public struct APIError: Error, Sendable, Equatable {
     /// 431 for a request head over the decoder's limits.
     static let headTooLarge = APIError(
         .requestHeaderFieldsTooLarge, "REQUEST_HEADERS_TOO_LARGE",
-        "The request head is too large: at most 1000 header fields of 80 KiB in all are accepted.", metadata: ["field": "head"], closesConnection: true
+        "The request head is too large: at most 1000 header fields of 80 KiB in all are accepted.", metadata: ["field": "head"],
+        closesConnection: true
     )
 
     /// The answer to a parser error: 431 for a head over the limits, 400 for everything else.
@@ -122,7 +133,8 @@ public struct APIError: Error, Sendable, Equatable {
             // that does not end in chunked) without a specific code.
             detail = "its framing is invalid (Content-Length, Transfer-Encoding and chunking must follow RFC 9112)"
         }
-        return APIError(.badRequest, "INVALID_REQUEST_BODY", "The request could not be read: \(detail).", metadata: ["field": "framing"], closesConnection: true)
+        return APIError(
+            .badRequest, "INVALID_REQUEST_BODY", "The request could not be read: \(detail).", metadata: ["field": "framing"], closesConnection: true)
     }
 
     /// 429 for a key over its request rate; `seconds` until a request will pass (at least 1, as Retry-After is whole seconds).
@@ -205,7 +217,9 @@ struct ContractErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // A client's mistake found while reading the body (bad chunk framing, a body over the cap, a client that
             // went away) is the client's 4xx, worth an info line at most; only what remains is a server failure.
             if let clientError = APIError(clientError: error) {
-                context.logger.info("refused a malformed request", metadata: ["status": "\(clientError.status.code)", "reason": "\(clientError.reason)", "path": "\(request.uri.path)"])
+                context.logger.info(
+                    "refused a malformed request",
+                    metadata: ["status": "\(clientError.status.code)", "reason": "\(clientError.reason)", "path": "\(request.uri.path)"])
                 return clientError.response()
             }
             context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])

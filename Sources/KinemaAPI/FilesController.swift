@@ -13,11 +13,14 @@ struct FilesController: Sendable {
         let key = context.parameters.getCatchAll().joined(separator: "/")
         let query = request.uri.queryParameters
         guard let expires = query.get("expires").flatMap({ Int64($0) }), let sig = query.get("sig"), !sig.isEmpty else {
-            throw APIError(.forbidden, "INVALID_SIGNATURE", "This download link is missing its expires or sig parameter; request a fresh link from the task result.")
+            throw APIError(
+                .forbidden, "INVALID_SIGNATURE",
+                "This download link is missing its expires or sig parameter; request a fresh link from the task result.")
         }
         switch signer.verify(key: key, expires: expires, signature: sig, now: Date()) {
         case .badSignature:
-            throw APIError(.forbidden, "INVALID_SIGNATURE", "This download link's signature does not match; request a fresh link from the task result.")
+            throw APIError(
+                .forbidden, "INVALID_SIGNATURE", "This download link's signature does not match; request a fresh link from the task result.")
         case .expired:
             throw APIError(.forbidden, "URL_EXPIRED", "This download link has expired; poll the task result again for a fresh link.")
         case .valid:

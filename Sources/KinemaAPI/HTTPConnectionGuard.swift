@@ -115,7 +115,8 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let client = channel.remoteAddress?.ipAddress ?? "unknown"
         switch settings.registry.admit(client: client, close: { channel.close(promise: nil) }) {
         case .admitted(let id, let evicting):
-            logger.trace("connection admitted", metadata: ["client": "\(client)", "open": "\(settings.registry.count)", "evicting": "\(evicting.count)"])
+            logger.trace(
+                "connection admitted", metadata: ["client": "\(client)", "open": "\(settings.registry.count)", "evicting": "\(evicting.count)"])
             registryID = id
             if !evicting.isEmpty { logger.debug("closed idle connections to make room", metadata: ["count": "\(evicting.count)"]) }
             for close in evicting { close() }
@@ -170,7 +171,7 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers the client's HTTP mistakes in the contract's shape; passes everything on so a handler reading the
     /// body stops at once (its own answer is dropped: this one went first).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if isClosing { return }  // more of the same after the answer (e.g. data received in the decoder's error state)
+        if isClosing { return } // more of the same after the answer (e.g. data received in the decoder's error state)
         guard let answer = APIError(clientError: error) else {
             context.fireErrorCaught(error)
             return

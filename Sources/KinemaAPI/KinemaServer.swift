@@ -29,8 +29,10 @@ public struct KinemaServer: Sendable {
     private let boundURL = BoundURL()
 
     /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
-    public init(configuration: ServerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
-                imageVerifier: any ImageVerifier, signingSecret: [UInt8], nodeID: String, logger: Logger) {
+    public init(
+        configuration: ServerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
+        imageVerifier: any ImageVerifier, signingSecret: [UInt8], nodeID: String, logger: Logger
+    ) {
         self.imageVerifier = imageVerifier
         self.configuration = configuration
         self.store = store
@@ -60,10 +62,11 @@ public struct KinemaServer: Sendable {
             router: router,
             // The guard enforces the caps and the header timeout and answers parser errors in the contract's shape;
             // idle keep-alive connections are closed after the idle timeout.
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [HTTPConnectionGuard(settings: guardSettings, logger: logger)],
-                idleTimeout: .seconds(Int64(config.idleTimeoutSeconds))
-            )),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [HTTPConnectionGuard(settings: guardSettings, logger: logger)],
+                    idleTimeout: .seconds(Int64(config.idleTimeoutSeconds))
+                )),
             configuration: .init(
                 address: .hostname(config.host, port: config.port), serverName: "Kinema",
                 availableConnectionsDelegate: ConnectionAdmission(registry: connections)
@@ -84,7 +87,8 @@ public struct KinemaServer: Sendable {
         workerConfig.leaseDuration = config.leaseDuration
         workerConfig.heartbeatInterval = config.heartbeatInterval
         workerConfig.shutdownGrace = config.shutdownGrace
-        let workers = WorkerPool(configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
+        let workers = WorkerPool(
+            configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: app),
@@ -98,11 +102,12 @@ public struct KinemaServer: Sendable {
             services.append(.init(service: WorkNotificationRelay(notifications: notifications, signal: signal), successTerminationBehavior: .ignore))
         }
 
-        let group = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: gracefulShutdownSignals,
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: logger
+            ))
         try await group.run()
     }
 

@@ -22,10 +22,11 @@ func buildRouter(
     worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
     let router = Router(context: KinemaRequestContext.self)
-    router.add(middleware: ContractErrorMiddleware { request in
-        if request.uri.path.hasPrefix(WorkerProtocolPaths.base + "/") { return APIError.workerRequestFailed }
-        return request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
-    })
+    router.add(
+        middleware: ContractErrorMiddleware { request in
+            if request.uri.path.hasPrefix(WorkerProtocolPaths.base + "/") { return APIError.workerRequestFailed }
+            return request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
+        })
     worker?.addRoutes(to: router)
     router.post(RouterPath(stringLiteral: Routes.submit)) { request, context in
         try await submit.submit(request, context: context)

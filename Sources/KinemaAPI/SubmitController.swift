@@ -37,7 +37,9 @@ struct SubmitController: Sendable {
         let caller = try await auth.caller(for: request)
         let tenant = caller.tenant
         if draining.isDraining {
-            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and accepts no new tasks; retry after the time in Retry-After.", retryAfter: 5)
+            throw APIError(
+                .serviceUnavailable, "SERVICE_UNAVAILABLE",
+                "This node is shutting down and accepts no new tasks; retry after the time in Retry-After.", retryAfter: 5)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             throw APIError.requestBodyTooLarge
@@ -69,9 +71,10 @@ struct SubmitController: Sendable {
             try await blobs.put(image.data, key: imageKey)
             if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
             try await store.enqueue(
-                NewTask(id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
-                        engine: engine, maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
-                        tenantActiveLimit: maxActiveTasks),
+                NewTask(
+                    id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
+                    engine: engine, maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
+                    tenantActiveLimit: maxActiveTasks),
                 now: Date()
             )
         } catch {
@@ -96,16 +99,19 @@ struct SubmitController: Sendable {
             guard let keyDefault else { return engines[0] }
             if engines.contains(keyDefault) { return keyDefault }
             // The operator's configuration, not the caller's mistake: the node's default serves it, said in the log.
-            logger.warning("the API key's default engine is not enabled on this node; using the node's default", metadata: [
-                "key_engine": "\(keyDefault)", "engine": "\(engines[0])",
-            ])
+            logger.warning(
+                "the API key's default engine is not enabled on this node; using the node's default",
+                metadata: [
+                    "key_engine": "\(keyDefault)", "engine": "\(engines[0])",
+                ])
             return engines[0]
         }
         guard engines.contains(requested) else {
-            throw APIError(ValidationError(
-                .invalidRequestBody, field: "extra.engine",
-                "extra.engine is \"\(requested)\", which this server does not run; it runs \(engines.map { "\"\($0)\"" }.joined(separator: ", "))."
-            ))
+            throw APIError(
+                ValidationError(
+                    .invalidRequestBody, field: "extra.engine",
+                    "extra.engine is \"\(requested)\", which this server does not run; it runs \(engines.map { "\"\($0)\"" }.joined(separator: ", "))."
+                ))
         }
         return requested
     }
@@ -140,7 +146,9 @@ struct SubmitController: Sendable {
         // Proves the data decodes (every check of a full decode, without the RGBA pixels); it runs on the
         // thread pool, not an event loop.
         if let problem = try await NIOThreadPool.singleton.runIfActive({ verifier.problem(with: data, format: header.format, limits: limits) }) {
-            throw APIError(ValidationError(.invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(problem)."))
+            throw APIError(
+                ValidationError(
+                    .invalidImageFormat, field: field, "\(field) could not be decoded as \(header.format == .png ? "PNG" : "JPEG"): \(problem)."))
         }
         return CheckedImage(data: data, format: header.format)
     }

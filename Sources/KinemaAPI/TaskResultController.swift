@@ -18,10 +18,14 @@ struct TaskResultController: Sendable {
     func get(_ request: Request, context: some RequestContext) async throws -> Response {
         let tenant = try await auth.tenant(for: request)
         guard let raw = request.uri.queryParameters.get("task_id"), !raw.isEmpty else {
-            throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id is required as a query parameter: /v3/async/task-result?task_id=<id>.", metadata: ["field": "task_id"])
+            throw APIError(
+                .badRequest, "INVALID_REQUEST_BODY", "task_id is required as a query parameter: /v3/async/task-result?task_id=<id>.",
+                metadata: ["field": "task_id"])
         }
         guard let id = UUID(uuidString: raw) else {
-            throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
+            throw APIError(
+                .badRequest, "INVALID_REQUEST_BODY",
+                "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
         }
         let task: TaskStatusRecord?
         do {
@@ -34,14 +38,17 @@ struct TaskResultController: Sendable {
         guard var task else { throw APIError.taskNotFound }
         // A queued task that no live worker can run (its engine, every feature it needs) says so with the longest
         // ETA there is, rather than a countdown nothing will meet. A store failure here leaves the estimate alone.
-        if task.status == .queued, let served = try? await store.hasLiveWorker(
-            engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow)), !served {
+        if task.status == .queued,
+            let served = try? await store.hasLiveWorker(
+                engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow)), !served
+        {
             task.etaSeconds = RenderProgress.maxETASeconds
         }
         // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
         let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()
         // The body carries a signed download link and changes as the task runs: no cache may keep it.
-        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }
 
@@ -74,10 +81,13 @@ extension TaskResultBody {
         default: reason = ""
         }
         self.init(
-            extra: Extra(seed: String(task.seed), debugInfo: DebugInfo(
-                submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt)),
+            extra: Extra(
+                seed: String(task.seed),
+                debugInfo: DebugInfo(
+                    submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt)),
                 engine: task.engine),
-            task: TaskInfo(taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
+            task: TaskInfo(
+                taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
             videos: videos
         )
     }

@@ -9,8 +9,11 @@ import KinemaStore
 struct WorkerAuthenticator: Sendable {
     let store: any TaskStore
 
-    static let missing = APIError(.unauthorized, "MISSING_WORKER_TOKEN", "The Authorization header is missing or empty; send 'Authorization: Bearer <worker token>' (made with 'kinema worker-token create').")
-    static let invalid = APIError(.forbidden, "INVALID_WORKER_TOKEN", "The worker token is unknown, malformed or revoked; API keys are not accepted on worker routes.")
+    static let missing = APIError(
+        .unauthorized, "MISSING_WORKER_TOKEN",
+        "The Authorization header is missing or empty; send 'Authorization: Bearer <worker token>' (made with 'kinema worker-token create').")
+    static let invalid = APIError(
+        .forbidden, "INVALID_WORKER_TOKEN", "The worker token is unknown, malformed or revoked; API keys are not accepted on worker routes.")
 
     func token(for request: Request) async throws(APIError) -> CredentialRecord {
         let secret = try request.bearerSecret(missing: Self.missing, invalid: Self.invalid)

@@ -14,7 +14,9 @@ extension WorkerProtocolController {
         let token = try await auth.token(for: request)
         let taskID = try Self.taskID(context)
         let limit = configuration.maxResultBytes
-        let tooLarge = APIError(.contentTooLarge, "RESULT_TOO_LARGE", "The uploaded result is larger than this server accepts (\(limit) bytes).", metadata: ["limit_bytes": String(limit)])
+        let tooLarge = APIError(
+            .contentTooLarge, "RESULT_TOO_LARGE", "The uploaded result is larger than this server accepts (\(limit) bytes).",
+            metadata: ["limit_bytes": String(limit)])
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
         // Fence before reading the body, so a zombie's upload is refused without being stored.
         let lease = try await resolveLease(taskID: taskID, leaseID: request.uri.queryParameters.get("lease_id"), token: token)
@@ -31,7 +33,7 @@ extension WorkerProtocolController {
             try await BodyDeadline.run(within: configuration.uploadTimeoutSeconds) {
                 try await fileIO.writeFile(contents: capped, path: file.path, context: context)
             }
-        } catch where capped.overLimit.isSet {
+        } catch  where capped.overLimit.isSet {
             // The file layer may wrap the sequence's error, so the flag (not the error type) decides.
             throw tooLarge
         } catch {
@@ -41,7 +43,9 @@ extension WorkerProtocolController {
             throw error
         }
         guard Self.looksLikeMP4(file) else {
-            throw APIError(.badRequest, "INVALID_RESULT", "The uploaded result is not an MP4 file (it must start with an ISO BMFF 'ftyp' box).", metadata: ["field": "body"])
+            throw APIError(
+                .badRequest, "INVALID_RESULT", "The uploaded result is not an MP4 file (it must start with an ISO BMFF 'ftyp' box).",
+                metadata: ["field": "body"])
         }
         let completed: Bool
         do {
@@ -55,7 +59,8 @@ extension WorkerProtocolController {
         }
         guard completed else { throw Self.leaseLost }
         context.logger.info("remote result stored", metadata: ["task": "\(taskID)", "worker": "\(lease.workerID)"])
-        return JSONWire.response(WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.succeeded.contractName, leaseSeconds: 0))
+        return JSONWire.response(
+            WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.succeeded.contractName, leaseSeconds: 0))
     }
 
     /// Whether the file starts with an ISO BMFF `ftyp` box (size, then the type at bytes 4…7).
@@ -64,7 +69,7 @@ extension WorkerProtocolController {
         defer { try? handle.close() }
         guard let head = try? handle.read(upToCount: 12), head.count >= 12 else { return false }
         let size = head.prefix(4).reduce(0) { $0 << 8 | Int($1) }
-        return head[head.startIndex + 4 ..< head.startIndex + 8].elementsEqual("ftyp".utf8) && size >= 8
+        return head[head.startIndex + 4..<head.startIndex + 8].elementsEqual("ftyp".utf8) && size >= 8
     }
 }
 

@@ -41,7 +41,10 @@ struct WorkerProtocolController: Sendable {
     let uploadDirectory: URL
     let fileIO = FileIO()
 
-    static let leaseLost = APIError(.conflict, "LEASE_LOST", "This lease is no longer held (it expired and the task was rescued, was given back, or the task already ended); stop working on the task and discard its result.")
+    static let leaseLost = APIError(
+        .conflict, "LEASE_LOST",
+        "This lease is no longer held (it expired and the task was rescued, was given back, or the task already ended); stop working on the task and discard its result."
+    )
 
     var source: StoreWorkSource { StoreWorkSource(store: store, blobs: blobs) }
 
@@ -89,16 +92,20 @@ struct WorkerProtocolController: Sendable {
         while true {
             // A draining node hands out no new work; the worker's next claim reaches another node.
             if draining.isDraining {
-                throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "This node is shutting down and hands out no tasks; retry after the time in Retry-After.", retryAfter: 5)
+                throw APIError(
+                    .serviceUnavailable, "SERVICE_UNAVAILABLE",
+                    "This node is shutting down and hands out no tasks; retry after the time in Retry-After.", retryAfter: 5)
             }
             let claimed = try await storeCall {
                 try await store.claim(workerID: owner, route: route, leaseDuration: TimeInterval(leaseSeconds), now: Date())
             }
             if let claimed {
-                context.logger.info("remote claim", metadata: [
-                    "task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)",
-                    "engine": "\(claimed.task.engine ?? "")", "model": "\(body.model ?? "")",
-                ])
+                context.logger.info(
+                    "remote claim",
+                    metadata: [
+                        "task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)",
+                        "engine": "\(claimed.task.engine ?? "")", "model": "\(body.model ?? "")",
+                    ])
                 return JSONWire.response(Self.claimResponse(claimed, leaseSeconds: leaseSeconds))
             }
             let remaining = deadline - ContinuousClock.now
@@ -117,7 +124,8 @@ struct WorkerProtocolController: Sendable {
         let engines = body.engines ?? [body.engine ?? EngineNames.motion]
         guard (1...16).contains(engines.count) else { throw invalid("engines", "engines must list 1 to 16 engine names.") }
         for (i, name) in engines.enumerated() where !EngineNames.isWellFormed(name) {
-            throw invalid(body.engines == nil ? "engine" : "engines[\(i)]", "An engine name is 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.")
+            throw invalid(
+                body.engines == nil ? "engine" : "engines[\(i)]", "An engine name is 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.")
         }
         if let names = body.capabilities {
             guard names.count <= 32, names.allSatisfy({ EngineNames.isWellFormed($0) }) else {
@@ -159,9 +167,10 @@ struct WorkerProtocolController: Sendable {
         let owner = WorkerAuthenticator.leaseOwner(token: token, workerID: body.workerID)
         let report = try await storeCall { try await store.requeueOrphans(ofWorker: owner, now: Date()) }
         for _ in report.requeued { signal.notify() }
-        return JSONWire.response(WorkerOrphansResponse(
-            requeued: report.requeued.map { $0.uuidString.lowercased() }, failed: report.failed.map { $0.uuidString.lowercased() }
-        ))
+        return JSONWire.response(
+            WorkerOrphansResponse(
+                requeued: report.requeued.map { $0.uuidString.lowercased() }, failed: report.failed.map { $0.uuidString.lowercased() }
+            ))
     }
 
     // MARK: Fenced task calls
@@ -178,7 +187,8 @@ struct WorkerProtocolController: Sendable {
         default: key = nil
         }
         guard let key else {
-            throw APIError(.notFound, "INPUT_NOT_FOUND", "This task has no such input; inputs are 'image' and, when the request has one, 'end_image'.")
+            throw APIError(
+                .notFound, "INPUT_NOT_FOUND", "This task has no such input; inputs are 'image' and, when the request has one, 'end_image'.")
         }
         let data: Data
         do {
@@ -207,10 +217,13 @@ struct WorkerProtocolController: Sendable {
         let leaseSeconds = try leaseSeconds(body.leaseSeconds)
         let lease = try await resolveLease(taskID: taskID, leaseID: body.leaseID, token: token)
         let alive = try await storeCall {
-            try await source.heartbeat(lease, progress: RenderProgress(percent: body.progressPercent, etaSeconds: body.etaSeconds), leaseDuration: TimeInterval(leaseSeconds))
+            try await source.heartbeat(
+                lease, progress: RenderProgress(percent: body.progressPercent, etaSeconds: body.etaSeconds), leaseDuration: TimeInterval(leaseSeconds)
+            )
         }
         guard alive else { throw Self.leaseLost }
-        return JSONWire.response(WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.processing.contractName, leaseSeconds: leaseSeconds))
+        return JSONWire.response(
+            WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.processing.contractName, leaseSeconds: leaseSeconds))
     }
 
     func fail(_ request: Request, context: KinemaRequestContext) async throws -> Response {
@@ -223,7 +236,9 @@ struct WorkerProtocolController: Sendable {
         }
         let lease = try await resolveLease(taskID: taskID, leaseID: body.leaseID, token: token)
         guard try await storeCall({ try await source.fail(lease, reason: reason, retryable: body.retryable) }) else { throw Self.leaseLost }
-        context.logger.notice("remote worker failed a task", metadata: ["task": "\(taskID)", "worker": "\(lease.workerID)", "retryable": "\(body.retryable)", "reason": "\(reason)"])
+        context.logger.notice(
+            "remote worker failed a task",
+            metadata: ["task": "\(taskID)", "worker": "\(lease.workerID)", "retryable": "\(body.retryable)", "reason": "\(reason)"])
         return try await stateResponse(taskID)
     }
 
@@ -255,7 +270,7 @@ struct WorkerProtocolController: Sendable {
         }
         let attempts = try await storeCall { try await store.attempts(of: taskID) }
         guard let running = attempts.first(where: { $0.leaseID == leaseID && $0.outcome == .running }),
-              running.workerID.hasPrefix(WorkerAuthenticator.ownerPrefix(token))
+            running.workerID.hasPrefix(WorkerAuthenticator.ownerPrefix(token))
         else { throw Self.leaseLost }
         return TaskLease(taskID: taskID, leaseID: leaseID, workerID: running.workerID, attempt: running.attempt)
     }
@@ -263,7 +278,10 @@ struct WorkerProtocolController: Sendable {
     func leaseSeconds(_ asked: Int?) throws -> Int {
         let seconds = asked ?? defaultLeaseSeconds
         guard configuration.leaseSecondsRange.contains(seconds) else {
-            throw Self.invalid("lease_seconds", "lease_seconds must be an integer from \(configuration.leaseSecondsRange.lowerBound) to \(configuration.leaseSecondsRange.upperBound).")
+            throw Self.invalid(
+                "lease_seconds",
+                "lease_seconds must be an integer from \(configuration.leaseSecondsRange.lowerBound) to \(configuration.leaseSecondsRange.upperBound)."
+            )
         }
         return seconds
     }

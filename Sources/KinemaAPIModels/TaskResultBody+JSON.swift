@@ -5,9 +5,16 @@ extension TaskResultBody {
     public func jsonBytes() -> [UInt8] {
         var out = JSONBytes(capacity: 512)
         out.object {
-            $0.key("audios"); $0.array(audios) { out, audio in out.object { $0.key("audio_url"); $0.string(audio.audioURL) } }
-            $0.key("extra"); $0.object {
-                $0.key("debug_info"); $0.object {
+            $0.key("audios");
+            $0.array(audios) { out, audio in
+                out.object {
+                    $0.key("audio_url"); $0.string(audio.audioURL)
+                }
+            }
+            $0.key("extra");
+            $0.object {
+                $0.key("debug_info");
+                $0.object {
                     $0.key("complete_time_ms"); $0.string(extra.debugInfo.completeTimeMs)
                     $0.key("execute_time_ms"); $0.string(extra.debugInfo.executeTimeMs)
                     $0.key("request_info"); $0.string(extra.debugInfo.requestInfo)
@@ -17,8 +24,14 @@ extension TaskResultBody {
                 if let engine = extra.engine { $0.key("engine"); $0.string(engine) }
                 $0.key("seed"); $0.string(extra.seed)
             }
-            $0.key("images"); $0.array(images) { out, image in out.object { $0.key("image_url"); $0.string(image.imageURL) } }
-            $0.key("task"); $0.object {
+            $0.key("images");
+            $0.array(images) { out, image in
+                out.object {
+                    $0.key("image_url"); $0.string(image.imageURL)
+                }
+            }
+            $0.key("task");
+            $0.object {
                 $0.key("eta"); $0.int(task.eta)
                 $0.key("progress_percent"); $0.int(task.progressPercent)
                 $0.key("reason"); $0.string(task.reason)
@@ -26,7 +39,8 @@ extension TaskResultBody {
                 $0.key("task_id"); $0.string(task.taskID)
                 $0.key("task_type"); $0.string(task.taskType)
             }
-            $0.key("videos"); $0.array(videos) { out, video in
+            $0.key("videos");
+            $0.array(videos) { out, video in
                 out.object {
                     $0.key("nsfw_detection_result")
                     if let flag = video.nsfwDetectionResult { $0.bool(flag) } else { $0.null() }
@@ -90,8 +104,10 @@ struct JSONBytes {
             case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0x00..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+                bytes.append(contentsOf: [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                    hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
+                ])
             default: bytes.append(byte)
             }
         }

@@ -11,9 +11,10 @@ public enum EngineNames {
     /// Whether `name` has the shape of an engine name a worker may claim for (1–64 of `A-Za-z0-9._-`); a worker may
     /// name an engine this build does not know yet (it then simply finds no tasks).
     public static func isWellFormed(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
-        }
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+            }
     }
 }
 

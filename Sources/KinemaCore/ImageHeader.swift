@@ -98,7 +98,7 @@ public struct ImageHeader: Sendable, Equatable {
         guard b.count >= 8 + 8 + 13 else {
             throw ImageHeaderError(code: .truncated, message: "the PNG header is truncated (\(b.count) bytes, the IHDR chunk needs 29)")
         }
-        guard b.u32be(8) == 13, b.u32be(12) == 0x4948_4452 /* "IHDR" */ else {
+        guard b.u32be(8) == 13, b.u32be(12) == 0x4948_4452 else { // length 13, type "IHDR"
             throw ImageHeaderError(code: .malformed, message: "the PNG does not start with a 13-byte IHDR chunk")
         }
         let width = Int(b.u32be(16)), height = Int(b.u32be(20))
@@ -114,7 +114,7 @@ public struct ImageHeader: Sendable, Equatable {
             ImageHeaderError(code: .truncated, message: "the JPEG header is truncated (\(what))")
         }
         var orientation: Int?
-        var p = 2  // after SOI
+        var p = 2 // after SOI
         while true {
             guard p < b.count else { throw truncated("no frame header before the end of the data") }
             guard b[p] == 0xFF else {
@@ -129,7 +129,7 @@ public struct ImageHeader: Sendable, Equatable {
             case 0x00:
                 throw ImageHeaderError(code: .malformed, message: "the JPEG has a stuffed zero byte where a marker was expected at offset \(p - 1)")
             case 0x01, 0xD0...0xD7:
-                continue  // TEM, RSTn: standalone, no length
+                continue // TEM, RSTn: standalone, no length
             case 0xD8:
                 throw ImageHeaderError(code: .malformed, message: "the JPEG has a second start-of-image marker at offset \(p - 2)")
             case 0xD9:
@@ -142,7 +142,8 @@ public struct ImageHeader: Sendable, Equatable {
             guard p + 2 <= b.count else { throw truncated("segment length of marker 0x\(hex(marker)) missing") }
             let length = Int(b.u16be(p))
             guard length >= 2 else {
-                throw ImageHeaderError(code: .malformed, message: "the JPEG segment 0x\(hex(marker)) at offset \(p - 2) has an invalid length \(length)")
+                throw ImageHeaderError(
+                    code: .malformed, message: "the JPEG segment 0x\(hex(marker)) at offset \(p - 2) has an invalid length \(length)")
             }
             let body = p + 2
             let end = p + length
@@ -175,14 +176,14 @@ public struct ImageHeader: Sendable, Equatable {
     /// EXIF or carries no usable orientation. A broken EXIF block is ignored rather than fatal, as
     /// decoders do: the image itself is still valid.
     private static func exifOrientation(_ b: ByteView, from start: Int, to end: Int) -> Int? {
-        let exifMagic: [UInt8] = [0x45, 0x78, 0x69, 0x66, 0x00, 0x00]  // "Exif\0\0"
+        let exifMagic: [UInt8] = [0x45, 0x78, 0x69, 0x66, 0x00, 0x00] // "Exif\0\0"
         guard end - start >= 6 + 8 else { return nil }
         for i in 0..<6 where b[start + i] != exifMagic[i] { return nil }
         let tiff = start + 6
         let little: Bool
         switch (b[tiff], b[tiff + 1]) {
-        case (0x49, 0x49): little = true   // "II"
-        case (0x4D, 0x4D): little = false  // "MM"
+        case (0x49, 0x49): little = true // "II"
+        case (0x4D, 0x4D): little = false // "MM"
         default: return nil
         }
         func u16(_ at: Int) -> Int? {

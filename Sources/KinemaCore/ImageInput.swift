@@ -23,12 +23,14 @@ public enum ImageInput: Sendable, Equatable {
 
     private static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
 
-    private static func parse(_ all: Slice<UnsafeBufferPointer<UInt8>>, field: String, limits: ValidationLimits) throws(ValidationError) -> ImageInput {
+    private static func parse(_ all: Slice<UnsafeBufferPointer<UInt8>>, field: String, limits: ValidationLimits) throws(ValidationError) -> ImageInput
+    {
         let first = all.firstIndex(where: { !isSpace($0) }) ?? all.endIndex
         let last = all.lastIndex(where: { !isSpace($0) }).map { $0 + 1 } ?? first
         let bytes = all[first..<last]
         if bytes.isEmpty {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) must not be empty: give an http(s) URL, raw base64 or a data:image/png;base64,… URI.")
+            throw ValidationError(
+                .invalidRequestBody, field: field, "\(field) must not be empty: give an http(s) URL, raw base64 or a data:image/png;base64,… URI.")
         }
         // Short, lowercased head: schemes and data-URI headers are always near the start.
         let head = String(decoding: bytes.prefix(64), as: UTF8.self).lowercased()
@@ -37,19 +39,23 @@ public enum ImageInput: Sendable, Equatable {
         }
         if head.hasPrefix("data:") {
             guard let comma = bytes.prefix(128).firstIndex(of: UInt8(ascii: ",")) else {
-                throw ValidationError(.invalidImageFormat, field: field, "\(field) is a data URI without a ',' before its data, or with an overlong header.")
+                throw ValidationError(
+                    .invalidImageFormat, field: field, "\(field) is a data URI without a ',' before its data, or with an overlong header.")
             }
             let header = String(decoding: bytes[(bytes.startIndex + 5)..<comma], as: UTF8.self).lowercased()
             let allowed = ["image/png;base64", "image/jpeg;base64", "image/jpg;base64"]
             guard allowed.contains(header) else {
-                throw ValidationError(.invalidImageFormat, field: field, "\(field) is a data URI of type '\(header)'; only data:image/png;base64 and data:image/jpeg;base64 are accepted.")
+                throw ValidationError(
+                    .invalidImageFormat, field: field,
+                    "\(field) is a data URI of type '\(header)'; only data:image/png;base64 and data:image/jpeg;base64 are accepted.")
             }
             return .bytes(try decodeBase64(bytes[(comma + 1)...], field: field, limits: limits))
         }
         if let range = head.range(of: "://") {
             let scheme = head[..<range.lowerBound]
             if !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0 == "+" || $0 == "-" || $0 == "." }) {
-                throw ValidationError(.invalidImageFormat, field: field, "\(field) uses the URL scheme '\(scheme)'; only http and https URLs are accepted.")
+                throw ValidationError(
+                    .invalidImageFormat, field: field, "\(field) uses the URL scheme '\(scheme)'; only http and https URLs are accepted.")
             }
         }
         return .bytes(try decodeBase64(bytes, field: field, limits: limits))

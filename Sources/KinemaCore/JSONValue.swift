@@ -134,7 +134,8 @@ public struct JSONParser {
                 case .member(let name):
                     if !text.isEmpty { text += "." }
                     // A name is echoed in errors: keep it short and printable.
-                    text += name.unicodeScalars.count <= 64 && name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+                    text +=
+                        name.unicodeScalars.count <= 64 && name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
                         ? name : String(name.unicodeScalars.prefix(64).map { $0.value >= 0x20 && $0.value != 0x7F ? Character($0) : "?" }) + "…"
                 case .item(let i):
                     text += "[\(i)]"
@@ -182,10 +183,14 @@ public struct JSONParser {
                 // A repeated name is refused: a proxy that reads the first value and a server that reads the last
                 // would act on different requests. Small objects are searched; large ones get a set.
                 if members.count < 16 {
-                    if members.contains(where: { $0.0 == key }) { path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember) }
+                    if members.contains(where: { $0.0 == key }) {
+                        path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember)
+                    }
                 } else {
                     if seen.isEmpty { seen = Set(members.map(\.0)) }
-                    if !seen.insert(key).inserted { path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember) }
+                    if !seen.insert(key).inserted {
+                        path.append(.member(key)); throw error("the member \"\(pathText)\" appears twice", .duplicateMember)
+                    }
                 }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
@@ -261,7 +266,7 @@ public struct JSONParser {
                         func hasZeroByte(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
                         while i + 8 <= buffer.count {
                             let word = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                            let control = (word &- ones &* 0x20) & ~word & highs != 0  // some byte < 0x20
+                            let control = (word &- ones &* 0x20) & ~word & highs != 0 // some byte < 0x20
                             if control || hasZeroByte(word ^ (ones &* 0x22)) || hasZeroByte(word ^ (ones &* 0x5C)) { break }
                             i += 8
                         }

@@ -42,13 +42,21 @@ public struct RequestValidator: Sendable {
         let field = error.path.hasPrefix("[") ? "" : error.path
         switch error.kind {
         case .stringTooLong where field == "image" || field == "end_image":
-            return ValidationError(.imageFileTooLarge, field: field, "\(field) is larger than \(limits.maxImageBytes) bytes (10 MB) after base64 decoding; send a smaller PNG or JPEG.")
+            return ValidationError(
+                .imageFileTooLarge, field: field,
+                "\(field) is larger than \(limits.maxImageBytes) bytes (10 MB) after base64 decoding; send a smaller PNG or JPEG.")
         case .stringTooLong where !field.isEmpty:
-            return ValidationError(.invalidRequestBody, field: field, "\(field) is a string of more than \(limits.maxJSONStringBytes) bytes; text fields allow at most \(limits.maxPromptLength) characters.")
+            return ValidationError(
+                .invalidRequestBody, field: field,
+                "\(field) is a string of more than \(limits.maxJSONStringBytes) bytes; text fields allow at most \(limits.maxPromptLength) characters."
+            )
         case .stringTooLong:
-            return ValidationError(.invalidRequestBody, field: "", "The request body has a member name longer than \(limits.maxJSONStringBytes) bytes.")
+            return ValidationError(
+                .invalidRequestBody, field: "", "The request body has a member name longer than \(limits.maxJSONStringBytes) bytes.")
         case .tooDeep:
-            return ValidationError(.invalidRequestBody, field: field, "\(field.isEmpty ? "The request body" : field) is nested deeper than \(limits.maxJSONDepth) levels of arrays and objects.")
+            return ValidationError(
+                .invalidRequestBody, field: field,
+                "\(field.isEmpty ? "The request body" : field) is nested deeper than \(limits.maxJSONDepth) levels of arrays and objects.")
         case .duplicateMember:
             return ValidationError(.invalidRequestBody, field: field, "\(field) is given more than once; send each field once.")
         case .syntax:
@@ -65,11 +73,13 @@ public struct RequestValidator: Sendable {
         let multiPrompt = present(json["multi_prompt"])
         let endImageValue = present(json["end_image"])
         if multiPrompt != nil, endImageValue != nil {
-            throw ValidationError(.invalidRequestBody, field: "end_image", "end_image and multi_prompt cannot be used together; send one or the other.")
+            throw ValidationError(
+                .invalidRequestBody, field: "end_image", "end_image and multi_prompt cannot be used together; send one or the other.")
         }
 
         guard let imageValue = present(json["image"]) else {
-            throw ValidationError(.invalidRequestBody, field: "image", "image is required: an http(s) URL, raw base64 or a data:image/…;base64 URI of a PNG or JPEG.")
+            throw ValidationError(
+                .invalidRequestBody, field: "image", "image is required: an http(s) URL, raw base64 or a data:image/…;base64 URI of a PNG or JPEG.")
         }
         let image = try ImageInput.parse(try string(imageValue, field: "image"), field: "image", limits: limits)
         let endImage = try endImageValue.map { v throws(ValidationError) in
@@ -80,7 +90,8 @@ public struct RequestValidator: Sendable {
         if let p = present(json["prompt"]) {
             prompt = try text(p, field: "prompt", allowEmpty: false)
         } else if multiPrompt == nil {
-            throw ValidationError(.invalidRequestBody, field: "prompt", "prompt is required (1 to \(limits.maxPromptLength) characters) unless multi_prompt is given.")
+            throw ValidationError(
+                .invalidRequestBody, field: "prompt", "prompt is required (1 to \(limits.maxPromptLength) characters) unless multi_prompt is given.")
         }
         let negative = try present(json["negative_prompt"]).map { v throws(ValidationError) in
             try text(v, field: "negative_prompt", allowEmpty: true)
@@ -97,7 +108,8 @@ public struct RequestValidator: Sendable {
                 throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale must be a number from 0 to 1, not \(c.typeName).")
             }
             guard let value = Double(literal), value.isFinite, (0...1).contains(value) else {
-                throw ValidationError(.invalidRequestBody, field: "cfg_scale", "cfg_scale is \(Self.shown(literal)); it must be between 0 and 1 inclusive.")
+                throw ValidationError(
+                    .invalidRequestBody, field: "cfg_scale", "cfg_scale is \(Self.shown(literal)); it must be between 0 and 1 inclusive.")
             }
             cfgScale = value
         }
@@ -115,10 +127,14 @@ public struct RequestValidator: Sendable {
             let parsed = try parseShots(mp)
             let total = parsed.reduce(0) { $0 + $1.duration }
             if total > limits.maxDuration {
-                throw ValidationError(.invalidRequestBody, field: "multi_prompt", "The shots of multi_prompt add up to \(total) seconds; the video may last at most \(limits.maxDuration) seconds.")
+                throw ValidationError(
+                    .invalidRequestBody, field: "multi_prompt",
+                    "The shots of multi_prompt add up to \(total) seconds; the video may last at most \(limits.maxDuration) seconds.")
             }
             if let d = duration, d != total {
-                throw ValidationError(.invalidRequestBody, field: "duration", "duration is \(d) but the shots of multi_prompt add up to \(total) seconds; omit duration or make it equal to that sum.")
+                throw ValidationError(
+                    .invalidRequestBody, field: "duration",
+                    "duration is \(d) but the shots of multi_prompt add up to \(total) seconds; omit duration or make it equal to that sum.")
             }
             duration = total
             shots = parsed
@@ -139,7 +155,9 @@ public struct RequestValidator: Sendable {
             if case .string(let url)? = present(extra["webhook"]?["url"]) { webhookURL = url }
             if let e = present(extra["engine"]) {
                 guard case .string(let name) = e, EngineNames.isWellFormed(name) else {
-                    throw ValidationError(.invalidRequestBody, field: "extra.engine", "extra.engine must be the name of an engine this server runs, such as \"\(EngineNames.motion)\".")
+                    throw ValidationError(
+                        .invalidRequestBody, field: "extra.engine",
+                        "extra.engine must be the name of an engine this server runs, such as \"\(EngineNames.motion)\".")
                 }
                 engine = name
             }
@@ -180,30 +198,38 @@ public struct RequestValidator: Sendable {
             throw ValidationError(.invalidRequestBody, field: field, "\(field) must not be empty (1 to \(limits.maxPromptLength) characters).")
         }
         if count > limits.maxPromptLength {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) has \(count) characters; at most \(limits.maxPromptLength) are allowed.")
+            throw ValidationError(
+                .invalidRequestBody, field: field, "\(field) has \(count) characters; at most \(limits.maxPromptLength) are allowed.")
         }
         return s
     }
 
     private func integer(_ value: JSONValue, field: String, in range: ClosedRange<Int>) throws(ValidationError) -> Int {
         guard case .number(let literal) = value else {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(value.typeName).")
+            throw ValidationError(
+                .invalidRequestBody, field: field,
+                "\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(value.typeName).")
         }
         guard let n = JSONNumber.exactInteger(literal) else {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(Self.shown(literal)); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
+            throw ValidationError(
+                .invalidRequestBody, field: field,
+                "\(field) is \(Self.shown(literal)); it must be a whole number from \(range.lowerBound) to \(range.upperBound).")
         }
         guard let i = Int(exactly: n), range.contains(i) else {
-            throw ValidationError(.invalidRequestBody, field: field, "\(field) is \(Self.shown(literal)); it must be from \(range.lowerBound) to \(range.upperBound).")
+            throw ValidationError(
+                .invalidRequestBody, field: field, "\(field) is \(Self.shown(literal)); it must be from \(range.lowerBound) to \(range.upperBound).")
         }
         return i
     }
 
     private func parseShots(_ value: JSONValue) throws(ValidationError) -> [Shot] {
         guard case .array(let items) = value else {
-            throw ValidationError(.invalidRequestBody, field: "multi_prompt", "multi_prompt must be an array of 1 to \(limits.maxShots) shots, not \(value.typeName).")
+            throw ValidationError(
+                .invalidRequestBody, field: "multi_prompt", "multi_prompt must be an array of 1 to \(limits.maxShots) shots, not \(value.typeName).")
         }
         guard (1...limits.maxShots).contains(items.count) else {
-            throw ValidationError(.invalidRequestBody, field: "multi_prompt", "multi_prompt has \(items.count) shots; it must have 1 to \(limits.maxShots).")
+            throw ValidationError(
+                .invalidRequestBody, field: "multi_prompt", "multi_prompt has \(items.count) shots; it must have 1 to \(limits.maxShots).")
         }
         var shots: [Shot] = []
         for (i, item) in items.enumerated() {
@@ -213,7 +239,8 @@ public struct RequestValidator: Sendable {
                 shots.append(Shot(prompt: try text(item, field: path, allowEmpty: false), duration: GenerationRequest.defaultDuration))
             case .object:
                 guard let p = present(item["prompt"]) else {
-                    throw ValidationError(.invalidRequestBody, field: "\(path).prompt", "\(path).prompt is required (1 to \(limits.maxPromptLength) characters).")
+                    throw ValidationError(
+                        .invalidRequestBody, field: "\(path).prompt", "\(path).prompt is required (1 to \(limits.maxPromptLength) characters).")
                 }
                 let prompt = try text(p, field: "\(path).prompt", allowEmpty: false)
                 var d = GenerationRequest.defaultDuration
@@ -222,7 +249,8 @@ public struct RequestValidator: Sendable {
                 }
                 shots.append(Shot(prompt: prompt, duration: d))
             default:
-                throw ValidationError(.invalidRequestBody, field: path, "\(path) must be an object {\"prompt\", \"duration\"} or a string, not \(item.typeName).")
+                throw ValidationError(
+                    .invalidRequestBody, field: path, "\(path) must be an object {\"prompt\", \"duration\"} or a string, not \(item.typeName).")
             }
         }
         return shots

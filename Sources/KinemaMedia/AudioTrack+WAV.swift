@@ -13,13 +13,13 @@ extension AudioTrack {
         out.append(contentsOf: Array("RIFF".utf8))
         u32(UInt32(36 + dataBytes))
         out.append(contentsOf: Array("WAVEfmt ".utf8))
-        u32(16)                                   // fmt chunk size
-        u16(1)                                    // PCM
+        u32(16) // fmt chunk size
+        u16(1) // PCM
         u16(UInt16(Self.channels))
         u32(UInt32(Self.sampleRate))
-        u32(UInt32(Self.sampleRate * Self.channels * 2))  // bytes per second
-        u16(UInt16(Self.channels * 2))            // bytes per frame
-        u16(16)                                   // bits per sample
+        u32(UInt32(Self.sampleRate * Self.channels * 2)) // bytes per second
+        u16(UInt16(Self.channels * 2)) // bytes per frame
+        u16(16) // bits per sample
         out.append(contentsOf: Array("data".utf8))
         u32(UInt32(dataBytes))
         var pcm = [Int16](repeating: 0, count: samples.count)

@@ -2,9 +2,9 @@
 public enum ColorConversion {
     // BT.709 luma weights Kr = 0.2126, Kb = 0.0722 scaled to limited range (Y 16…235, C 16…240) in
     // 16.16 fixed point. Chroma rows: Cb = (B - Y') / 1.8556, Cr = (R - Y') / 1.5748.
-    private static let yR = 11_966, yG = 40_254, yB = 4_064                // 0.2126, 0.7152, 0.0722 × 219/255 × 65536
-    private static let uR = -6_596, uG = -22_189, uB = 28_784             // -0.114572, -0.385428, 0.5 × 224/255 × 65536
-    private static let vR = 28_784, vG = -26_145, vB = -2_639            // 0.5, -0.454153, -0.045847 × 224/255 × 65536
+    private static let yR = 11_966, yG = 40_254, yB = 4_064 // 0.2126, 0.7152, 0.0722 × 219/255 × 65536
+    private static let uR = -6_596, uG = -22_189, uB = 28_784 // -0.114572, -0.385428, 0.5 × 224/255 × 65536
+    private static let vR = 28_784, vG = -26_145, vB = -2_639 // 0.5, -0.454153, -0.045847 × 224/255 × 65536
 
     /// RGBA → yuv420p, BT.709 limited range (chroma averaged over 2x2). Alpha composited over black.
     ///

@@ -108,7 +108,7 @@ public enum ImageDecoder {
         let frame = try AVFrameBox()
         var ret = avcodec_send_packet(context.pointer, packet.pointer)
         if ret >= 0 {
-            _ = avcodec_send_packet(context.pointer, nil)  // end of stream: the single frame must come out
+            _ = avcodec_send_packet(context.pointer, nil) // end of stream: the single frame must come out
             ret = avcodec_receive_frame(context.pointer, frame.pointer)
         }
         if ret < 0 {

@@ -153,7 +153,7 @@ public enum MP4Reader {
             try convert(planes, count: f.nb_samples, swr: resampler?.pointer)
         }
         if let swr = resampler?.pointer {
-            try convert(nil, count: 0, swr: swr)  // drain the resampler's delay
+            try convert(nil, count: 0, swr: swr) // drain the resampler's delay
         }
         return AudioTrack(samples: samples)
     }
@@ -171,7 +171,8 @@ public enum MP4Reader {
         let index = av_find_best_stream(input.pointer, type, -1, -1, nil, 0)
         if index < 0 {
             if required {
-                throw MediaError(code: .unsupportedFormat, message: "\(url.lastPathComponent) has no \(type == AVMEDIA_TYPE_VIDEO ? "video" : "audio") stream")
+                throw MediaError(
+                    code: .unsupportedFormat, message: "\(url.lastPathComponent) has no \(type == AVMEDIA_TYPE_VIDEO ? "video" : "audio") stream")
             }
             return nil
         }

@@ -48,7 +48,8 @@ public final class MP4Writer {
             throw MediaError(code: .invalidArgument, message: "frame rate \(framesPerSecond) must be between 1 and 240")
         }
         guard (0...51).contains(settings.crf), settings.threads >= 0 else {
-            throw MediaError(code: .invalidArgument, message: "crf must be 0…51 and threads ≥ 0 (got crf \(settings.crf), threads \(settings.threads))")
+            throw MediaError(
+                code: .invalidArgument, message: "crf must be 0…51 and threads ≥ 0 (got crf \(settings.crf), threads \(settings.threads))")
         }
         self.width = width
         self.height = height

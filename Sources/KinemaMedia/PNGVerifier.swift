@@ -23,11 +23,11 @@ enum PNGVerifier {
             let allowed: [Int]
             let channels: Int
             switch colorType {
-            case 0: (allowed, channels) = ([1, 2, 4, 8, 16], 1)  // grey
-            case 2: (allowed, channels) = ([8, 16], 3)  // RGB
-            case 3: (allowed, channels) = ([1, 2, 4, 8], 1)  // palette
-            case 4: (allowed, channels) = ([8, 16], 2)  // grey + alpha
-            case 6: (allowed, channels) = ([8, 16], 4)  // RGBA
+            case 0: (allowed, channels) = ([1, 2, 4, 8, 16], 1) // grey
+            case 2: (allowed, channels) = ([8, 16], 3) // RGB
+            case 3: (allowed, channels) = ([1, 2, 4, 8], 1) // palette
+            case 4: (allowed, channels) = ([8, 16], 2) // grey + alpha
+            case 6: (allowed, channels) = ([8, 16], 4) // RGBA
             default: return nil
             }
             return allowed.contains(bitDepth) ? bitDepth * channels : nil
@@ -77,7 +77,7 @@ enum PNGVerifier {
         var layout: Layout?
         var sawPalette = false
         var idat: [Range<Int>] = []
-        var idatEnded = false  // a chunk other than IDAT came after the first IDAT
+        var idatEnded = false // a chunk other than IDAT came after the first IDAT
         var offset = 8
         var ended = false
         while !ended {

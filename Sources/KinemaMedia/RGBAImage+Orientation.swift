@@ -17,7 +17,7 @@ extension RGBAImage {
         case 5: (ax, bx, cx, ay, by, cy) = (0, 1, 0, 1, 0, 0)
         case 6: (ax, bx, cx, ay, by, cy) = (0, 1, 0, -1, 0, h - 1)
         case 7: (ax, bx, cx, ay, by, cy) = (0, -1, w - 1, -1, 0, h - 1)
-        default: (ax, bx, cx, ay, by, cy) = (0, -1, w - 1, 1, 0, 0)  // 8
+        default: (ax, bx, cx, ay, by, cy) = (0, -1, w - 1, 1, 0, 0) // 8
         }
         var out = [UInt8](repeating: 0, count: ow * oh * 4)
         // Copy whole 4-byte pixels as UInt32; the source/destination indexes stay in bounds by construction.

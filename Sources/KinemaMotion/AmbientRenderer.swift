@@ -21,8 +21,10 @@ enum AmbientRenderer {
                 let r = smoothstep(0.58, 0.8, v)
                 let wavelength = (5 + 40 * (v - 0.58)) * unit
                 let y = Double(row)
-                s += 3.0 * unit * ripple * r * (0.7 * sin(2 * Double.pi * y / wavelength - 5.0 * time)
-                                                + 0.3 * sin(2 * Double.pi * y / (wavelength * 0.41) + 7.3 * time))
+                s +=
+                    3.0 * unit * ripple * r
+                    * (0.7 * sin(2 * Double.pi * y / wavelength - 5.0 * time)
+                        + 0.3 * sin(2 * Double.pi * y / (wavelength * 0.41) + 7.3 * time))
             }
             if sway > 0 && v < 0.7 {
                 // Foliage and sky move in the wind, the ground does not.
@@ -89,7 +91,8 @@ enum AmbientRenderer {
                         for x in 0..<w {
                             let gxf = (Double(x) + 0.5) / Double(w) * Double(gw)
                             let gx = min(gw - 1, Int(gxf)), fx = gxf - Double(gx)
-                            let a = grid[gy * (gw + 1) + gx] * (1 - fx) * (1 - fy) + grid[gy * (gw + 1) + gx + 1] * fx * (1 - fy)
+                            let a =
+                                grid[gy * (gw + 1) + gx] * (1 - fx) * (1 - fy) + grid[gy * (gw + 1) + gx + 1] * fx * (1 - fy)
                                 + grid[(gy + 1) * (gw + 1) + gx] * (1 - fx) * fy + grid[(gy + 1) * (gw + 1) + gx + 1] * fx * fy
                             alphaRow[x] = Int(a * 256)
                         }

@@ -93,8 +93,10 @@ public struct CameraPath: Sendable {
             // The zoom margin opens room for the wobble and for the small roll it carries.
             key.logZoom += envelope * 0.05
             key.roll += envelope * 0.006 * noise.fractal(11, time: time, rate: 1.3)
-            offset = (envelope * 0.010 * noise.fractal(12, time: time, rate: 1.1),
-                      envelope * 0.008 * noise.fractal(13, time: time, rate: 0.9))
+            offset = (
+                envelope * 0.010 * noise.fractal(12, time: time, rate: 1.1),
+                envelope * 0.008 * noise.fractal(13, time: time, rate: 0.9)
+            )
         }
         return Self.realize(key, aspect: aspect, margin: margin, offset: offset)
     }

@@ -100,7 +100,8 @@ struct FrameComposer: Sendable {
                 if axisAligned {
                     let first = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 0..<1, rowShift: nil)[0]
                     let second = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 1..<2, rowShift: nil)[0]
-                    PlaneWarp.warpSeparable(source, into: out, dstWidth: w, dstHeight: h, x0: first.x, dx: first.dx, y0: first.y, dy: second.y - first.y)
+                    PlaneWarp.warpSeparable(
+                        source, into: out, dstWidth: w, dstHeight: h, x0: first.x, dx: first.dx, y0: first.y, dy: second.y - first.y)
                     if let shift { PlaneWarp.shiftRows(out, width: w, height: h, shift: shift) }
                 } else {
                     let spans = PlaneWarp.spans(map: map, plane: source, dstWidth: w, dstHeight: h, rows: 0..<h, rowShift: shift)

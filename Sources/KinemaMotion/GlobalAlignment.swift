@@ -129,7 +129,8 @@ public enum GlobalAlignment {
                 guard px >= 0 && px <= aw - 1 else { continue }
                 let ix = min(a.width - 2, Int(px)), fx = px - Double(ix)
                 let i = iy * a.width + ix
-                let va = (a.values[i] * (1 - fx) + a.values[i + 1] * fx) * (1 - fy)
+                let va =
+                    (a.values[i] * (1 - fx) + a.values[i + 1] * fx) * (1 - fy)
                     + (a.values[i + a.width] * (1 - fx) + a.values[i + a.width + 1] * fx) * fy
                 let vb = b.values[y * b.width + x]
                 sa += va; sb += vb; sab += va * vb; saa += va * va; sbb += vb * vb

@@ -182,12 +182,14 @@ public struct MotionEngine: VideoEngine {
         let total = prepared.plan.frameCount
 
         // The soundtrack is synthesized on its own thread while frames render.
-        let audio = request.sound ? AudioJob(start: {
-            Soundtrack.synthesize(
-                prompt: [request.prompt, request.shots?.map(\.prompt).joined(separator: ". ")].compactMap { $0 }.joined(separator: ". "),
-                negativePrompt: request.negativePrompt, durationSeconds: Double(total) / Double(GenerationRequest.framesPerSecond),
-                events: soundEvents(prepared.plan) + Self.speechEvents(request), seed: request.seed)
-        }) : nil
+        let audio =
+            request.sound
+            ? AudioJob(start: {
+                Soundtrack.synthesize(
+                    prompt: [request.prompt, request.shots?.map(\.prompt).joined(separator: ". ")].compactMap { $0 }.joined(separator: ". "),
+                    negativePrompt: request.negativePrompt, durationSeconds: Double(total) / Double(GenerationRequest.framesPerSecond),
+                    events: soundEvents(prepared.plan) + Self.speechEvents(request), seed: request.seed)
+            }) : nil
 
         let writer: MP4Writer
         do {

@@ -36,8 +36,11 @@ public enum PromptParser {
                 if dissolveWords.contains(word) { result.wantsDissolve = true }
                 if let (move, consumed) = move(in: clause, at: i) {
                     if negated {
-                        if move == .staticCamera { result.vetoedMoves.formUnion(CameraMove.allCases.filter { $0 != .staticCamera }) }
-                        else { result.vetoedMoves.formUnion(family(of: move, word: word)) }
+                        if move == .staticCamera {
+                            result.vetoedMoves.formUnion(CameraMove.allCases.filter { $0 != .staticCamera })
+                        } else {
+                            result.vetoedMoves.formUnion(family(of: move, word: word))
+                        }
                     } else if !moves.contains(where: { $0.move == move }) {
                         moves.append(MoveDirective(move: move, strength: 1))
                     }
@@ -86,7 +89,8 @@ public enum PromptParser {
                 let word = clause[i]
                 if let family = vetoFamilies[word] { moves.formUnion(family) }
                 if (word == "camera" || word == "camera's") && i + 1 < clause.count,
-                   ["movement", "movements", "motion", "moves", "move", "moving"].contains(clause[i + 1]) {
+                    ["movement", "movements", "motion", "moves", "move", "moving"].contains(clause[i + 1])
+                {
                     moves.formUnion(CameraMove.allCases.filter { $0 != .staticCamera })
                 }
                 if let (move, consumed) = move(in: clause, at: i), move != .staticCamera {
@@ -166,7 +170,9 @@ public enum PromptParser {
             v[w] = Verb(map: rollVerb.map, fallback: .rollRight)
         }
         for w in ["orbit", "orbits", "orbiting", "arc", "arcs", "arcing", "circle", "circles", "circling"] { v[w] = orbitVerb }
-        for w in ["move", "moves", "moving", "travel", "travels", "traveling", "travelling", "glide", "glides", "gliding", "drift", "drifts", "drifting"] {
+        for w in [
+            "move", "moves", "moving", "travel", "travels", "traveling", "travelling", "glide", "glides", "gliding", "drift", "drifts", "drifting",
+        ] {
             v[w] = moveVerb
         }
         return v
@@ -264,17 +270,17 @@ public enum PromptParser {
     private static func effect(for word: String, in clause: [String], at index: Int) -> AmbientEffect? {
         switch word {
         case "water", "ripple", "ripples", "rippling", "rippled", "lake", "lakes", "river", "rivers", "ocean", "sea", "pond",
-             "waves", "wave", "reflection", "reflections", "stream", "creek", "waterfall", "shimmering", "puddle", "puddles":
+            "waves", "wave", "reflection", "reflections", "stream", "creek", "waterfall", "shimmering", "puddle", "puddles":
             return .waterRipple
         case "rain", "raining", "rainy", "rainfall", "drizzle", "drizzling", "downpour", "rainstorm", "raindrops":
             return .rain
         case "snow", "snowing", "snowy", "snowfall", "snowflakes", "snowflake", "blizzard", "flurries":
             return .snow
         case "fire", "fires", "flame", "flames", "candle", "candles", "candlelight", "campfire", "fireplace", "torch", "torches",
-             "bonfire", "embers", "hearth":
+            "bonfire", "embers", "hearth":
             return .fireFlicker
         case "wind", "windy", "breeze", "breezy", "sway", "sways", "swaying", "rustle", "rustles", "rustling", "gust", "gusts",
-             "gusty", "blowing", "windswept":
+            "gusty", "blowing", "windswept":
             return .windSway
         case "fog", "foggy", "mist", "misty", "haze", "hazy", "smoke", "smoky", "smokey", "steam", "steamy":
             return .fogDrift
@@ -283,7 +289,9 @@ public enum PromptParser {
         default:
             if flickerWords.contains(word) {
                 // "flickering candle": the flicker belongs to the fire named in the same clause.
-                let fireNamed = clause.indices.contains { !flickerWords.contains(clause[$0]) && effect(for: clause[$0], in: clause, at: $0) == .fireFlicker }
+                let fireNamed = clause.indices.contains {
+                    !flickerWords.contains(clause[$0]) && effect(for: clause[$0], in: clause, at: $0) == .fireFlicker
+                }
                 return fireNamed ? .fireFlicker : .lightFlicker
             }
             return nil

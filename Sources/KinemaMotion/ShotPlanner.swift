@@ -53,7 +53,8 @@ public enum ShotPlanner {
         let salient = salient.isEmpty ? [SalientPoint(x: 0.5, y: 0.5, weight: 1)] : salient
         let fps = GenerationRequest.framesPerSecond
         let entries = request.clips
-        let globalEffects = request.shots != nil
+        let globalEffects =
+            request.shots != nil
             ? directives(prompt: request.prompt ?? "", negativePrompt: request.negativePrompt, cfgScale: request.cfgScale).effects
             : []
         var shots: [PlannedShot] = []
@@ -84,9 +85,10 @@ public enum ShotPlanner {
             var effects = d.effects
             for e in globalEffects where !effects.contains(where: { $0.effect == e.effect }) { effects.append(e) }
             let transition: ShotTransition = index == 0 ? .none : (d.wantsDissolve ? .dissolve(frames: min(12, count / 3)) : .cut)
-            shots.append(PlannedShot(
-                firstFrame: first, frameCount: count, directives: d, framing: framing, path: path, effects: effects,
-                transition: transition, travelsToEndImage: travels))
+            shots.append(
+                PlannedShot(
+                    firstFrame: first, frameCount: count, directives: d, framing: framing, path: path, effects: effects,
+                    transition: transition, travelsToEndImage: travels))
             first += count
             previousFraming = framing
         }
@@ -148,8 +150,10 @@ public enum ShotPlanner {
             // The engine's own motion: a gentle push toward the most salient region, unless zoom is vetoed.
             if !d.vetoedMoves.contains(.zoomIn) {
                 logZoom = Amount.defaultPush * lengthFactor
-                target = (base.centerX + Amount.defaultPull * (salient.x - base.centerX),
-                          base.centerY + Amount.defaultPull * (salient.y - base.centerY))
+                target = (
+                    base.centerX + Amount.defaultPull * (salient.x - base.centerX),
+                    base.centerY + Amount.defaultPull * (salient.y - base.centerY)
+                )
             }
         }
         var margin = 0.0

@@ -55,9 +55,10 @@ public struct LocalBlobStore: BlobStore {
     public static func isValidKey(_ key: String) -> Bool {
         guard !key.isEmpty, key.utf8.count <= 512 else { return false }
         return key.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { seg in
-            !seg.isEmpty && seg != "." && seg != ".." && seg.utf8.allSatisfy { b in
-                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
-            }
+            !seg.isEmpty && seg != "." && seg != ".."
+                && seg.utf8.allSatisfy { b in
+                    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+                }
         }
     }
 
@@ -143,7 +144,7 @@ public struct LocalBlobStore: BlobStore {
         if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
         let folder = url.deletingLastPathComponent()
         if folder.standardizedFileURL.path != root.standardizedFileURL.path {
-            rmdir(folder.path)  // fails harmlessly while other blobs are still there
+            rmdir(folder.path) // fails harmlessly while other blobs are still there
         }
     }
 

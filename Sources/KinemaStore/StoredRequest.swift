@@ -44,7 +44,8 @@ public enum StoredRequest {
                 return try decoder.decode(V1.self, from: data).request
             case 1: return try JSONDecoder().decode(V1.self, from: data).request
             default:
-                throw StoreError(.corrupt, "tasks.request_json has schema version \(version), newer than this build's \(currentVersion); upgrade this binary")
+                throw StoreError(
+                    .corrupt, "tasks.request_json has schema version \(version), newer than this build's \(currentVersion); upgrade this binary")
             }
         } catch let error as StoreError {
             throw error

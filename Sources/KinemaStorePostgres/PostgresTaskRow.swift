@@ -46,27 +46,29 @@ enum PostgresTaskRow {
 
     static func record(_ row: PostgresRow) throws -> TaskRecord {
         let row = row.makeRandomAccess()
-        return try readable { TaskRecord(
-            id: try row["id"].decode(UUID.self),
-            tenant: try row["tenant"].decode(String.self),
-            status: try status(row["status"].decode(String.self)),
-            request: try request(row["request_json"].decode(String.self)),
-            imageKey: try row["image_key"].decode(String.self),
-            endImageKey: try row["end_image_key"].decode(String?.self),
-            resultKey: try row["result_key"].decode(String?.self),
-            reason: try row["reason"].decode(String.self),
-            progressPercent: try row["progress_percent"].decode(Int.self),
-            etaSeconds: try row["eta_seconds"].decode(Int.self),
-            attempt: try row["attempt"].decode(Int.self),
-            maxAttempts: try row["max_attempts"].decode(Int.self),
-            engine: try row["engine"].decode(String?.self),
-            createdAt: date(try row["created_at"].decode(Int64.self)),
-            startedAt: try row["started_at"].decode(Int64?.self).map(date),
-            finishedAt: try row["finished_at"].decode(Int64?.self).map(date),
-            updatedAt: date(try row["updated_at"].decode(Int64.self)),
-            leaseOwner: try row["lease_owner"].decode(String?.self),
-            leaseExpiresAt: try row["lease_expires_at"].decode(Int64?.self).map(date)
-        ) }
+        return try readable {
+            TaskRecord(
+                id: try row["id"].decode(UUID.self),
+                tenant: try row["tenant"].decode(String.self),
+                status: try status(row["status"].decode(String.self)),
+                request: try request(row["request_json"].decode(String.self)),
+                imageKey: try row["image_key"].decode(String.self),
+                endImageKey: try row["end_image_key"].decode(String?.self),
+                resultKey: try row["result_key"].decode(String?.self),
+                reason: try row["reason"].decode(String.self),
+                progressPercent: try row["progress_percent"].decode(Int.self),
+                etaSeconds: try row["eta_seconds"].decode(Int.self),
+                attempt: try row["attempt"].decode(Int.self),
+                maxAttempts: try row["max_attempts"].decode(Int.self),
+                engine: try row["engine"].decode(String?.self),
+                createdAt: date(try row["created_at"].decode(Int64.self)),
+                startedAt: try row["started_at"].decode(Int64?.self).map(date),
+                finishedAt: try row["finished_at"].decode(Int64?.self).map(date),
+                updatedAt: date(try row["updated_at"].decode(Int64.self)),
+                leaseOwner: try row["lease_owner"].decode(String?.self),
+                leaseExpiresAt: try row["lease_expires_at"].decode(Int64?.self).map(date)
+            )
+        }
     }
 
     /// The task id and the facts the state machine needs, read from a row of `lifecycleColumns`.
@@ -77,7 +79,8 @@ enum PostgresTaskRow {
     private static func lifecycle(_ row: PostgresRandomAccessRow) throws -> (id: UUID, lifecycle: TaskLifecycle) {
         var lease: TaskLeaseFacts?
         if let leaseID = try row["lease_id"].decode(UUID?.self),
-           let expires = try row["lease_expires_at"].decode(Int64?.self) {
+            let expires = try row["lease_expires_at"].decode(Int64?.self)
+        {
             lease = TaskLeaseFacts(leaseID: leaseID, expiresAt: date(expires))
         }
         let lifecycle = TaskLifecycle(
@@ -96,16 +99,18 @@ enum PostgresTaskRow {
         guard let outcome = TaskAttemptRecord.Outcome(rawValue: outcomeName) else {
             throw StoreError(.corrupt, "task_attempts.outcome holds unknown value \(outcomeName)")
         }
-        return try readable { TaskAttemptRecord(
-            taskID: try row["task_id"].decode(UUID.self),
-            attempt: try row["attempt"].decode(Int.self),
-            leaseID: try row["lease_id"].decode(UUID.self),
-            workerID: try row["worker_id"].decode(String.self),
-            startedAt: date(try row["started_at"].decode(Int64.self)),
-            endedAt: try row["ended_at"].decode(Int64?.self).map(date),
-            outcome: outcome,
-            error: try row["error"].decode(String?.self)
-        ) }
+        return try readable {
+            TaskAttemptRecord(
+                taskID: try row["task_id"].decode(UUID.self),
+                attempt: try row["attempt"].decode(Int.self),
+                leaseID: try row["lease_id"].decode(UUID.self),
+                workerID: try row["worker_id"].decode(String.self),
+                startedAt: date(try row["started_at"].decode(Int64.self)),
+                endedAt: try row["ended_at"].decode(Int64?.self).map(date),
+                outcome: outcome,
+                error: try row["error"].decode(String?.self)
+            )
+        }
     }
 
     static func credential(_ row: PostgresRow) throws -> CredentialRecord {

@@ -20,11 +20,12 @@ extension PostgresTaskStore {
         do {
             return try await withThrowingTaskGroup(of: Leg<T>.self) { group in
                 group.addTask {
-                    .done(try await self.client.withConnection { connection in
-                        // A connection that arrives after the deadline gave up must not run the body.
-                        guard gate.start() else { throw StoreError(.unavailable, late) }
-                        return try await body(connection)
-                    })
+                    .done(
+                        try await self.client.withConnection { connection in
+                            // A connection that arrives after the deadline gave up must not run the body.
+                            guard gate.start() else { throw StoreError(.unavailable, late) }
+                            return try await body(connection)
+                        })
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
@@ -115,7 +116,10 @@ extension PostgresTaskStore {
                 return StoreError(.unavailable, detail)
             }
         case let error as PostgresDecodingError:
-            return StoreError(.corrupt, "PostgreSQL at \(target): column \(error.columnName) holds a value of type \(error.postgresType) that cannot be read as \(error.targetType)")
+            return StoreError(
+                .corrupt,
+                "PostgreSQL at \(target): column \(error.columnName) holds a value of type \(error.postgresType) that cannot be read as \(error.targetType)"
+            )
         default:
             return StoreError(.unavailable, "PostgreSQL at \(target): \(error)")
         }

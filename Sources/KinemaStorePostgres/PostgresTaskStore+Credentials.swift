@@ -13,12 +13,14 @@ extension PostgresTaskStore {
         let revokedMs = record.revokedAt.map { PostgresTaskRow.millis($0) }
         _ = try await withConnection { connection in
             do {
-                return try await connection.query("""
+                return try await connection.query(
+                    """
                     INSERT INTO credentials (\(unescaped: Self.credentialColumns))
                     VALUES (\(record.kind.rawValue), \(record.id), \(record.owner), \(record.hash), \(record.prefix), \(createdMs),
                             \(revokedMs), \(record.defaultEngine))
-                    """, logger: logger).collect().count
-            } catch where Self.isUniqueViolation(error) {
+                    """, logger: logger
+                ).collect().count
+            } catch  where Self.isUniqueViolation(error) {
                 throw StoreError(.duplicateCredential, "a credential with id \(record.id) or the same hash already exists")
             }
         }

@@ -17,12 +17,14 @@ extension PostgresTaskStore {
         let percent = min(100, max(0, progress.percent))
         let eta = max(0, progress.etaSeconds)
         // The fence is all TaskStateMachine asks of a heartbeat, so the UPDATE alone decides (one round trip).
-        return try await rows("""
+        return try await rows(
+            """
             UPDATE tasks SET lease_expires_at = \(expiresMs), progress_percent = \(percent), eta_seconds = \(eta),
                              updated_at = \(nowMs)
             WHERE id = \(lease.taskID) AND status = 'processing' AND lease_id = \(lease.leaseID)
             RETURNING id
-            """).count == 1
+            """
+        ).count == 1
     }
 
     /// SUCCEEDED with progress 100, ETA 0, `resultKey` and `finishedAt`; `false` when the lease was lost.
@@ -30,7 +32,8 @@ extension PostgresTaskStore {
         let nowMs = PostgresTaskRow.millis(now)
         // As with heartbeats, the fence is the whole rule (TaskStateMachine's `.complete`); the attempt row
         // is closed in the same statement only when the task row was the lease's to finish.
-        return try await rows("""
+        return try await rows(
+            """
             WITH done AS (
                 UPDATE tasks
                 SET status = 'succeeded', progress_percent = 100, eta_seconds = 0, result_key = \(resultKey),
@@ -44,7 +47,8 @@ extension PostgresTaskStore {
                 WHERE lease_id = \(lease.leaseID) AND outcome = 'running' AND EXISTS (SELECT 1 FROM done)
             )
             SELECT id FROM done
-            """).count == 1
+            """
+        ).count == 1
     }
 
     /// Requeues (retryable, attempts left) or FAILS with `reason`, keeping progress; `false` when the lease was lost.
@@ -67,12 +71,14 @@ extension PostgresTaskStore {
         let nowMs = PostgresTaskRow.millis(now)
         let logger = self.logger
         return try await transaction { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks
                 WHERE status = 'processing' AND lease_expires_at < \(nowMs)
                 ORDER BY lease_expires_at, seq
                 FOR UPDATE SKIP LOCKED
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             return try await Self.requeueOrFail(
                 connection, rows, event: .leaseExpired(now: PostgresTaskRow.date(nowMs)), nowMs: nowMs,
                 error: "lease expired without a heartbeat", logger: logger
@@ -87,12 +93,14 @@ extension PostgresTaskStore {
         return try await transaction { connection in
             // Waits for (rather than skips) rows another sweep holds: a restarted worker wants all of its
             // orphans back now, and whatever that sweep did is re-checked once its lock is released.
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks
                 WHERE status = 'processing' AND lease_owner = \(workerID)
                 ORDER BY lease_expires_at, seq
                 FOR UPDATE
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             return try await Self.requeueOrFail(
                 connection, rows, event: .orphaned, nowMs: nowMs,
                 error: "worker \(workerID) restarted while holding the lease", logger: logger
@@ -107,9 +115,11 @@ extension PostgresTaskStore {
         let nowMs = PostgresTaskRow.millis(now)
         let logger = self.logger
         return try await transaction { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks WHERE id = \(lease.taskID) FOR UPDATE
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             guard let row = rows.first else { return false }
             let lifecycle = try PostgresTaskRow.lifecycle(row).lifecycle
             guard case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle) else { return false }
@@ -130,7 +140,8 @@ extension PostgresTaskStore {
         let requeued = next.status == .queued
         let finishedAt: Int64? = next.status.isTerminal ? nowMs : nil
         let outcome = outcome(of: transition.endedAttempt ?? .failed)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH moved AS (
                 UPDATE tasks
                 SET status = \(next.status.rawValue), attempt = \(next.attempt), reason = \(next.reason),
@@ -148,7 +159,8 @@ extension PostgresTaskStore {
                 WHERE lease_id = \(leaseID) AND outcome = 'running' AND EXISTS (SELECT 1 FROM moved)
             )
             SELECT id FROM moved
-            """, logger: logger).collect()
+            """, logger: logger
+        ).collect()
         guard rows.count == 1 else { return false }
         if requeued {
             // Delivered at commit, so a woken worker finds the task queued.
@@ -168,11 +180,13 @@ extension PostgresTaskStore {
         for row in rows {
             let (taskID, lifecycle) = try PostgresTaskRow.lifecycle(row)
             guard let leaseID = lifecycle.lease?.leaseID,
-                  case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
+                case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
             else { continue }
-            guard try await finishAttempt(
-                connection, taskID: taskID, leaseID: leaseID, transition, error: error, nowMs: nowMs, logger: logger
-            ) else { continue }
+            guard
+                try await finishAttempt(
+                    connection, taskID: taskID, leaseID: leaseID, transition, error: error, nowMs: nowMs, logger: logger
+                )
+            else { continue }
             if transition.lifecycle.status == .queued {
                 report.requeued.append(taskID)
             } else {

@@ -32,7 +32,8 @@ extension PostgresTaskStore {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.notificationChannel) { notifications in
                         // Operators (and tests) can see when wake-ups start to flow; until then workers only poll.
-                        logger.info("listening for task notifications", metadata: ["channel": "\(Self.notificationChannel)", "database": "\(target)"])
+                        logger.info(
+                            "listening for task notifications", metadata: ["channel": "\(Self.notificationChannel)", "database": "\(target)"])
                         // Work may have arrived while the connection was down: let one waiter look.
                         if reconnecting { self.work.notify() }
                         backoff = .milliseconds(100)

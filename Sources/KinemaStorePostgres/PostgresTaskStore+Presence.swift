@@ -9,7 +9,8 @@ extension PostgresTaskStore {
         let nowMs = PostgresTaskRow.millis(now)
         let engines = route.engines
         let capabilities = route.capabilities.rawValue
-        _ = try await rows("""
+        _ = try await rows(
+            """
             INSERT INTO worker_presence (worker_id, engines, capabilities, last_seen)
             VALUES (\(workerID), \(engines), \(capabilities), \(nowMs))
             ON CONFLICT (worker_id) DO UPDATE SET engines = EXCLUDED.engines, capabilities = EXCLUDED.capabilities,
@@ -21,10 +22,12 @@ extension PostgresTaskStore {
     public func hasLiveWorker(engine: String, needs: RequestFeatures, since: Date) async throws -> Bool {
         let sinceMs = PostgresTaskRow.millis(since)
         let needed = needs.rawValue
-        return !(try await rows("""
-            SELECT 1 FROM worker_presence
-            WHERE last_seen >= \(sinceMs) AND \(engine) = ANY(engines) AND (capabilities & \(needed)) = \(needed)
-            LIMIT 1
-            """)).isEmpty
+        return
+            !(try await rows(
+                """
+                SELECT 1 FROM worker_presence
+                WHERE last_seen >= \(sinceMs) AND \(engine) = ANY(engines) AND (capabilities & \(needed)) = \(needed)
+                LIMIT 1
+                """)).isEmpty
     }
 }

@@ -11,7 +11,8 @@ extension PostgresTaskStore: RateLimiter {
         let nowMs = PostgresTaskRow.millis(now)
         let burst = Double(limit.burst)
         let perMs = limit.perSecond / 1000
-        let taken = try await rows("""
+        let taken = try await rows(
+            """
             INSERT INTO rate_buckets AS b (key, tokens, updated_at) VALUES (\(key), \(burst - 1), \(nowMs))
             ON CONFLICT (key) DO UPDATE
             SET tokens = LEAST(\(burst), b.tokens + GREATEST(0, \(nowMs) - b.updated_at) * \(perMs)) - 1,
@@ -21,7 +22,7 @@ extension PostgresTaskStore: RateLimiter {
             """)
         if !taken.isEmpty { return nil }
         let bucket = try await rows("SELECT tokens, updated_at FROM rate_buckets WHERE key = \(key)")
-        guard let row = bucket.first else { return nil }  // deleted meanwhile: nothing to wait for
+        guard let row = bucket.first else { return nil } // deleted meanwhile: nothing to wait for
         let (tokens, updatedAt) = try PostgresTaskRow.readable { try row.decode((Double, Int64).self) }
         let available = limit.refilled(tokens, after: Double(nowMs - updatedAt) / 1000)
         return limit.wait(from: available)

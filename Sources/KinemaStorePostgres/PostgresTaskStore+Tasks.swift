@@ -31,7 +31,7 @@ extension PostgresTaskStore {
             _ = try await withConnection { connection in
                 do {
                     return try await connection.query(query, logger: logger).collect().count
-                } catch where Self.isUniqueViolation(error) {
+                } catch  where Self.isUniqueViolation(error) {
                     throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
                 }
             }
@@ -53,7 +53,7 @@ extension PostgresTaskStore {
             }
             do {
                 _ = try await connection.query(query, logger: logger).collect()
-            } catch where Self.isUniqueViolation(error) {
+            } catch  where Self.isUniqueViolation(error) {
                 throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
             }
         }
@@ -122,10 +122,12 @@ extension PostgresTaskStore {
 
     /// Every claim of the task, oldest first (a released attempt's number is reused by the next claim).
     public func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord] {
-        try await rows("""
+        try await rows(
+            """
             SELECT lease_id, task_id, attempt, worker_id, started_at, ended_at, outcome, error
             FROM task_attempts WHERE task_id = \(taskID) ORDER BY started_at, seq
-            """).map(PostgresTaskRow.attempt)
+            """
+        ).map(PostgresTaskRow.attempt)
     }
 
     /// Tasks per status, with every status present (zero when none).

@@ -13,7 +13,7 @@ struct PostgresURL: CustomStringConvertible {
 
     init(_ text: String) throws {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "postgres" || scheme == "postgresql"
+            scheme == "postgres" || scheme == "postgresql"
         else {
             throw StoreError(.unavailable, "the database URL must look like postgres://user:password@host:5432/database")
         }
@@ -46,11 +46,12 @@ struct PostgresURL: CustomStringConvertible {
     }
 
     var clientConfiguration: PostgresClient.Configuration {
-        let tls: PostgresClient.Configuration.TLS = switch sslMode {
-        case "disable": .disable
-        case "require": .require(.makeClientConfiguration())
-        default: .prefer(.makeClientConfiguration())
-        }
+        let tls: PostgresClient.Configuration.TLS =
+            switch sslMode {
+            case "disable": .disable
+            case "require": .require(.makeClientConfiguration())
+            default: .prefer(.makeClientConfiguration())
+            }
         return PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls
         )
@@ -58,11 +59,12 @@ struct PostgresURL: CustomStringConvertible {
 
     /// Settings for one direct connection (used to find out why the pool cannot connect).
     func connectionConfiguration(timeout: Duration) throws -> PostgresConnection.Configuration {
-        let tls: PostgresConnection.Configuration.TLS = switch sslMode {
-        case "disable": .disable
-        case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-        default: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-        }
+        let tls: PostgresConnection.Configuration.TLS =
+            switch sslMode {
+            case "disable": .disable
+            case "require": .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls
         )

@@ -19,7 +19,8 @@ extension SQLiteTaskStore {
                 )
             }
         } catch let error as DatabaseError
-            where [.SQLITE_CONSTRAINT_PRIMARYKEY, .SQLITE_CONSTRAINT_UNIQUE].contains(error.extendedResultCode) {
+            where [.SQLITE_CONSTRAINT_PRIMARYKEY, .SQLITE_CONSTRAINT_UNIQUE].contains(error.extendedResultCode)
+        {
             throw StoreError(.duplicateCredential, "a credential with id \(record.id) or the same hash already exists")
         } catch {
             throw Self.storeError(error)

@@ -88,7 +88,8 @@ extension SQLiteTaskStore {
                     """,
                 arguments: [nowMs]
             )
-            return try Self.requeueOrFail(db, rows, event: .leaseExpired(now: TaskRow.date(nowMs)), nowMs: nowMs, error: "lease expired without a heartbeat")
+            return try Self.requeueOrFail(
+                db, rows, event: .leaseExpired(now: TaskRow.date(nowMs)), nowMs: nowMs, error: "lease expired without a heartbeat")
         }
     }
 
@@ -112,11 +113,13 @@ extension SQLiteTaskStore {
 
     /// The state machine's verdict on `event` for the stored task; `nil` when refused or unknown.
     static func decide(_ db: Database, taskID: UUID, _ event: TaskEvent) throws -> TaskTransition? {
-        guard let row = try Row.fetchOne(
-            db,
-            sql: "SELECT status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks WHERE id = ?",
-            arguments: [taskID.uuidString]
-        ) else { return nil }
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks WHERE id = ?",
+                arguments: [taskID.uuidString]
+            )
+        else { return nil }
         let lifecycle = try TaskRow.lifecycle(row)
         guard case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle) else { return nil }
         return transition
@@ -151,12 +154,13 @@ extension SQLiteTaskStore {
 
     /// Closes the attempt row of `leaseID`.
     static func endAttempt(_ db: Database, leaseID: UUID, ending: TaskAttemptEnding, error: String?, nowMs: Int64) throws {
-        let outcome: TaskAttemptRecord.Outcome = switch ending {
-        case .succeeded: .succeeded
-        case .failed, .canceled: .failed
-        case .expired: .expired
-        case .released: .released
-        }
+        let outcome: TaskAttemptRecord.Outcome =
+            switch ending {
+            case .succeeded: .succeeded
+            case .failed, .canceled: .failed
+            case .expired: .expired
+            case .released: .released
+            }
         // MAX keeps ended_at >= started_at even if clocks of different nodes disagree.
         try db.execute(
             sql: """
@@ -176,7 +180,7 @@ extension SQLiteTaskStore {
             let taskID = try TaskRow.uuid(row["id"], column: "id")
             let lifecycle = try TaskRow.lifecycle(row)
             guard let leaseID = lifecycle.lease?.leaseID,
-                  case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
+                case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
             else { continue }
             guard try finishAttempt(db, taskID: taskID, leaseID: leaseID, transition, error: error, nowMs: nowMs)
             else { continue }

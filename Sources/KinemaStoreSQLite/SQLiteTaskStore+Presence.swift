@@ -25,10 +25,11 @@ extension SQLiteTaskStore {
         let sinceMs = TaskRow.millis(since)
         return try await read { db in
             try Bool.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT EXISTS (SELECT 1 FROM worker_presence
-                                   WHERE last_seen >= ? AND instr(engines, ?) > 0 AND (capabilities & ?) = ?)
-                    """),
+                db.cachedStatement(
+                    sql: """
+                        SELECT EXISTS (SELECT 1 FROM worker_presence
+                                       WHERE last_seen >= ? AND instr(engines, ?) > 0 AND (capabilities & ?) = ?)
+                        """),
                 arguments: [sinceMs, "," + engine + ",", needs.rawValue, needs.rawValue]
             ) ?? false
         }

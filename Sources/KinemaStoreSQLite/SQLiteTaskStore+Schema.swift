@@ -15,101 +15,108 @@ extension SQLiteTaskStore {
     static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, name: "tasks, task_attempts, api_keys") { db in
             // The CHECKs mirror TaskLifecycle's invariants (KinemaCore/TaskStateMachine.swift).
-            try db.execute(sql: """
-                CREATE TABLE tasks (
-                    id               TEXT    NOT NULL PRIMARY KEY,
-                    tenant           TEXT    NOT NULL,
-                    status           TEXT    NOT NULL
-                        CHECK (status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')),
-                    request_json     TEXT    NOT NULL,
-                    image_key        TEXT    NOT NULL,
-                    end_image_key    TEXT,
-                    result_key       TEXT,
-                    reason           TEXT    NOT NULL DEFAULT '',
-                    progress_percent INTEGER NOT NULL DEFAULT 0 CHECK (progress_percent BETWEEN 0 AND 100),
-                    eta_seconds      INTEGER NOT NULL DEFAULT 0 CHECK (eta_seconds >= 0),
-                    attempt          INTEGER NOT NULL DEFAULT 0,
-                    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
-                    engine           TEXT,
-                    created_at       INTEGER NOT NULL,
-                    started_at       INTEGER,
-                    finished_at      INTEGER,
-                    updated_at       INTEGER NOT NULL,
-                    lease_id         TEXT,
-                    lease_owner      TEXT,
-                    lease_expires_at INTEGER,
-                    CHECK (attempt BETWEEN 0 AND max_attempts),
-                    -- a queued task can still be claimed
-                    CHECK (status <> 'queued' OR attempt < max_attempts),
-                    -- processing <=> holds a lease (and has started an attempt)
-                    CHECK (
-                        (status = 'processing' AND lease_id IS NOT NULL AND lease_owner IS NOT NULL
-                            AND lease_expires_at IS NOT NULL AND attempt >= 1 AND started_at IS NOT NULL)
-                        OR (status <> 'processing' AND lease_id IS NULL AND lease_owner IS NULL
-                            AND lease_expires_at IS NULL)
-                    ),
-                    -- terminal <=> finished
-                    CHECK ((status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)),
-                    CHECK (status <> 'succeeded' OR (result_key IS NOT NULL AND progress_percent = 100)),
-                    CHECK (status IN ('failed', 'canceled') OR reason = '')
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE tasks (
+                        id               TEXT    NOT NULL PRIMARY KEY,
+                        tenant           TEXT    NOT NULL,
+                        status           TEXT    NOT NULL
+                            CHECK (status IN ('queued', 'processing', 'succeeded', 'failed', 'canceled')),
+                        request_json     TEXT    NOT NULL,
+                        image_key        TEXT    NOT NULL,
+                        end_image_key    TEXT,
+                        result_key       TEXT,
+                        reason           TEXT    NOT NULL DEFAULT '',
+                        progress_percent INTEGER NOT NULL DEFAULT 0 CHECK (progress_percent BETWEEN 0 AND 100),
+                        eta_seconds      INTEGER NOT NULL DEFAULT 0 CHECK (eta_seconds >= 0),
+                        attempt          INTEGER NOT NULL DEFAULT 0,
+                        max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+                        engine           TEXT,
+                        created_at       INTEGER NOT NULL,
+                        started_at       INTEGER,
+                        finished_at      INTEGER,
+                        updated_at       INTEGER NOT NULL,
+                        lease_id         TEXT,
+                        lease_owner      TEXT,
+                        lease_expires_at INTEGER,
+                        CHECK (attempt BETWEEN 0 AND max_attempts),
+                        -- a queued task can still be claimed
+                        CHECK (status <> 'queued' OR attempt < max_attempts),
+                        -- processing <=> holds a lease (and has started an attempt)
+                        CHECK (
+                            (status = 'processing' AND lease_id IS NOT NULL AND lease_owner IS NOT NULL
+                                AND lease_expires_at IS NOT NULL AND attempt >= 1 AND started_at IS NOT NULL)
+                            OR (status <> 'processing' AND lease_id IS NULL AND lease_owner IS NULL
+                                AND lease_expires_at IS NULL)
+                        ),
+                        -- terminal <=> finished
+                        CHECK ((status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)),
+                        CHECK (status <> 'succeeded' OR (result_key IS NOT NULL AND progress_percent = 100)),
+                        CHECK (status IN ('failed', 'canceled') OR reason = '')
+                    ) STRICT
+                    """)
             // Claiming walks this index in FIFO order.
             try db.execute(sql: "CREATE INDEX tasks_by_status_created ON tasks (status, created_at)")
             // Lease sweeps look only at running tasks.
-            try db.execute(sql: """
-                CREATE INDEX tasks_running_by_expiry ON tasks (lease_expires_at) WHERE status = 'processing'
-                """)
-            try db.execute(sql: """
-                CREATE INDEX tasks_running_by_owner ON tasks (lease_owner) WHERE status = 'processing'
-                """)
+            try db.execute(
+                sql: """
+                    CREATE INDEX tasks_running_by_expiry ON tasks (lease_expires_at) WHERE status = 'processing'
+                    """)
+            try db.execute(
+                sql: """
+                    CREATE INDEX tasks_running_by_owner ON tasks (lease_owner) WHERE status = 'processing'
+                    """)
             try db.execute(sql: "CREATE INDEX tasks_by_tenant_created ON tasks (tenant, created_at)")
 
-            try db.execute(sql: """
-                CREATE TABLE task_attempts (
-                    lease_id   TEXT    NOT NULL PRIMARY KEY,
-                    task_id    TEXT    NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
-                    attempt    INTEGER NOT NULL CHECK (attempt >= 1),
-                    worker_id  TEXT    NOT NULL,
-                    started_at INTEGER NOT NULL,
-                    ended_at   INTEGER,
-                    outcome    TEXT    NOT NULL
-                        CHECK (outcome IN ('running', 'succeeded', 'failed', 'expired', 'released')),
-                    error      TEXT,
-                    CHECK ((outcome = 'running') = (ended_at IS NULL)),
-                    CHECK (ended_at IS NULL OR ended_at >= started_at)
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE task_attempts (
+                        lease_id   TEXT    NOT NULL PRIMARY KEY,
+                        task_id    TEXT    NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+                        attempt    INTEGER NOT NULL CHECK (attempt >= 1),
+                        worker_id  TEXT    NOT NULL,
+                        started_at INTEGER NOT NULL,
+                        ended_at   INTEGER,
+                        outcome    TEXT    NOT NULL
+                            CHECK (outcome IN ('running', 'succeeded', 'failed', 'expired', 'released')),
+                        error      TEXT,
+                        CHECK ((outcome = 'running') = (ended_at IS NULL)),
+                        CHECK (ended_at IS NULL OR ended_at >= started_at)
+                    ) STRICT
+                    """)
             try db.execute(sql: "CREATE INDEX task_attempts_by_task ON task_attempts (task_id, started_at)")
             // At most one attempt of a task runs at a time.
-            try db.execute(sql: """
-                CREATE UNIQUE INDEX task_attempts_one_running ON task_attempts (task_id) WHERE outcome = 'running'
-                """)
+            try db.execute(
+                sql: """
+                    CREATE UNIQUE INDEX task_attempts_one_running ON task_attempts (task_id) WHERE outcome = 'running'
+                    """)
 
-            try db.execute(sql: """
-                CREATE TABLE api_keys (
-                    id         TEXT    NOT NULL PRIMARY KEY,
-                    tenant     TEXT    NOT NULL,
-                    key_hash   TEXT    NOT NULL UNIQUE,
-                    prefix     TEXT    NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    revoked_at INTEGER
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE api_keys (
+                        id         TEXT    NOT NULL PRIMARY KEY,
+                        tenant     TEXT    NOT NULL,
+                        key_hash   TEXT    NOT NULL UNIQUE,
+                        prefix     TEXT    NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        revoked_at INTEGER
+                    ) STRICT
+                    """)
             try db.execute(sql: "CREATE INDEX api_keys_by_prefix ON api_keys (prefix)")
         },
         SchemaMigration(version: 2, name: "worker_tokens") { db in
             // Remote workers' credentials, kept apart from api_keys so neither can stand in for the other.
-            try db.execute(sql: """
-                CREATE TABLE worker_tokens (
-                    id         TEXT    NOT NULL PRIMARY KEY,
-                    name       TEXT    NOT NULL,
-                    token_hash TEXT    NOT NULL UNIQUE,
-                    prefix     TEXT    NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    revoked_at INTEGER
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE worker_tokens (
+                        id         TEXT    NOT NULL PRIMARY KEY,
+                        name       TEXT    NOT NULL,
+                        token_hash TEXT    NOT NULL UNIQUE,
+                        prefix     TEXT    NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        revoked_at INTEGER
+                    ) STRICT
+                    """)
             try db.execute(sql: "CREATE INDEX worker_tokens_by_prefix ON worker_tokens (prefix)")
         },
         SchemaMigration(version: 3, name: "active tasks by tenant") { db in
@@ -123,12 +130,13 @@ extension SQLiteTaskStore {
             // keep the engine that ran them. Features come from the stored request (the same keys in every version).
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN features INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "UPDATE tasks SET engine = 'motion' WHERE engine IS NULL OR status IN ('queued', 'processing')")
-            try db.execute(sql: """
-                UPDATE tasks SET features =
-                    (CASE WHEN end_image_key IS NOT NULL THEN 1 ELSE 0 END)
-                    | (CASE WHEN json_type(request_json, '$.shots') = 'array' THEN 2 ELSE 0 END)
-                    | (CASE WHEN json_extract(request_json, '$.sound') = 1 THEN 4 ELSE 0 END)
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET features =
+                        (CASE WHEN end_image_key IS NOT NULL THEN 1 ELSE 0 END)
+                        | (CASE WHEN json_type(request_json, '$.shots') = 'array' THEN 2 ELSE 0 END)
+                        | (CASE WHEN json_extract(request_json, '$.sound') = 1 THEN 4 ELSE 0 END)
+                    """)
             try db.execute(sql: "CREATE INDEX tasks_queued_by_engine ON tasks (engine, created_at) WHERE status = 'queued'")
         },
         SchemaMigration(version: 5, name: "default engine per API key") { db in
@@ -137,39 +145,43 @@ extension SQLiteTaskStore {
         SchemaMigration(version: 6, name: "worker presence") { db in
             // Who is looking for which work: engines as ",a,b," (so one LIKE finds an engine), capabilities as
             // RequestFeatures bits. Lets a queued task's ETA say when no live worker can run it.
-            try db.execute(sql: """
-                CREATE TABLE worker_presence (
-                    worker_id    TEXT    NOT NULL PRIMARY KEY,
-                    engines      TEXT    NOT NULL,
-                    capabilities INTEGER NOT NULL,
-                    last_seen    INTEGER NOT NULL
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE worker_presence (
+                        worker_id    TEXT    NOT NULL PRIMARY KEY,
+                        engines      TEXT    NOT NULL,
+                        capabilities INTEGER NOT NULL,
+                        last_seen    INTEGER NOT NULL
+                    ) STRICT
+                    """)
         },
         SchemaMigration(version: 7, name: "one credentials table") { db in
             // API keys and worker tokens are one concept (a hashed secret of a kind, with an owner): one table, one set
             // of store methods. The kind is part of every lookup, so neither can stand in for the other.
-            try db.execute(sql: """
-                CREATE TABLE credentials (
-                    kind           TEXT    NOT NULL CHECK (kind IN ('api_key', 'worker_token')),
-                    id             TEXT    NOT NULL PRIMARY KEY,
-                    owner          TEXT    NOT NULL,
-                    hash           TEXT    NOT NULL UNIQUE,
-                    prefix         TEXT    NOT NULL,
-                    created_at     INTEGER NOT NULL,
-                    revoked_at     INTEGER,
-                    default_engine TEXT
-                ) STRICT
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE credentials (
+                        kind           TEXT    NOT NULL CHECK (kind IN ('api_key', 'worker_token')),
+                        id             TEXT    NOT NULL PRIMARY KEY,
+                        owner          TEXT    NOT NULL,
+                        hash           TEXT    NOT NULL UNIQUE,
+                        prefix         TEXT    NOT NULL,
+                        created_at     INTEGER NOT NULL,
+                        revoked_at     INTEGER,
+                        default_engine TEXT
+                    ) STRICT
+                    """)
             try db.execute(sql: "CREATE INDEX credentials_by_prefix ON credentials (kind, prefix)")
-            try db.execute(sql: """
-                INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at, default_engine)
-                SELECT 'api_key', id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY rowid
-                """)
-            try db.execute(sql: """
-                INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at)
-                SELECT 'worker_token', id, name, token_hash, prefix, created_at, revoked_at FROM worker_tokens ORDER BY rowid
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at, default_engine)
+                    SELECT 'api_key', id, tenant, key_hash, prefix, created_at, revoked_at, default_engine FROM api_keys ORDER BY rowid
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO credentials (kind, id, owner, hash, prefix, created_at, revoked_at)
+                    SELECT 'worker_token', id, name, token_hash, prefix, created_at, revoked_at FROM worker_tokens ORDER BY rowid
+                    """)
             try db.execute(sql: "DROP TABLE api_keys")
             try db.execute(sql: "DROP TABLE worker_tokens")
         },
@@ -182,13 +194,14 @@ extension SQLiteTaskStore {
         do {
             try pool.barrierWriteWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
-                    try db.execute(sql: """
-                        CREATE TABLE IF NOT EXISTS schema_migrations (
-                            version    INTEGER NOT NULL PRIMARY KEY,
-                            name       TEXT    NOT NULL,
-                            applied_at INTEGER NOT NULL
-                        ) STRICT
-                        """)
+                    try db.execute(
+                        sql: """
+                            CREATE TABLE IF NOT EXISTS schema_migrations (
+                                version    INTEGER NOT NULL PRIMARY KEY,
+                                name       TEXT    NOT NULL,
+                                applied_at INTEGER NOT NULL
+                            ) STRICT
+                            """)
                     let applied = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations"))
                     if let newest = applied.max(), newest > migrations.last?.version ?? 0 {
                         throw StoreError(

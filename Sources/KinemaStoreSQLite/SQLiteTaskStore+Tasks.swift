@@ -19,10 +19,11 @@ extension SQLiteTaskStore {
                 // The write transaction holds SQLite's only write lock, so count and insert cannot interleave
                 // with another submit.
                 if let limit = task.tenantActiveLimit {
-                    let active = try Int.fetchOne(
-                        db, sql: "SELECT count(*) FROM tasks WHERE tenant = ? AND status IN ('queued', 'processing')",
-                        arguments: [task.tenant]
-                    ) ?? 0
+                    let active =
+                        try Int.fetchOne(
+                            db, sql: "SELECT count(*) FROM tasks WHERE tenant = ? AND status IN ('queued', 'processing')",
+                            arguments: [task.tenant]
+                        ) ?? 0
                     if active >= limit {
                         throw StoreError(.quotaExceeded, "tenant \(task.tenant) already has \(active) queued or running tasks (limit \(limit))")
                     }
@@ -88,24 +89,26 @@ extension SQLiteTaskStore {
         return try await write { db in
             // One statement picks the oldest queued task and takes it (TaskStateMachine's `.claim`);
             // the IMMEDIATE transaction already holds SQLite's write lock, so no other claimer can race it.
-            guard let row = try Row.fetchOne(
-                db,
-                sql: """
-                    UPDATE tasks
-                    SET status = 'processing', attempt = attempt + 1, lease_id = ?, lease_owner = ?,
-                        lease_expires_at = ?, started_at = ?, updated_at = ?, progress_percent = 0
-                    WHERE rowid = (
-                        SELECT rowid FROM tasks
-                        WHERE status = 'queued' AND attempt < max_attempts AND engine IN (\(engineList))
-                            AND (features & ?) = 0
-                        ORDER BY created_at, rowid
-                        LIMIT 1
-                    )
-                    RETURNING \(TaskRow.columns)
-                    """,
-                arguments: StatementArguments([leaseID.uuidString, workerID, expiresMs, nowMs, nowMs] as [any DatabaseValueConvertible])
-                    + StatementArguments(route.engines) + StatementArguments([lacking])
-            ) else { return nil }
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        UPDATE tasks
+                        SET status = 'processing', attempt = attempt + 1, lease_id = ?, lease_owner = ?,
+                            lease_expires_at = ?, started_at = ?, updated_at = ?, progress_percent = 0
+                        WHERE rowid = (
+                            SELECT rowid FROM tasks
+                            WHERE status = 'queued' AND attempt < max_attempts AND engine IN (\(engineList))
+                                AND (features & ?) = 0
+                            ORDER BY created_at, rowid
+                            LIMIT 1
+                        )
+                        RETURNING \(TaskRow.columns)
+                        """,
+                    arguments: StatementArguments([leaseID.uuidString, workerID, expiresMs, nowMs, nowMs] as [any DatabaseValueConvertible])
+                        + StatementArguments(route.engines) + StatementArguments([lacking])
+                )
+            else { return nil }
             let task = try TaskRow.record(row)
             try db.execute(
                 sql: """

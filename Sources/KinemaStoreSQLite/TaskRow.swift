@@ -76,7 +76,9 @@ enum TaskRow {
 
     static func attempt(_ row: Row) throws -> TaskAttemptRecord {
         let outcomeName: String = row["outcome"]
-        guard let outcome = TaskAttemptRecord.Outcome(rawValue: outcomeName) else { throw StoreError(.corrupt, "task_attempts.outcome holds unknown value \(outcomeName)") }
+        guard let outcome = TaskAttemptRecord.Outcome(rawValue: outcomeName) else {
+            throw StoreError(.corrupt, "task_attempts.outcome holds unknown value \(outcomeName)")
+        }
         return TaskAttemptRecord(
             taskID: try uuid(row["task_id"], column: "task_attempts.task_id"),
             attempt: row["attempt"],

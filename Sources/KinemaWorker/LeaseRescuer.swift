@@ -13,7 +13,9 @@ public struct LeaseRescuer: Service {
     let logger: Logger
     let now: @Sendable () -> Date
 
-    public init(store: any TaskStore, interval: Duration = .seconds(5), signal: WorkSignal, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any TaskStore, interval: Duration = .seconds(5), signal: WorkSignal, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.interval = interval
         self.signal = signal

@@ -76,7 +76,7 @@ public struct RemoteWorkSource: WorkSource {
             answer = try await cancelWhenGracefulShutdown {
                 try await send(.POST, WorkerProtocolPaths.claim, json: body, timeout: timeout)
             }
-        } catch where Task.isShuttingDownGracefully {
+        } catch  where Task.isShuttingDownGracefully {
             return nil
         }
         switch answer.status {
@@ -105,7 +105,8 @@ public struct RemoteWorkSource: WorkSource {
             finishedAt: nil, updatedAt: now, leaseOwner: response.lease.workerID,
             leaseExpiresAt: now.addingTimeInterval(TimeInterval(response.leaseSeconds))
         )
-        return ClaimedTask(task: task, lease: TaskLease(taskID: taskID, leaseID: leaseID, workerID: response.lease.workerID, attempt: response.lease.attempt))
+        return ClaimedTask(
+            task: task, lease: TaskLease(taskID: taskID, leaseID: leaseID, workerID: response.lease.workerID, attempt: response.lease.attempt))
     }
 
     public func inputs(of claimed: ClaimedTask) async throws -> (image: Data, endImage: Data?) {
@@ -160,11 +161,13 @@ public struct RemoteWorkSource: WorkSource {
     }
 
     public func release(_ lease: TaskLease) async throws -> Bool {
-        try await fenced(WorkerProtocolPaths.release(taskID: lease.taskID), body: WorkerReleaseRequest(leaseID: Self.text(lease.leaseID)), doing: "release a task")
+        try await fenced(
+            WorkerProtocolPaths.release(taskID: lease.taskID), body: WorkerReleaseRequest(leaseID: Self.text(lease.leaseID)), doing: "release a task")
     }
 
     public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
-        let answer = try await send(.POST, WorkerProtocolPaths.orphans, json: WorkerOrphansRequest(workerID: workerID), timeout: configuration.requestTimeout)
+        let answer = try await send(
+            .POST, WorkerProtocolPaths.orphans, json: WorkerOrphansRequest(workerID: workerID), timeout: configuration.requestTimeout)
         guard answer.status == .ok else { throw Self.unexpected(answer, doing: "requeue orphaned tasks") }
         let body = try decode(WorkerOrphansResponse.self, answer.body)
         return RescueReport(requeued: body.requeued.compactMap(UUID.init(uuidString:)), failed: body.failed.compactMap(UUID.init(uuidString:)))

@@ -72,9 +72,10 @@ public struct StoreWorkSource: WorkSource {
         } catch {
             // The reason is shown to the caller: no paths or system errors in it; the log has them.
             Logger(label: "kinema.worker").error("storing a result failed", metadata: ["task": "\(lease.taskID)", "error": "\(error)"])
-            try? await blobs.delete(key)  // whatever part of it landed, and its folder
+            try? await blobs.delete(key) // whatever part of it landed, and its folder
             let full = (error as? BlobError)?.code == .noSpace
-            throw EngineError("the result could not be stored (\(full ? "the server's storage is full" : "a storage failure on the server"))", retryable: true)
+            throw EngineError(
+                "the result could not be stored (\(full ? "the server's storage is full" : "a storage failure on the server"))", retryable: true)
         }
         let completed = try await store.complete(lease, resultKey: key, now: now())
         if !completed {

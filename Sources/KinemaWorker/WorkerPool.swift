@@ -61,7 +61,9 @@ public struct WorkerPool: Service {
         for i in 0..<configuration.count {
             let report = try await source.requeueOrphans(ofWorker: configuration.workerID(i))
             if !report.requeued.isEmpty || !report.failed.isEmpty {
-                logger.notice("requeued orphaned tasks", metadata: ["worker": "\(configuration.workerID(i))", "requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
+                logger.notice(
+                    "requeued orphaned tasks",
+                    metadata: ["worker": "\(configuration.workerID(i))", "requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
             }
         }
         let loops = configuration.count
@@ -132,7 +134,8 @@ public struct WorkerPool: Service {
         var meta: Logger.Metadata = ["task": "\(task.id)", "attempt": "\(lease.attempt)", "worker": "\(lease.workerID)"]
         let started = ContinuousClock.now
         logger.info("render started", metadata: meta)
-        let output = configuration.scratchDirectory.appendingPathComponent("\(task.id.uuidString.lowercased())-\(lease.leaseID.uuidString.lowercased()).mp4")
+        let output = configuration.scratchDirectory.appendingPathComponent(
+            "\(task.id.uuidString.lowercased())-\(lease.leaseID.uuidString.lowercased()).mp4")
         defer { try? FileManager.default.removeItem(at: output) }
 
         let state = RenderState(eta: task.etaSeconds)

@@ -30,12 +30,13 @@ public struct WorkerProcess: Sendable {
     /// Runs until the pool stops after a shutdown signal.
     public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         let pool = WorkerPool(configuration: configuration, source: source, engine: engine, signal: WorkSignal(), logger: logger)
-        let group = ServiceGroup(configuration: .init(
-            services: [.init(service: pool, successTerminationBehavior: .gracefullyShutdownGroup)]
-                + services.map { .init(service: $0, successTerminationBehavior: .ignore) },
-            gracefulShutdownSignals: gracefulShutdownSignals,
-            logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: pool, successTerminationBehavior: .gracefullyShutdownGroup)]
+                    + services.map { .init(service: $0, successTerminationBehavior: .ignore) },
+                gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: logger
+            ))
         try await group.run()
     }
 }

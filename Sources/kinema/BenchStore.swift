@@ -19,10 +19,14 @@ struct BenchStore: AsyncParsableCommand {
         abstract: "Benchmark the task stores: claim+complete throughput and idle submit→claim latency (PostgreSQL and SQLite)."
     )
 
-    @Option(name: .customLong("database"), help: "URL of an empty, throwaway PostgreSQL database (e.g. from scripts/test-postgres); omit to measure SQLite only.")
+    @Option(
+        name: .customLong("database"),
+        help: "URL of an empty, throwaway PostgreSQL database (e.g. from scripts/test-postgres); omit to measure SQLite only.")
     var database: String?
 
-    @Option(name: .customLong("postgres-pid"), help: "PID of the PostgreSQL server (postmaster) when it runs on this machine: adds the server's CPU per task (Linux /proc).")
+    @Option(
+        name: .customLong("postgres-pid"),
+        help: "PID of the PostgreSQL server (postmaster) when it runs on this machine: adds the server's CPU per task (Linux /proc).")
     var postgresPID: Int32?
 
     @Flag(name: .customLong("no-sqlite"), help: "Skip the SQLite measurements.")
@@ -31,7 +35,9 @@ struct BenchStore: AsyncParsableCommand {
     @Option(help: "Tasks claimed and completed in the PostgreSQL throughput run.")
     var tasks: Int = 4000
 
-    @Option(name: .customLong("sqlite-tasks"), help: "Tasks claimed and completed in the SQLite throughput run (every commit is fsynced: keep it modest).")
+    @Option(
+        name: .customLong("sqlite-tasks"), help: "Tasks claimed and completed in the SQLite throughput run (every commit is fsynced: keep it modest)."
+    )
     var sqliteTasks: Int = 1000
 
     @Option(help: "Concurrent claimers in the throughput run.")
@@ -69,7 +75,9 @@ struct BenchStore: AsyncParsableCommand {
                 try await api.migrate()
                 let existing = try await api.countByStatus().values.reduce(0, +)
                 guard existing == 0 else {
-                    throw CLIError("the database holds \(existing) tasks; bench-store enqueues and completes throwaway tasks, so give it an empty database (scripts/test-postgres start prints one).")
+                    throw CLIError(
+                        "the database holds \(existing) tasks; bench-store enqueues and completes throwaway tasks, so give it an empty database (scripts/test-postgres start prints one)."
+                    )
                 }
                 let serverBefore = postgresPID.flatMap(ServerCPU.seconds(ofTreeAt:))
                 let throughput = try await Self.throughput(store: api, tasks: tasks, claimers: claimers)
@@ -82,7 +90,10 @@ struct BenchStore: AsyncParsableCommand {
                     submitter: api, claimer: worker, samples: samples,
                     wake: .init(notify: {}, wait: { timeout in _ = await worker.waitForWork(timeout: timeout) })
                 )
-                print(Self.describe(backend: "postgresql", how: "woken by LISTEN/NOTIFY through the server; submitter and worker on separate connection pools", latency))
+                print(
+                    Self.describe(
+                        backend: "postgresql", how: "woken by LISTEN/NOTIFY through the server; submitter and worker on separate connection pools",
+                        latency))
             }
         }
     }
@@ -240,7 +251,8 @@ struct BenchStore: AsyncParsableCommand {
             let sorted = values.sorted()
             return String(format: "%.2f ms", sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))])
         }
-        return "\(backend.padding(toLength: 10, withPad: " ", startingAt: 0)) submit→claim, idle worker (\(l.millis.count) samples after \(l.warmUp) warm-up; \(how); poll fallback \(pollInterval)): "
+        return
+            "\(backend.padding(toLength: 10, withPad: " ", startingAt: 0)) submit→claim, idle worker (\(l.millis.count) samples after \(l.warmUp) warm-up; \(how); poll fallback \(pollInterval)): "
             + "p50 \(pct(l.millis, 0.5)), p99 \(pct(l.millis, 0.99)), max \(pct(l.millis, 1)); "
             + "from the committed enqueue: p50 \(pct(l.afterCommitMillis, 0.5)), p99 \(pct(l.afterCommitMillis, 0.99))"
     }
@@ -274,7 +286,8 @@ enum ServerCPU {
 
     private static func stat(_ pid: Int32) -> Stat? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         // Fields after the parenthesised command name: state, ppid, …; utime is the 14th field of the whole line.
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 14, let ppid = Int32(fields[1]) else { return nil }

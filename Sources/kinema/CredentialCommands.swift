@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KinemaCore
 import KinemaStore
@@ -35,5 +36,54 @@ enum CredentialCommands {
             throw CLIError(kind == .apiKey ? "No key matches '\(idOrPrefix)'." : "No worker token matches '\(idOrPrefix)'.")
         }
         print("Revoked \(idOrPrefix).")
+    }
+}
+
+/// Which credentials a generic subcommand manages, and the words its help uses.
+protocol CredentialCommandKind {
+    static var kind: CredentialKind { get }
+}
+
+/// `kinema keys …`
+enum APIKeyCommands: CredentialCommandKind {
+    static var kind: CredentialKind { .apiKey }
+}
+
+/// `kinema worker-token …`
+enum WorkerTokenCommands: CredentialCommandKind {
+    static var kind: CredentialKind { .workerToken }
+}
+
+/// `list`: every credential of one kind (id, owner, prefix, created, revoked; API keys also their default engine).
+struct ListCredentials<K: CredentialCommandKind>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "list",
+            abstract: K.kind == .apiKey
+                ? "List keys (id, tenant, prefix, created, revoked, default engine)."
+                : "List worker tokens (id, name, prefix, created, revoked)."
+        )
+    }
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await CredentialCommands.list(K.kind, store: store)
+    }
+}
+
+/// `revoke ID-OR-PREFIX`: revokes one credential of one kind.
+struct RevokeCredential<K: CredentialCommandKind>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: "revoke", abstract: "Revoke \(K.kind == .apiKey ? "an" : "a") \(K.kind.noun) by id or by its shown prefix.")
+    }
+
+    @Argument(help: "The id or the shown prefix.")
+    var idOrPrefix: String
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await CredentialCommands.revoke(K.kind, idOrPrefix: idOrPrefix, store: store)
     }
 }

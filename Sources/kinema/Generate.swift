@@ -50,12 +50,19 @@ struct Generate: AsyncParsableCommand {
         if let endData { members.append(("end_image", .string(endData.base64EncodedString()))) }
         if let seed { members.append(("seed", .number(String(seed)))) }
         if !shots.isEmpty {
-            members.append(("multi_prompt", .array(shots.map { shot in
-                if let colon = shot.firstIndex(of: ":"), let seconds = Int(shot[..<colon]) {
-                    return .object([("prompt", .string(String(shot[shot.index(after: colon)...]))), ("duration", .number(String(seconds)))])
-                }
-                return .string(shot)
-            })))
+            members.append(
+                (
+                    "multi_prompt",
+                    .array(
+                        shots.map { shot in
+                            if let colon = shot.firstIndex(of: ":"), let seconds = Int(shot[..<colon]) {
+                                return .object([
+                                    ("prompt", .string(String(shot[shot.index(after: colon)...]))), ("duration", .number(String(seconds))),
+                                ])
+                            }
+                            return .string(shot)
+                        })
+                ))
         }
 
         let draft: SubmitDraft
@@ -78,7 +85,9 @@ struct Generate: AsyncParsableCommand {
         ) { bar.update($0) }
         bar.finish()
         let elapsed = ContinuousClock.now - started
-        print("Wrote \(output): \(request.duration) s, seed \(request.seed), in \(elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 2)))).")
+        print(
+            "Wrote \(output): \(request.duration) s, seed \(request.seed), in \(elapsed.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 2))))."
+        )
     }
 
     private func readImage(_ path: String, flag: String) throws -> Data {

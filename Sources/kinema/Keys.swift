@@ -6,7 +6,7 @@ import KinemaCore
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage API keys.",
-        subcommands: [Create.self, List.self, Revoke.self]
+        subcommands: [Create.self, ListCredentials<APIKeyCommands>.self, RevokeCredential<APIKeyCommands>.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -15,7 +15,10 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Tenant the key belongs to (default 'default').")
         var tenant: String = "default"
 
-        @Option(help: "The engine this key's tasks go to when a request names none (\(EngineNames.known.joined(separator: ", "))); default: the serving node's first --engine.")
+        @Option(
+            help:
+                "The engine this key's tasks go to when a request names none (\(EngineNames.known.joined(separator: ", "))); default: the serving node's first --engine."
+        )
         var engine: String?
 
         @OptionGroup var store: StoreOptions
@@ -26,29 +29,6 @@ struct Keys: AsyncParsableCommand {
                 throw CLIError("--engine \(engine): unknown engine; choose from \(EngineNames.known.joined(separator: ", ")).")
             }
             try await CredentialCommands.create(.apiKey, owner: tenant, defaultEngine: engine, store: store)
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List keys (id, tenant, prefix, created, revoked, default engine).")
-
-        @OptionGroup var store: StoreOptions
-
-        func run() async throws {
-            try await CredentialCommands.list(.apiKey, store: store)
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a key by id or by its shown prefix.")
-
-        @Argument(help: "Key id or prefix.")
-        var key: String
-
-        @OptionGroup var store: StoreOptions
-
-        func run() async throws {
-            try await CredentialCommands.revoke(.apiKey, idOrPrefix: key, store: store)
         }
     }
 }

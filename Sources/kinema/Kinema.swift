@@ -7,7 +7,9 @@ struct Kinema: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kinema",
         abstract: "Self-hostable image-to-video generation, wire-compatible with the hosted Kling v3.0 Standard I2V API.",
-        subcommands: [Serve.self, Worker.self, Keys.self, WorkerTokens.self, Migrate.self, Generate.self, SoundtrackCommand.self, Bench.self, BenchStore.self]
+        subcommands: [
+            Serve.self, Worker.self, Keys.self, WorkerTokens.self, Migrate.self, Generate.self, SoundtrackCommand.self, Bench.self, BenchStore.self,
+        ]
     )
 
     /// Sets up logging (every logged value escaped, one event per line) before any command runs.

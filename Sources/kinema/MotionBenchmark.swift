@@ -124,17 +124,21 @@ public enum MotionBenchmark {
             "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in results {
-            lines.append(String(format: "| %@ | %.0f | %.0f | %.2f | %.1f | %.2f | %.0f | %.2f / %.2f / %.2f |", r.benchCase.label,
-                                r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor, r.endToEndOverEncode,
-                                r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds))
+            lines.append(
+                String(
+                    format: "| %@ | %.0f | %.0f | %.2f | %.1f | %.2f | %.0f | %.2f / %.2f / %.2f |", r.benchCase.label,
+                    r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor, r.endToEndOverEncode,
+                    r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds))
         }
         return lines.joined(separator: "\n")
     }
 
     static func line(_ r: Result) -> String {
-        String(format: "%@: render %.0f fps, encode %.0f fps, end-to-end %.2f s (%.1f× real time, %.2f× encode-only), peak RSS %.0f MiB; CPU s render %.2f encode %.2f e2e %.2f",
-               r.benchCase.label, r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor,
-               r.endToEndOverEncode, r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds)
+        String(
+            format:
+                "%@: render %.0f fps, encode %.0f fps, end-to-end %.2f s (%.1f× real time, %.2f× encode-only), peak RSS %.0f MiB; CPU s render %.2f encode %.2f e2e %.2f",
+            r.benchCase.label, r.renderFramesPerSecond, r.encodeFramesPerSecond, r.endToEndSeconds, r.realTimeFactor,
+            r.endToEndOverEncode, r.peakRSSMiB, r.renderCPUSeconds, r.encodeCPUSeconds, r.endToEndCPUSeconds)
     }
 
     /// Render-only (frames discarded after a checksum) and encode-only (the same frames, spooled to a raw file
@@ -168,8 +172,9 @@ public enum MotionBenchmark {
         for _ in 0..<total {
             guard let data = try input.read(upToCount: frameBytes), data.count == frameBytes else { break }
             let bytes = [UInt8](data)
-            let frame = YUVFrame(width: w, height: h, y: Array(bytes[0..<(w * h)]),
-                                 u: Array(bytes[(w * h)..<(w * h * 5 / 4)]), v: Array(bytes[(w * h * 5 / 4)...]))
+            let frame = YUVFrame(
+                width: w, height: h, y: Array(bytes[0..<(w * h)]),
+                u: Array(bytes[(w * h)..<(w * h * 5 / 4)]), v: Array(bytes[(w * h * 5 / 4)...]))
             let t0 = Date()
             try writer.append(frame)
             encodeSeconds += Date().timeIntervalSince(t0)
@@ -236,8 +241,9 @@ public enum MotionBenchmark {
     /// Peak resident set size in MiB: `VmHWM` since the last reset on Linux, else `getrusage`'s `ru_maxrss`.
     static func peakRSSMiB() -> Double {
         if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-           let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+        {
             return kb / 1024
         }
         var usage = rusage()

@@ -12,7 +12,8 @@ import Logging
 
 /// `kinema serve`: the API with in-process workers on an embedded SQLite data directory.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the API server with in-process workers (embedded SQLite, or a shared PostgreSQL with --database).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the API server with in-process workers (embedded SQLite, or a shared PostgreSQL with --database).")
 
     @Option(help: "Address to bind (env KINEMA_HOST, default 127.0.0.1).")
     var host: String?
@@ -29,13 +30,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("public-url"), help: "Base of absolute result URLs (env KINEMA_PUBLIC_URL, default http://HOST:PORT).")
     var publicURL: String?
 
-    @Option(name: .customLong("allow-fetch-from"), help: "CIDR range image URLs may be fetched from although normally refused; repeatable (env KINEMA_ALLOW_FETCH_FROM, comma-separated).")
+    @Option(
+        name: .customLong("allow-fetch-from"),
+        help: "CIDR range image URLs may be fetched from although normally refused; repeatable (env KINEMA_ALLOW_FETCH_FROM, comma-separated).")
     var allowFetchFrom: [String] = []
 
     @Option(name: .customLong("video-url-ttl"), help: "Lifetime of signed video URLs in seconds (env KINEMA_VIDEO_URL_TTL, default 3600).")
     var videoURLTTL: Int?
 
-    @Option(name: .customLong("shutdown-grace"), help: "Seconds running renders may finish after SIGTERM before their leases are released (env KINEMA_SHUTDOWN_GRACE, default 30).")
+    @Option(
+        name: .customLong("shutdown-grace"),
+        help: "Seconds running renders may finish after SIGTERM before their leases are released (env KINEMA_SHUTDOWN_GRACE, default 30).")
     var shutdownGrace: Int?
 
     @Option(name: .customLong("max-attempts"), help: "Attempts per task before it fails (env KINEMA_MAX_ATTEMPTS, default 3).")
@@ -44,70 +49,123 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("lease-seconds"), help: "Worker lease length in seconds (env KINEMA_LEASE_SECONDS, default 30).")
     var leaseSeconds: Int?
 
-    @Option(name: .customLong("rescue-seconds"), help: "How often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
+    @Option(
+        name: .customLong("rescue-seconds"),
+        help: "How often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
     var rescueSeconds: Int?
 
-    @Option(name: .customLong("max-result-bytes"), help: "Largest result a remote worker may upload, in bytes (env KINEMA_MAX_RESULT_BYTES, default 536870912).")
+    @Option(
+        name: .customLong("max-result-bytes"),
+        help: "Largest result a remote worker may upload, in bytes (env KINEMA_MAX_RESULT_BYTES, default 536870912).")
     var maxResultBytes: Int?
 
-    @Option(name: .customLong("auth-cache-seconds"), help: "How long a verified API key is remembered, in seconds; a revoked key stops working on a node within this time; 0 checks the store on every request (env KINEMA_AUTH_CACHE_SECONDS, default 2).")
+    @Option(
+        name: .customLong("auth-cache-seconds"),
+        help:
+            "How long a verified API key is remembered, in seconds; a revoked key stops working on a node within this time; 0 checks the store on every request (env KINEMA_AUTH_CACHE_SECONDS, default 2)."
+    )
     var authCacheSeconds: Double?
 
-    @Option(name: .customLong("rate-limit-rps"), help: "Requests per second allowed per API key, submits and polls alike; 0 = unlimited (env KINEMA_RATE_LIMIT_RPS, default 0). Counted in the shared database with --database, so it holds across nodes.")
+    @Option(
+        name: .customLong("rate-limit-rps"),
+        help:
+            "Requests per second allowed per API key, submits and polls alike; 0 = unlimited (env KINEMA_RATE_LIMIT_RPS, default 0). Counted in the shared database with --database, so it holds across nodes."
+    )
     var rateLimitRPS: Double?
 
-    @Option(name: .customLong("rate-limit-burst"), help: "Requests a key may send at once after a quiet period (env KINEMA_RATE_LIMIT_BURST, default: twice the rate, at least 1).")
+    @Option(
+        name: .customLong("rate-limit-burst"),
+        help: "Requests a key may send at once after a quiet period (env KINEMA_RATE_LIMIT_BURST, default: twice the rate, at least 1).")
     var rateLimitBurst: Int?
 
-    @Option(name: .customLong("max-queued-tasks"), help: "Most queued + running tasks per tenant; submits over it answer 429; 0 = unlimited (env KINEMA_MAX_QUEUED_TASKS, default 0).")
+    @Option(
+        name: .customLong("max-queued-tasks"),
+        help: "Most queued + running tasks per tenant; submits over it answer 429; 0 = unlimited (env KINEMA_MAX_QUEUED_TASKS, default 0).")
     var maxQueuedTasks: Int?
 
-    @Option(name: .customLong("idle-timeout"), help: "Seconds a keep-alive connection may stay idle between requests before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: "Seconds a keep-alive connection may stay idle between requests before it is closed (env KINEMA_IDLE_TIMEOUT, default 60).")
     var idleTimeout: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Most HTTP connections open at once; at the cap the longest-idle one is closed for a new one, and only when all are mid-request do new ones wait (env KINEMA_MAX_CONNECTIONS, default 512).")
+    @Option(
+        name: .customLong("max-connections"),
+        help:
+            "Most HTTP connections open at once; at the cap the longest-idle one is closed for a new one, and only when all are mid-request do new ones wait (env KINEMA_MAX_CONNECTIONS, default 512)."
+    )
     var maxConnections: Int?
 
-    @Option(name: .customLong("max-connections-per-client"), help: "Most HTTP connections open at once from one client address (env KINEMA_MAX_CONNECTIONS_PER_CLIENT, default a quarter of --max-connections, at least 16; behind a reverse proxy set it to --max-connections).")
+    @Option(
+        name: .customLong("max-connections-per-client"),
+        help:
+            "Most HTTP connections open at once from one client address (env KINEMA_MAX_CONNECTIONS_PER_CLIENT, default a quarter of --max-connections, at least 16; behind a reverse proxy set it to --max-connections)."
+    )
     var maxConnectionsPerClient: Int?
 
-    @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send a complete request head, from the accept for its first request and from the first byte for later ones; 408 after it (env KINEMA_HEADER_TIMEOUT, default 10).")
+    @Option(
+        name: .customLong("header-timeout"),
+        help:
+            "Seconds a connection may take to send a complete request head, from the accept for its first request and from the first byte for later ones; 408 after it (env KINEMA_HEADER_TIMEOUT, default 10)."
+    )
     var headerTimeout: Int?
 
-    @Option(name: .customLong("body-timeout"), help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
+    @Option(
+        name: .customLong("body-timeout"),
+        help: "Seconds a submit's whole body may take to arrive before it is answered 408 (env KINEMA_BODY_TIMEOUT, default 120).")
     var bodyTimeout: Int?
 
     @Option(name: .customLong("fetch-timeout"), help: "Seconds one image URL fetch may take (env KINEMA_FETCH_TIMEOUT, default 15).")
     var fetchTimeout: Int?
 
-    @Option(name: .customLong("fetch-max-redirects"), help: "Redirects one image URL fetch may follow, each re-checked (env KINEMA_FETCH_MAX_REDIRECTS, default 3).")
+    @Option(
+        name: .customLong("fetch-max-redirects"),
+        help: "Redirects one image URL fetch may follow, each re-checked (env KINEMA_FETCH_MAX_REDIRECTS, default 3).")
     var fetchMaxRedirects: Int?
 
-    @Option(name: .customLong("json-max-depth"), help: "Deepest nesting of arrays and objects in a request body (env KINEMA_JSON_MAX_DEPTH, default 64).")
+    @Option(
+        name: .customLong("json-max-depth"), help: "Deepest nesting of arrays and objects in a request body (env KINEMA_JSON_MAX_DEPTH, default 64).")
     var jsonMaxDepth: Int?
 
-    @Option(name: .customLong("max-body-bytes"), help: "Largest submit body in bytes, checked before parsing; larger answers 413 (env KINEMA_MAX_BODY_BYTES, default 33554432: two 10 MB images in base64 fit).")
+    @Option(
+        name: .customLong("max-body-bytes"),
+        help:
+            "Largest submit body in bytes, checked before parsing; larger answers 413 (env KINEMA_MAX_BODY_BYTES, default 33554432: two 10 MB images in base64 fit)."
+    )
     var maxBodyBytes: Int?
 
-    @Option(name: .customLong("max-image-side"), help: "Most pixels per image side, read from the header before any decode (env KINEMA_MAX_IMAGE_SIDE, default 8192).")
+    @Option(
+        name: .customLong("max-image-side"),
+        help: "Most pixels per image side, read from the header before any decode (env KINEMA_MAX_IMAGE_SIDE, default 8192).")
     var maxImageSide: Int?
 
-    @Option(name: .customLong("max-image-pixels"), help: "Most pixels per image, read from the header before any decode (env KINEMA_MAX_IMAGE_PIXELS, default 40000000).")
+    @Option(
+        name: .customLong("max-image-pixels"),
+        help: "Most pixels per image, read from the header before any decode (env KINEMA_MAX_IMAGE_PIXELS, default 40000000).")
     var maxImagePixels: Int?
 
-    @Option(name: .customLong("claim-poll-seconds"), help: "How often a waiting remote-worker claim looks at the queue when no wake-up arrived, in seconds (env KINEMA_CLAIM_POLL_SECONDS, default 1); submits on this node and PostgreSQL notifications wake claims at once.")
+    @Option(
+        name: .customLong("claim-poll-seconds"),
+        help:
+            "How often a waiting remote-worker claim looks at the queue when no wake-up arrived, in seconds (env KINEMA_CLAIM_POLL_SECONDS, default 1); submits on this node and PostgreSQL notifications wake claims at once."
+    )
     var claimPollSeconds: Double?
 
-    @Option(name: .customLong("upload-timeout"), help: "Seconds a remote worker's whole result upload may take to arrive before it is answered 408 (env KINEMA_UPLOAD_TIMEOUT, default 600).")
+    @Option(
+        name: .customLong("upload-timeout"),
+        help: "Seconds a remote worker's whole result upload may take to arrive before it is answered 408 (env KINEMA_UPLOAD_TIMEOUT, default 600).")
     var uploadTimeout: Int?
 
-    @Option(name: .customLong("database"), help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
+    @Option(
+        name: .customLong("database"),
+        help: "Shared PostgreSQL URL (env KINEMA_DATABASE_URL): API nodes and workers share it instead of --data-dir's SQLite; needs --blob-dir.")
     var database: String?
 
     @Option(name: .customLong("blob-dir"), help: "With --database: blob directory shared by every node and worker (env KINEMA_BLOB_DIR).")
     var blobDir: String?
 
-    @Option(name: .customLong("node-id"), help: "With --database: stable id of this node's in-process workers, unique per process (env KINEMA_NODE_ID, default random).")
+    @Option(
+        name: .customLong("node-id"),
+        help: "With --database: stable id of this node's in-process workers, unique per process (env KINEMA_NODE_ID, default random).")
     var nodeID: String?
 
     @Flag(name: .customLong("no-migrate"), help: "With --database: do not apply migrations at start (run 'kinema migrate' instead).")
@@ -116,10 +174,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
-    @Option(name: .customLong("engine"), help: "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion; other engines' tasks wait for remote workers.")
+    @Option(
+        name: .customLong("engine"),
+        help:
+            "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion; other engines' tasks wait for remote workers."
+    )
     var engines: [String] = []
 
-    @Flag(name: .customLong("group-access"), help: "Let the owner's group read and write the data and blob directories (folders 0770, files 0660) instead of the owner only (0700/0600); env KINEMA_GROUP_ACCESS=1.")
+    @Flag(
+        name: .customLong("group-access"),
+        help:
+            "Let the owner's group read and write the data and blob directories (folders 0770, files 0660) instead of the owner only (0700/0600); env KINEMA_GROUP_ACCESS=1."
+    )
     var groupAccess = false
 
     func run() async throws {
@@ -158,22 +224,30 @@ struct Serve: AsyncParsableCommand {
         config.maxConnectionsPerClient = maxConnectionsPerClient ?? Env.int("KINEMA_MAX_CONNECTIONS_PER_CLIENT")
         config.headerTimeoutSeconds = headerTimeout ?? Env.int("KINEMA_HEADER_TIMEOUT") ?? config.headerTimeoutSeconds
         guard config.idleTimeoutSeconds >= 1, config.bodyTimeoutSeconds >= 1, config.headerTimeoutSeconds >= 1,
-              config.maxConnections >= 1, config.effectiveMaxConnectionsPerClient >= 1 else {
-            throw CLIError("--idle-timeout, --header-timeout and --body-timeout must be at least 1 second, --max-connections and --max-connections-per-client at least 1.")
+            config.maxConnections >= 1, config.effectiveMaxConnectionsPerClient >= 1
+        else {
+            throw CLIError(
+                "--idle-timeout, --header-timeout and --body-timeout must be at least 1 second, --max-connections and --max-connections-per-client at least 1."
+            )
         }
         config.fetchTimeout = .seconds(fetchTimeout ?? Env.int("KINEMA_FETCH_TIMEOUT") ?? 15)
         config.fetchMaxRedirects = fetchMaxRedirects ?? Env.int("KINEMA_FETCH_MAX_REDIRECTS") ?? config.fetchMaxRedirects
         config.limits.maxJSONDepth = jsonMaxDepth ?? Env.int("KINEMA_JSON_MAX_DEPTH") ?? config.limits.maxJSONDepth
         guard config.fetchTimeout >= .seconds(1), (0...20).contains(config.fetchMaxRedirects),
-              (4...1000).contains(config.limits.maxJSONDepth) else {
-            throw CLIError("--fetch-timeout must be at least 1 s, --fetch-max-redirects 0…20 and --json-max-depth 4…1000 (the contract's bodies nest 4 deep).")
+            (4...1000).contains(config.limits.maxJSONDepth)
+        else {
+            throw CLIError(
+                "--fetch-timeout must be at least 1 s, --fetch-max-redirects 0…20 and --json-max-depth 4…1000 (the contract's bodies nest 4 deep).")
         }
         config.maxBodyBytes = maxBodyBytes ?? Env.int("KINEMA_MAX_BODY_BYTES") ?? config.maxBodyBytes
         config.limits.maxImageSide = maxImageSide ?? Env.int("KINEMA_MAX_IMAGE_SIDE") ?? config.limits.maxImageSide
         config.limits.maxImagePixels = maxImagePixels ?? Env.int("KINEMA_MAX_IMAGE_PIXELS") ?? config.limits.maxImagePixels
         guard config.maxBodyBytes >= 1024, config.limits.maxImageSide >= config.limits.minImageSide,
-              config.limits.maxImagePixels >= config.limits.minImageSide * config.limits.minImageSide else {
-            throw CLIError("--max-body-bytes must be at least 1024, --max-image-side at least \(config.limits.minImageSide) and --max-image-pixels at least \(config.limits.minImageSide * config.limits.minImageSide) (the contract's smallest image).")
+            config.limits.maxImagePixels >= config.limits.minImageSide * config.limits.minImageSide
+        else {
+            throw CLIError(
+                "--max-body-bytes must be at least 1024, --max-image-side at least \(config.limits.minImageSide) and --max-image-pixels at least \(config.limits.minImageSide * config.limits.minImageSide) (the contract's smallest image)."
+            )
         }
         let rps = rateLimitRPS ?? Env.double("KINEMA_RATE_LIMIT_RPS") ?? 0
         let burst = rateLimitBurst ?? Env.int("KINEMA_RATE_LIMIT_BURST") ?? max(1, Int((rps * 2).rounded(.up)))
@@ -186,12 +260,17 @@ struct Serve: AsyncParsableCommand {
         config.maxActiveTasks = queuedCap > 0 ? queuedCap : nil
         let ranges = allowFetchFrom.isEmpty ? Env.list("KINEMA_ALLOW_FETCH_FROM") : allowFetchFrom
         config.allowFetchFrom = try ranges.map { text in
-            guard let net = IPNetwork(text) else { throw CLIError("--allow-fetch-from: '\(text)' is not an address range in CIDR form (e.g. 127.0.0.1/32).") }
+            guard let net = IPNetwork(text) else {
+                throw CLIError("--allow-fetch-from: '\(text)' is not an address range in CIDR form (e.g. 127.0.0.1/32).")
+            }
             return net
         }
         guard config.workers >= 0, config.videoURLTTL > 0, config.maxAttempts >= 1, config.leaseDuration >= 2, (0...65535).contains(config.port),
-              config.workerProtocol.maxResultBytes > 0, config.authCacheSeconds >= 0, config.authCacheSeconds <= 3600 else {
-            throw CLIError("--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2, --max-result-bytes > 0, --auth-cache-seconds 0…3600 and --port 0…65535.")
+            config.workerProtocol.maxResultBytes > 0, config.authCacheSeconds >= 0, config.authCacheSeconds <= 3600
+        else {
+            throw CLIError(
+                "--workers must be ≥ 0, --video-url-ttl > 0, --max-attempts ≥ 1, --lease-seconds ≥ 2, --max-result-bytes > 0, --auth-cache-seconds 0…3600 and --port 0…65535."
+            )
         }
 
         var logger = Logger(label: "kinema")
@@ -207,13 +286,15 @@ struct Serve: AsyncParsableCommand {
         let store = try dataDirectory.openStore()
         let devKey = try await Self.createDevKeyIfNone(store)
         let server = KinemaServer(
-            configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
+            configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
+            imageVerifier: MediaImageVerifier(),
             signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger
         )
         let workers = config.workers
         try await server.run { url in
-            Self.announce(url: url, where: "data: \(dataDirectory.url.path)", workers: workers, devKey: devKey,
-                          keysHint: "--data-dir \(dataDirectory.url.path)")
+            Self.announce(
+                url: url, where: "data: \(dataDirectory.url.path)", workers: workers, devKey: devKey,
+                keysHint: "--data-dir \(dataDirectory.url.path)")
         }
     }
 
@@ -239,8 +320,9 @@ struct Serve: AsyncParsableCommand {
             )
             let workers = config.workers
             try await server.run { url in
-                Self.announce(url: url, where: "database, blobs: \(blobs.root.path)", workers: workers, devKey: devKey,
-                              keysHint: "--database URL")
+                Self.announce(
+                    url: url, where: "database, blobs: \(blobs.root.path)", workers: workers, devKey: devKey,
+                    keysHint: "--database URL")
             }
         }
     }

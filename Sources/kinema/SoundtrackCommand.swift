@@ -9,7 +9,8 @@ import KinemaMotion
 struct SoundtrackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "soundtrack",
-        abstract: "Write the procedural soundtrack of a prompt as a 16-bit 48 kHz stereo WAV file (ambience from the prompt's cues, quoted dialogue spoken)."
+        abstract:
+            "Write the procedural soundtrack of a prompt as a 16-bit 48 kHz stereo WAV file (ambience from the prompt's cues, quoted dialogue spoken)."
     )
 
     @Option(help: "The prompt whose cues (rain, wind, city, \"quoted lines\"…) make the sound; 1–2500 characters.")

@@ -12,7 +12,9 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Embedded data directory (env KINEMA_DATA_DIR, default ./data).")
     var dataDir: String?
 
-    @Option(name: .customLong("database"), help: "Shared PostgreSQL URL postgres://user:pass@host:port/db (env KINEMA_DATABASE_URL); replaces --data-dir's SQLite.")
+    @Option(
+        name: .customLong("database"),
+        help: "Shared PostgreSQL URL postgres://user:pass@host:port/db (env KINEMA_DATABASE_URL); replaces --data-dir's SQLite.")
     var database: String?
 
     /// The PostgreSQL URL if one was given on the command line or in the environment.

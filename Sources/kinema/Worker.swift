@@ -14,18 +14,26 @@ import Logging
 /// that cannot reach the database), or `--database` (a shared PostgreSQL: `StoreWorkSource`, whose store's
 /// `LISTEN/NOTIFY` wakes idle workers, plus a `LeaseRescuer` of its own).
 struct Worker: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run workers that pull tasks from a Kinema API node (--server) or a shared PostgreSQL (--database) and render them with the built-in engine.")
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Run workers that pull tasks from a Kinema API node (--server) or a shared PostgreSQL (--database) and render them with the built-in engine."
+    )
 
     @Option(help: "Base URL of a Kinema API node to pull tasks from over HTTP (env KINEMA_SERVER).")
     var server: String?
 
-    @Option(name: .customLong("worker-token"), help: "Worker token for --server (env KINEMA_WORKER_TOKEN); make one with 'kinema worker-token create'.")
+    @Option(
+        name: .customLong("worker-token"), help: "Worker token for --server (env KINEMA_WORKER_TOKEN); make one with 'kinema worker-token create'.")
     var workerToken: String?
 
     @Option(help: "Tasks rendered at once (env KINEMA_CONCURRENCY, default 1).")
     var concurrency: Int?
 
-    @Option(name: .customLong("worker-id"), help: "Stable id of this worker process, unique among workers using the same token; a restart with the same id requeues its unfinished tasks at once (env KINEMA_WORKER_ID, default a random id).")
+    @Option(
+        name: .customLong("worker-id"),
+        help:
+            "Stable id of this worker process, unique among workers using the same token; a restart with the same id requeues its unfinished tasks at once (env KINEMA_WORKER_ID, default a random id)."
+    )
     var workerID: String?
 
     @Option(name: .customLong("lease-seconds"), help: "Lease length asked for each task, in seconds (env KINEMA_LEASE_SECONDS, default 30).")
@@ -34,28 +42,42 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("claim-wait"), help: "Seconds one claim waits on the server for work, 0–30.")
     var claimWait: Int = 20
 
-    @Option(name: .customLong("shutdown-grace"), help: "Seconds running renders may finish after SIGTERM before their leases are released (env KINEMA_SHUTDOWN_GRACE, default 30).")
+    @Option(
+        name: .customLong("shutdown-grace"),
+        help: "Seconds running renders may finish after SIGTERM before their leases are released (env KINEMA_SHUTDOWN_GRACE, default 30).")
     var shutdownGrace: Int?
 
     @Option(name: .customLong("scratch-dir"), help: "Where renders are written before upload (default: a folder in the system temp dir).")
     var scratchDir: String?
 
-    @Option(name: .customLong("database"), help: "Pull tasks straight from a shared PostgreSQL instead of --server (env KINEMA_DATABASE_URL); needs --blob-dir.")
+    @Option(
+        name: .customLong("database"),
+        help: "Pull tasks straight from a shared PostgreSQL instead of --server (env KINEMA_DATABASE_URL); needs --blob-dir.")
     var database: String?
 
     @Option(name: .customLong("blob-dir"), help: "With --database: the blob directory the API nodes share (env KINEMA_BLOB_DIR).")
     var blobDir: String?
 
-    @Option(name: .customLong("poll-seconds"), help: "Seconds an idle worker waits before looking for work again when nothing woke it (env KINEMA_POLL_SECONDS, default 1); with --database, LISTEN/NOTIFY wakes it at once.")
+    @Option(
+        name: .customLong("poll-seconds"),
+        help:
+            "Seconds an idle worker waits before looking for work again when nothing woke it (env KINEMA_POLL_SECONDS, default 1); with --database, LISTEN/NOTIFY wakes it at once."
+    )
     var pollSeconds: Double?
 
-    @Option(name: .customLong("rescue-seconds"), help: "With --database: how often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
+    @Option(
+        name: .customLong("rescue-seconds"),
+        help: "With --database: how often expired leases are swept back to the queue, in seconds (env KINEMA_RESCUE_SECONDS, default 5).")
     var rescueSeconds: Int?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
-    @Flag(name: .customLong("group-access"), help: "With --database: let the owner's group read and write what this worker stores (folders 0770, files 0660) instead of the owner only; env KINEMA_GROUP_ACCESS=1.")
+    @Flag(
+        name: .customLong("group-access"),
+        help:
+            "With --database: let the owner's group read and write what this worker stores (folders 0770, files 0660) instead of the owner only; env KINEMA_GROUP_ACCESS=1."
+    )
     var groupAccess = false
 
     func run() async throws {
@@ -67,7 +89,9 @@ struct Worker: AsyncParsableCommand {
         let poll = pollSeconds ?? Env.string("KINEMA_POLL_SECONDS").flatMap(Double.init) ?? 1
         let rescue = rescueSeconds ?? Env.int("KINEMA_RESCUE_SECONDS") ?? 5
         guard count >= 1, lease >= 2, grace >= 0, (0...30).contains(claimWait), poll >= 0.05, poll <= 3600, rescue >= 1 else {
-            throw CLIError("--concurrency must be ≥ 1, --lease-seconds ≥ 2, --shutdown-grace ≥ 0, --claim-wait 0…30, --poll-seconds 0.05…3600 and --rescue-seconds ≥ 1.")
+            throw CLIError(
+                "--concurrency must be ≥ 1, --lease-seconds ≥ 2, --shutdown-grace ≥ 0, --claim-wait 0…30, --poll-seconds 0.05…3600 and --rescue-seconds ≥ 1."
+            )
         }
         let timing = Timing(lease: lease, grace: grace, poll: .milliseconds(Int64(poll * 1000)), rescue: .seconds(rescue))
         let id = workerID ?? Env.string("KINEMA_WORKER_ID") ?? "worker-\(UUID().uuidString.prefix(8).lowercased())"
@@ -85,7 +109,9 @@ struct Worker: AsyncParsableCommand {
             return
         }
         let (remote, origin) = try remoteConfiguration()
-        let scratch = URL(fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path, isDirectory: true)
+        let scratch = URL(
+            fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path,
+            isDirectory: true)
         let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))
 
         // Written unbuffered: scripts and tests read this line through a pipe while the worker runs.
@@ -108,7 +134,8 @@ struct Worker: AsyncParsableCommand {
         }
         let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
         // Same filesystem as the blobs, so a finished render is moved, not copied.
-        let scratch = URL(fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
+        let scratch = URL(
+            fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
         let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))
         let store = try PostgresTaskStore(url: url, logger: logger)
         FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from the database (concurrency \(count))\n".utf8))
@@ -152,7 +179,8 @@ struct Worker: AsyncParsableCommand {
             throw CLIError("--server needs --worker-token (or KINEMA_WORKER_TOKEN); make one on the server with 'kinema worker-token create'.")
         }
         guard Credential.isWellFormed(token, as: .workerToken) else {
-            throw CLIError("--worker-token is not a worker token (they start with '\(CredentialKind.workerToken.prefix)'; API keys are not accepted).")
+            throw CLIError(
+                "--worker-token is not a worker token (they start with '\(CredentialKind.workerToken.prefix)'; API keys are not accepted).")
         }
         var remote = RemoteWorkSource.Configuration(serverURL: server, token: token)
         remote.claimWaitSeconds = claimWait

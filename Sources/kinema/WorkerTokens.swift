@@ -7,7 +7,7 @@ struct WorkerTokens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker-token",
         abstract: "Manage worker tokens (credentials of remote workers; distinct from API keys).",
-        subcommands: [Create.self, List.self, Revoke.self]
+        subcommands: [Create.self, ListCredentials<WorkerTokenCommands>.self, RevokeCredential<WorkerTokenCommands>.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -21,29 +21,6 @@ struct WorkerTokens: AsyncParsableCommand {
         func run() async throws {
             guard (1...128).contains(name.count) else { throw CLIError("--name must be 1 to 128 characters.") }
             try await CredentialCommands.create(.workerToken, owner: name, store: store)
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List worker tokens (id, name, prefix, created, revoked).")
-
-        @OptionGroup var store: StoreOptions
-
-        func run() async throws {
-            try await CredentialCommands.list(.workerToken, store: store)
-        }
-    }
-
-    struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a worker token by id or by its shown prefix.")
-
-        @Argument(help: "Token id or prefix.")
-        var token: String
-
-        @OptionGroup var store: StoreOptions
-
-        func run() async throws {
-            try await CredentialCommands.revoke(.workerToken, idOrPrefix: token, store: store)
         }
     }
 }

@@ -12,7 +12,9 @@ import Glibc
     /// for it with `100 Continue`, the signal that the head was read).
     static func busyConnection(port: UInt16, from source: String = "127.0.0.1", key: String) async throws -> RawConnection {
         let c = try await RawConnection.open(port: port, from: source)
-        await c.send("POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        await c.send(
+            "POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
         let reading = await c.receive(timeout: .seconds(10)) { String(decoding: $0, as: UTF8.self).contains("100 Continue\r\n\r\n") }
         guard reading else { throw TestFailure("the server did not start reading the request from \(source): \(c.text)") }
         return c
@@ -27,7 +29,8 @@ import Glibc
         // The header timeout is long, so only eviction (not the timeout) can free a slot here.
         // The idle timeout is long too: before the fix a newcomer waited for it (60 s here), so the bounds below can leave
         // room for a CI machine starved by the rest of the suite (seen: 14 s for one request) and still fail the old code.
-        try await server.start(["--max-connections", "4", "--idle-timeout", "60", "--header-timeout", "60", "--max-connections-per-client", "64"], workers: 0)
+        try await server.start(
+            ["--max-connections", "4", "--idle-timeout", "60", "--header-timeout", "60", "--max-connections-per-client", "64"], workers: 0)
         let key = try #require(server.devKey)
         let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
 
@@ -123,7 +126,9 @@ import Glibc
         while !idle.contains(where: \.isClosedByPeer), ContinuousClock.now < deadline {
             for c in idle { await c.receive(timeout: .milliseconds(50)) { _ in false } }
         }
-        #expect(idle.filter(\.isClosedByPeer).count == 1, "\(idle.filter(\.isClosedByPeer).count) of the address's idle connections were closed for its newcomer")
+        #expect(
+            idle.filter(\.isClosedByPeer).count == 1,
+            "\(idle.filter(\.isClosedByPeer).count) of the address's idle connections were closed for its newcomer")
         busy.removeAll()
         await server.terminate()
     }

@@ -30,9 +30,14 @@ import NIOHTTP1
         let png = try await Fixtures.image(width: 400, height: 400, format: "png").base64EncodedString()
 
         expectError(try await HTTP.submit(base, key: nil, json: ["image": png, "prompt": "a"]), status: 400, reason: "MISSING_API_KEY")
-        expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer ")], body: Data("{}".utf8)), status: 400, reason: "MISSING_API_KEY")
-        expectError(try await HTTP.submit(base, key: "kin_not-a-real-key", json: ["image": png, "prompt": "a"]), status: 403, reason: "INVALID_API_KEY")
-        expectError(try await HTTP.submit(base, key: String(key.dropLast()) + (key.hasSuffix("A") ? "B" : "A"), json: ["image": png, "prompt": "a"]), status: 403, reason: "INVALID_API_KEY")
+        expectError(
+            try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer ")], body: Data("{}".utf8)),
+            status: 400, reason: "MISSING_API_KEY")
+        expectError(
+            try await HTTP.submit(base, key: "kin_not-a-real-key", json: ["image": png, "prompt": "a"]), status: 403, reason: "INVALID_API_KEY")
+        expectError(
+            try await HTTP.submit(base, key: String(key.dropLast()) + (key.hasSuffix("A") ? "B" : "A"), json: ["image": png, "prompt": "a"]),
+            status: 403, reason: "INVALID_API_KEY")
         expectError(try await HTTP.get(base + "/v3/async/task-result?task_id=\(UUID())"), status: 400, reason: "MISSING_API_KEY")
 
         // A second tenant, created with the CLI while the server runs.
@@ -60,7 +65,8 @@ import NIOHTTP1
 
         // Revoked keys stop working within the node's key cache time (2 s by default).
         let listed = try await ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
-        let otherID = try #require(listed.stdout.split(separator: "\n").first { $0.contains("\tother\t") }?.split(separator: "\t").first.map(String.init))
+        let otherID = try #require(
+            listed.stdout.split(separator: "\n").first { $0.contains("\tother\t") }?.split(separator: "\t").first.map(String.init))
         #expect(try await ServerProcess.cli(["keys", "revoke", otherID, "--data-dir", server.dataDir.path]).status == 0)
         var revoked = try await HTTP.result(base, key: otherKey, id: id)
         let deadline = ContinuousClock.now + .seconds(30)
@@ -71,7 +77,9 @@ import NIOHTTP1
         expectError(revoked, status: 403, reason: "INVALID_API_KEY")
 
         expectError(try await HTTP.get(base + "/v3/nope", key: key), status: 404, reason: "API_NOT_FOUND")
-        expectError(try await HTTP.request(.DELETE, base + "/v3/async/task-result?task_id=\(id)", headers: [("Authorization", "Bearer \(key)")]), status: 404, reason: "API_NOT_FOUND")
+        expectError(
+            try await HTTP.request(.DELETE, base + "/v3/async/task-result?task_id=\(id)", headers: [("Authorization", "Bearer \(key)")]), status: 404,
+            reason: "API_NOT_FOUND")
         expectError(try await HTTP.get(base + "/v3/async/kling-v3.0-std-i2v", key: key), status: 404, reason: "API_NOT_FOUND")
 
         #expect(try await HTTP.get(base + "/healthz").status == 200)
@@ -89,21 +97,42 @@ import NIOHTTP1
         let tiny = try await Fixtures.image(width: 299, height: 400, format: "png").base64EncodedString()
         let wide = try await Fixtures.image(width: 760, height: 300, format: "png").base64EncodedString()
 
-        expectError(try await HTTP.request(.POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer \(key)")], body: Data("not json".utf8)), status: 400, reason: "INVALID_REQUEST_BODY", field: "")
+        expectError(
+            try await HTTP.request(
+                .POST, base + "/v3/async/kling-v3.0-std-i2v", headers: [("Authorization", "Bearer \(key)")], body: Data("not json".utf8)),
+            status: 400, reason: "INVALID_REQUEST_BODY", field: "")
         expectError(try await HTTP.submit(base, key: key, json: ["prompt": "a"]), status: 400, reason: "INVALID_REQUEST_BODY", field: "image")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": 16]), status: 400, reason: "INVALID_REQUEST_BODY", field: "duration")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": "5"]), status: 400, reason: "INVALID_REQUEST_BODY", field: "duration")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "cfg_scale": 1.01]), status: 400, reason: "INVALID_REQUEST_BODY", field: "cfg_scale")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "multi_prompt": [["prompt": "a", "duration": 2]]]), status: 400, reason: "INVALID_REQUEST_BODY", field: "multi_prompt[0].duration")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": tiny, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": wide, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": Data("GIF89a-not-an-image".utf8).base64EncodedString(), "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": 16]), status: 400, reason: "INVALID_REQUEST_BODY",
+            field: "duration")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "duration": "5"]), status: 400, reason: "INVALID_REQUEST_BODY",
+            field: "duration")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": png, "prompt": "a", "cfg_scale": 1.01]), status: 400,
+            reason: "INVALID_REQUEST_BODY", field: "cfg_scale")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": png, "multi_prompt": [["prompt": "a", "duration": 2]]]), status: 400,
+            reason: "INVALID_REQUEST_BODY", field: "multi_prompt[0].duration")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": tiny, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": wide, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_SIZE", field: "image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": Data("GIF89a-not-an-image".utf8).base64EncodedString(), "prompt": "a"]),
+            status: 400, reason: "INVALID_IMAGE_FORMAT", field: "image")
         // A valid PNG header over garbage pixels: caught by the full decode at submit.
         var broken = try #require(Data(base64Encoded: png))
         broken.replaceSubrange(60..<broken.count, with: Data(repeating: 0x55, count: broken.count - 60))
-        expectError(try await HTTP.submit(base, key: key, json: ["image": broken.base64EncodedString(), "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "image")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": png, "end_image": "%%%", "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", field: "end_image")
-        expectError(try await HTTP.submit(base, key: key, json: ["image": "http://127.0.0.1:9/x.png", "prompt": "a"]), status: 400, reason: "IMAGE_FETCH_FAILED", field: "image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": broken.base64EncodedString(), "prompt": "a"]), status: 400,
+            reason: "INVALID_IMAGE_FORMAT", field: "image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": png, "end_image": "%%%", "prompt": "a"]), status: 400,
+            reason: "INVALID_IMAGE_FORMAT", field: "end_image")
+        expectError(
+            try await HTTP.submit(base, key: key, json: ["image": "http://127.0.0.1:9/x.png", "prompt": "a"]), status: 400,
+            reason: "IMAGE_FETCH_FAILED", field: "image")
 
         // Nothing was stored: no input blob exists for any of the refused requests.
         let inputs = server.dataDir.appendingPathComponent("blobs/inputs")
@@ -138,7 +167,8 @@ import NIOHTTP1
         let data = try DataDirectory(dir)
         let node = KinemaServer(
             configuration: ServerConfiguration(dataDirectory: dir), store: try data.openStore(), blobs: try data.openBlobs(),
-            engine: EngineCatalog.motion(), imageVerifier: UncheckedImages(), signingSecret: [UInt8](repeating: 7, count: 32), nodeID: "routes", logger: Logger(label: "routes")
+            engine: EngineCatalog.motion(), imageVerifier: UncheckedImages(), signingSecret: [UInt8](repeating: 7, count: 32), nodeID: "routes",
+            logger: Logger(label: "routes")
         )
         let registered = node.registeredRoutes()
         let publicRoutes = registered.filter { !$0.path.hasPrefix(WorkerProtocolPaths.base) }

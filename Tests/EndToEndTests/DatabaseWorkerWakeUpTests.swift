@@ -42,12 +42,16 @@ import Testing
         let patience = ContinuousClock.now + .seconds(90)
         while claimDelay == nil, ContinuousClock.now < patience {
             let rows = try await pg.query(
-                "SELECT a.started_at - t.created_at FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.id = '\(id)' ORDER BY a.started_at LIMIT 1")
+                "SELECT a.started_at - t.created_at FROM task_attempts a JOIN tasks t ON t.id = a.task_id WHERE t.id = '\(id)' ORDER BY a.started_at LIMIT 1"
+            )
             claimDelay = rows.first?.first.flatMap { Int($0) }
             if claimDelay == nil { try await Task.sleep(for: .milliseconds(50)) }
         }
         let delay = try #require(claimDelay, "the task was never claimed; worker log: \(started.log)")
-        #expect(delay < 15_000, "the task was claimed \(delay) ms after it was created although the worker polls only every 30 s: LISTEN/NOTIFY did not wake it; worker log: \(started.log)")
+        #expect(
+            delay < 15_000,
+            "the task was claimed \(delay) ms after it was created although the worker polls only every 30 s: LISTEN/NOTIFY did not wake it; worker log: \(started.log)"
+        )
         let owners = try await pg.query("SELECT worker_id FROM task_attempts WHERE task_id = '\(id)'")
         #expect(owners.map { $0.first ?? "" } == ["wake/w0"])
 

@@ -101,7 +101,8 @@ import NIOHTTP1
                 #expect(r.headers.first(name: "Retry-After") != nil)
                 sawRefusedSubmit = true
             }
-            if let r = try? await RemoteWorkerTests.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 0]), r.status == 503 {
+            if let r = try? await RemoteWorkerTests.post(server, "/claim", token: token, json: ["worker_id": "w", "wait_seconds": 0]), r.status == 503
+            {
                 #expect(r.headers.first(name: "Retry-After") != nil)
                 sawRefusedClaim = true
             }

@@ -31,46 +31,60 @@ import Testing
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
 
         // A diffusers task with sound: the motion worker never takes it, nor a diffusers worker without sound.
-        let gpu = try #require(try await submit(["prompt": "a fox runs", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
+        let gpu = try #require(
+            try await submit(["prompt": "a fox runs", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
         let queued = try await HTTP.result(server.baseURL, key: key, id: gpu)
         #expect((queued.json["extra"] as? [String: Any])?["engine"] as? String == "diffusers")
         // No diffusers worker has been seen: the ETA says nothing will run it (the longest ETA there is).
         #expect((queued.json["task"] as? [String: Any])?["eta"] as? Int == 86_400, "\(queued.text)")
-        let silent = try await R.post(server, "/claim", token: token, json: ["worker_id": "ti2v", "engine": "diffusers", "capabilities": [String](), "wait_seconds": 1])
+        let silent = try await R.post(
+            server, "/claim", token: token, json: ["worker_id": "ti2v", "engine": "diffusers", "capabilities": [String](), "wait_seconds": 1])
         #expect(silent.status == 204, "\(silent.text)")
         // A diffusers worker is live now, but it cannot make sound: still nobody for this task.
         let stillUnserved = try await HTTP.result(server.baseURL, key: key, id: gpu)
         #expect((stillUnserved.json["task"] as? [String: Any])?["eta"] as? Int == 86_400, "\(stillUnserved.text)")
         let motionWorker = try await R.post(server, "/claim", token: token, json: ["worker_id": "m", "engines": ["motion"], "wait_seconds": 1])
         #expect(motionWorker.status == 204, "\(motionWorker.text)")
-        let withSound = try await R.post(server, "/claim", token: token, json: [
-            "worker_id": "wan", "engines": ["diffusers"], "capabilities": ["sound", "multi_prompt", "future_feature"], "model": "Wan2.2-TI2V-5B", "wait_seconds": 1,
-        ])
+        let withSound = try await R.post(
+            server, "/claim", token: token,
+            json: [
+                "worker_id": "wan", "engines": ["diffusers"], "capabilities": ["sound", "multi_prompt", "future_feature"], "model": "Wan2.2-TI2V-5B",
+                "wait_seconds": 1,
+            ])
         #expect(withSound.status == 200, "\(withSound.text)")
         #expect((withSound.json["task"] as? [String: Any])?["task_id"] as? String == gpu)
         let still = try await HTTP.result(server.baseURL, key: key, id: gpu)
         #expect((still.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
         // The next such task has a live worker that can run it: an ordinary estimate.
-        let next = try #require(try await submit(["prompt": "a fox turns", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
+        let next = try #require(
+            try await submit(["prompt": "a fox turns", "sound": true, "extra": ["engine": "diffusers"]]).json["task_id"] as? String)
         let nextETA = (try await HTTP.result(server.baseURL, key: key, id: next).json["task"] as? [String: Any])?["eta"] as? Int
         #expect((nextETA ?? .max) < 86_400, "\(String(describing: nextETA))")
 
         // Malformed claims name their field.
-        for (body, field) in [(["worker_id": "w", "engine": "a b"], "engine"), (["worker_id": "w", "engines": ["ok", "no/pe"]], "engines[1]"),
-                              (["worker_id": "w", "engine": "motion", "engines": ["motion"]], "engines"), (["worker_id": "w", "engines": [String]()], "engines")] as [([String: Any], String)] {
+        for (body, field) in [
+            (["worker_id": "w", "engine": "a b"], "engine"), (["worker_id": "w", "engines": ["ok", "no/pe"]], "engines[1]"),
+            (["worker_id": "w", "engine": "motion", "engines": ["motion"]], "engines"), (["worker_id": "w", "engines": [String]()], "engines"),
+        ] as [([String: Any], String)] {
             let r = try await R.post(server, "/claim", token: token, json: body)
             #expect(r.status == 400, "\(body): \(r.text)")
             #expect((r.json["metadata"] as? [String: String])?["field"] == field, "\(body): \(r.text)")
         }
         // A key whose default engine is diffusers: its tasks go there without asking; extra.engine still wins.
-        let created = try await ServerProcess.cli(["keys", "create", "--tenant", "studio", "--engine", "diffusers", "--data-dir", server.dataDir.path])
+        let created = try await ServerProcess.cli([
+            "keys", "create", "--tenant", "studio", "--engine", "diffusers", "--data-dir", server.dataDir.path,
+        ])
         let studioKey = try #require(created.stdout.split(separator: "\n").last.map(String.init), "\(created.stdout)")
         let viaKey = try await HTTP.submit(server.baseURL, key: studioKey, json: ["image": png, "prompt": "a fox runs", "duration": 3])
         let viaKeyID = try #require(viaKey.json["task_id"] as? String, "\(viaKey.text)")
-        #expect((try await HTTP.result(server.baseURL, key: studioKey, id: viaKeyID).json["extra"] as? [String: Any])?["engine"] as? String == "diffusers")
-        let asked = try await HTTP.submit(server.baseURL, key: studioKey, json: ["image": png, "prompt": "pan left", "duration": 3, "extra": ["engine": "motion"]])
+        #expect(
+            (try await HTTP.result(server.baseURL, key: studioKey, id: viaKeyID).json["extra"] as? [String: Any])?["engine"] as? String == "diffusers"
+        )
+        let asked = try await HTTP.submit(
+            server.baseURL, key: studioKey, json: ["image": png, "prompt": "pan left", "duration": 3, "extra": ["engine": "motion"]])
         let askedID = try #require(asked.json["task_id"] as? String, "\(asked.text)")
-        #expect((try await HTTP.result(server.baseURL, key: studioKey, id: askedID).json["extra"] as? [String: Any])?["engine"] as? String == "motion")
+        #expect(
+            (try await HTTP.result(server.baseURL, key: studioKey, id: askedID).json["extra"] as? [String: Any])?["engine"] as? String == "motion")
         let listed = try await ServerProcess.cli(["keys", "list", "--data-dir", server.dataDir.path])
         #expect(listed.stdout.contains("studio") && listed.stdout.contains("\tdiffusers"), "\(listed.stdout)")
         let unknown = try await ServerProcess.cli(["keys", "create", "--engine", "sora", "--data-dir", server.dataDir.path])

@@ -258,19 +258,19 @@ struct PausablePostgres {
     /// pg_ctl as the cluster's owner (the `postgres` user when we are root), with the options test-postgres uses.
     private func pgctl(_ action: String) async throws {
         let shell = #"""
-        set -eu
-        # The server outlives this shell: it must not keep our caller's pipes open.
-        for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi; done
-        bindir="${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}"
-        as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-        if [ "$1" = stop ]; then
-          as_owner "$bindir/pg_ctl" -D "$2/data" -m fast -w stop
-        else
-          as_owner "$bindir/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 \
-            -o "-c listen_addresses=127.0.0.1 -p $3 -k $2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-            start </dev/null
-        fi
-        """#
+            set -eu
+            # The server outlives this shell: it must not keep our caller's pipes open.
+            for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi; done
+            bindir="${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}"
+            as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+            if [ "$1" = stop ]; then
+              as_owner "$bindir/pg_ctl" -D "$2/data" -m fast -w stop
+            else
+              as_owner "$bindir/pg_ctl" -D "$2/data" -l "$2/server.log" -w -t 60 \
+                -o "-c listen_addresses=127.0.0.1 -p $3 -k $2 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+                start </dev/null
+            fi
+            """#
         let r = try await Tools.run("bash", ["-c", shell, "pgctl", action, directory.path, port])
         guard r.status == 0 else { throw TestFailure("pg_ctl \(action) failed: \(r.output)") }
     }

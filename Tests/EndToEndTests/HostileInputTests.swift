@@ -29,17 +29,24 @@ import NIOHTTP1
             expectRefused(try await post(body), status: 400, reason: "INVALID_REQUEST_BODY", "duration \(literal)")
         }
         expectRefused(try await post(Data(String(repeating: "[", count: 200_000).utf8)), status: 400, reason: "INVALID_REQUEST_BODY", "deep nesting")
-        expectRefused(try await post(Data([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D])), status: 400, reason: "INVALID_REQUEST_BODY", "invalid UTF-8")
+        expectRefused(
+            try await post(Data([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D])), status: 400, reason: "INVALID_REQUEST_BODY", "invalid UTF-8")
 
         // A 30000 x 30000 PNG that is a few hundred bytes on the wire: refused from its header, never decoded.
         let bomb = Self.png(width: 30000, height: 30000).base64EncodedString()
-        expectRefused(try await HTTP.submit(server.baseURL, key: key, json: ["image": bomb, "prompt": "a"]), status: 400, reason: "IMAGE_EXCEEDS_MAX_RESOLUTION", "30000x30000 PNG")
+        expectRefused(
+            try await HTTP.submit(server.baseURL, key: key, json: ["image": bomb, "prompt": "a"]), status: 400,
+            reason: "IMAGE_EXCEEDS_MAX_RESOLUTION", "30000x30000 PNG")
         // A plausible header with its pixel data cut off: the full decode at submit refuses it.
         let headerOnly = Data(try #require(Data(base64Encoded: png)).prefix(64)).base64EncodedString()
-        expectRefused(try await HTTP.submit(server.baseURL, key: key, json: ["image": headerOnly, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT", "header-only PNG")
+        expectRefused(
+            try await HTTP.submit(server.baseURL, key: key, json: ["image": headerOnly, "prompt": "a"]), status: 400, reason: "INVALID_IMAGE_FORMAT",
+            "header-only PNG")
         // Just over 10 MB of image after base64 decoding.
         let large = Data(repeating: 0x41, count: 10 * 1024 * 1024 + 1).base64EncodedString()
-        expectRefused(try await HTTP.submit(server.baseURL, key: key, json: ["image": large, "prompt": "a"]), status: 400, reason: "IMAGE_FILE_EXCEEDS_MAX_SIZE", "10 MB + 1 image")
+        expectRefused(
+            try await HTTP.submit(server.baseURL, key: key, json: ["image": large, "prompt": "a"]), status: 400,
+            reason: "IMAGE_FILE_EXCEEDS_MAX_SIZE", "10 MB + 1 image")
 
         // A body over the 32 MiB cap is refused from its Content-Length, before it is parsed.
         let oversized = Data(repeating: 0x20, count: 32 * 1024 * 1024 + 1)
@@ -67,7 +74,8 @@ import NIOHTTP1
             }
             return be32(UInt32(body.count)) + t + be32(~crc)
         }
-        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", be32(width) + be32(height) + [8, 2, 0, 0, 0])
-            + chunk("IDAT", [0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 512)) + chunk("IEND", []))
+        return Data(
+            [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", be32(width) + be32(height) + [8, 2, 0, 0, 0])
+                + chunk("IDAT", [0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 512)) + chunk("IEND", []))
     }
 }

@@ -26,7 +26,8 @@ import NIOHTTP1
         try await server.start(["--max-body-bytes", "2048", "--log-level", "info"], workers: 0, captureLog: true)
         let key = try #require(server.devKey)
         let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
-        let submit = "POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\n"
+        let submit =
+            "POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\n"
 
         // A chunked body over the cap: 413 like one announced by Content-Length (it was 500 CREATE_TASK_FAILED).
         let chunk = String(repeating: " ", count: 1000)
@@ -57,7 +58,7 @@ import NIOHTTP1
         // A client that goes away mid-body: nothing to answer, but no error either (checked in the log below).
         let gone = try await RawConnection.open(port: port)
         await gone.send(submit + "Content-Length: 1000\r\n\r\n{\"image\":")
-        try await Task.sleep(for: .milliseconds(200))  // let the server start reading the body before the client goes
+        try await Task.sleep(for: .milliseconds(200)) // let the server start reading the body before the client goes
         gone.shutdownBoth()
         let goneChunked = try await RawConnection.open(port: port)
         await goneChunked.send(submit + "Transfer-Encoding: chunked\r\n\r\n10\r\n{\"image\":")
@@ -111,7 +112,8 @@ import NIOHTTP1
         // test machine while still catching a 100 that only comes after a timer.
         #expect(waited < .seconds(2), "100 Continue took \(waited)")
         await ok.send("[]")
-        expectContractError(await ok.receiveResponse(timeout: .seconds(5)), status: 400, reason: "INVALID_REQUEST_BODY", closes: false, "body after 100 Continue")
+        expectContractError(
+            await ok.receiveResponse(timeout: .seconds(5)), status: 400, reason: "INVALID_REQUEST_BODY", closes: false, "body after 100 Continue")
 
         // Too large by Content-Length: 413 at once, no 100, and the body is never sent.
         let large = try await RawConnection.open(port: port)
@@ -138,7 +140,10 @@ import NIOHTTP1
         try await server.start(workers: 0)
         let key = try #require(server.devKey)
 
-        for r in [try await HTTP.get(server.baseURL + "/healthz"), try await HTTP.get(server.baseURL + "/nope"), try await HTTP.get(server.baseURL + "/openapi.yaml")] {
+        for r in [
+            try await HTTP.get(server.baseURL + "/healthz"), try await HTTP.get(server.baseURL + "/nope"),
+            try await HTTP.get(server.baseURL + "/openapi.yaml"),
+        ] {
             #expect(r.headers["X-Content-Type-Options"].first == "nosniff", "\(r.status) \(r.headers)")
         }
         let png = try await Fixtures.image(width: 640, height: 360, format: "png").base64EncodedString()

@@ -41,11 +41,14 @@ import Testing
         let port = try #require(Int(server.baseURL.split(separator: ":").last ?? ""))
         let expires = Int(Date().timeIntervalSince1970) + 600
         // The same key signed as the server may see it (decoded or not), sent in several spellings.
-        for (path, key) in [("%2e%2e/kinema.sqlite", "../kinema.sqlite"), ("%2e%2e/kinema.sqlite", "%2e%2e/kinema.sqlite"),
-                            ("..%2fkinema.sqlite", "../kinema.sqlite"), ("results/..%2f..%2furl-signing.key", "results/../../url-signing.key"),
-                            ("%2fetc%2fpasswd", "/etc/passwd"), ("inputs/../../kinema.sqlite", "inputs/../../kinema.sqlite")] {
+        for (path, key) in [
+            ("%2e%2e/kinema.sqlite", "../kinema.sqlite"), ("%2e%2e/kinema.sqlite", "%2e%2e/kinema.sqlite"),
+            ("..%2fkinema.sqlite", "../kinema.sqlite"), ("results/..%2f..%2furl-signing.key", "results/../../url-signing.key"),
+            ("%2fetc%2fpasswd", "/etc/passwd"), ("inputs/../../kinema.sqlite", "inputs/../../kinema.sqlite"),
+        ] {
             let sig = try await Self.sign(server, key: key, expires: expires)
-            let response = try Self.raw(port: port, "GET /files/\(path)?expires=\(expires)&sig=\(sig) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let response = try Self.raw(
+                port: port, "GET /files/\(path)?expires=\(expires)&sig=\(sig) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0
             #expect([400, 403, 404].contains(status), "\(path): \(response.prefix(200))")
             #expect(!response.contains("SQLite format"), "\(path)")
@@ -58,15 +61,17 @@ import Testing
         let server = try ServerProcess()
         defer { server.removeData() }
         // The environment sets the public URL and the link lifetime; the command line overrides the lifetime.
-        try await server.start(["--video-url-ttl", "90"], workers: 1,
-                               environment: ["KINEMA_PUBLIC_URL": "https://videos.example.test/", "KINEMA_VIDEO_URL_TTL": "120", "KINEMA_MAX_BODY_BYTES": "900000"])
+        try await server.start(
+            ["--video-url-ttl", "90"], workers: 1,
+            environment: ["KINEMA_PUBLIC_URL": "https://videos.example.test/", "KINEMA_VIDEO_URL_TTL": "120", "KINEMA_MAX_BODY_BYTES": "900000"])
         let key = try #require(server.devKey)
         // KINEMA_MAX_BODY_BYTES took effect: a 1 MB body is refused before parsing.
         let big = try await HTTP.submit(server.baseURL, key: key, json: ["image": String(repeating: "A", count: 1_000_000), "prompt": "x"])
         #expect(big.status == 413, "\(big.text.prefix(200))")
         let image = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
         // seed -1 (draw one) and an end image, through the API and a worker.
-        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": image, "end_image": image, "prompt": "pan left", "duration": 3, "seed": -1])
+        let r = try await HTTP.submit(
+            server.baseURL, key: key, json: ["image": image, "end_image": image, "prompt": "pan left", "duration": 3, "seed": -1])
         let id = try #require(r.json["task_id"] as? String)
         let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")

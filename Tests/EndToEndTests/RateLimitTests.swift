@@ -79,8 +79,10 @@ import NIOHTTP1
             try? FileManager.default.removeItem(at: shared)
         }
         // A rate so slow that no token comes back during the test: exactly the burst passes.
-        let limits = ["--database", postgres.url, "--blob-dir", blobs, "--rate-limit-rps", "0.01", "--rate-limit-burst", "6",
-                      "--max-queued-tasks", "3"]
+        let limits = [
+            "--database", postgres.url, "--blob-dir", blobs, "--rate-limit-rps", "0.01", "--rate-limit-burst", "6",
+            "--max-queued-tasks", "3",
+        ]
         try await node1.start(limits, workers: 0)
         try await node2.start(limits, workers: 0)
         let key = try #require(node1.devKey)

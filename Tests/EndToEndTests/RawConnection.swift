@@ -204,11 +204,15 @@ func expectContractError(
         Issue.record("\(what): no complete response", sourceLocation: sourceLocation)
         return
     }
-    #expect(response.status == status, "\(what): status \(response.status), body \(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation)
+    #expect(
+        response.status == status, "\(what): status \(response.status), body \(String(decoding: response.body, as: UTF8.self))",
+        sourceLocation: sourceLocation)
     #expect(response.headers["content-type"] == "application/json", "\(what): \(response.headers)", sourceLocation: sourceLocation)
     let json = response.json
     #expect(json["code"] as? Int == status, "\(what): \(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation)
-    if let reason { #expect(json["reason"] as? String == reason, "\(what): \(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation) }
+    if let reason {
+        #expect(json["reason"] as? String == reason, "\(what): \(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation)
+    }
     #expect(!(json["message"] as? String ?? "").isEmpty, "\(what)", sourceLocation: sourceLocation)
     #expect(json["metadata"] is [String: String], "\(what)", sourceLocation: sourceLocation)
     #expect(response.headers["x-content-type-options"] == "nosniff", "\(what): \(response.headers)", sourceLocation: sourceLocation)

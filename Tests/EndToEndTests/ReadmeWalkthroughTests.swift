@@ -20,9 +20,13 @@ import Testing
         var blocks: [String] = []
         var current: [Substring]?
         for line in section.split(separator: "\n", omittingEmptySubsequences: false) {
-            if current == nil, line == "```sh" { current = [] }
-            else if current != nil, line == "```" { blocks.append(current!.joined(separator: "\n")); current = nil }
-            else if current != nil { current!.append(line) }
+            if current == nil, line == "```sh" {
+                current = []
+            } else if current != nil, line == "```" {
+                blocks.append(current!.joined(separator: "\n")); current = nil
+            } else if current != nil {
+                current!.append(line)
+            }
         }
         return blocks
     }
@@ -43,8 +47,12 @@ import Testing
         try FileManager.default.createSymbolicLink(at: work.appendingPathComponent(".build/release/kinema"), withDestinationURL: ServerProcess.binary)
         // A noisy 3000x2000 JPEG: about 4 MB, like a phone photo, far past the 128 KiB argument limit as base64.
         let photo = work.appendingPathComponent("photo.jpg")
-        let made = try await Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=3000x2000,noise=alls=30:allf=t",
-                                                  "-frames:v", "1", "-q:v", "2", "-y", photo.path])
+        let made = try await Tools.run(
+            "ffmpeg",
+            [
+                "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=3000x2000,noise=alls=30:allf=t",
+                "-frames:v", "1", "-q:v", "2", "-y", photo.path,
+            ])
         #expect(made.status == 0, "\(made.output)")
         let photoBytes = try Data(contentsOf: photo).count
         #expect(photoBytes > 3_000_000, "\(photoBytes)")
@@ -104,7 +112,8 @@ final class FileServer: @unchecked Sendable {
         while ContinuousClock.now < deadline, p.isRunning {
             // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
             if let range = collected.text.range(of: " port "),
-               let port = Int(collected.text[range.upperBound...].prefix(while: \.isNumber)) {
+                let port = Int(collected.text[range.upperBound...].prefix(while: \.isNumber))
+            {
                 return FileServer(process: p, port: port)
             }
             try await Task.sleep(for: .milliseconds(20))

@@ -19,7 +19,9 @@ import NIOFoundationEssentialsCompat
         try await server.start(workers: 0)
         let key = try #require(server.devKey)
         let token = try await Self.createToken(server, name: "gpu-box-1")
-        let worker = try await RemoteWorkerProcess.start(["--server", server.baseURL, "--worker-token", token, "--worker-id", "box1", "--claim-wait", "5"])
+        let worker = try await RemoteWorkerProcess.start([
+            "--server", server.baseURL, "--worker-token", token, "--worker-id", "box1", "--claim-wait", "5",
+        ])
         defer { worker.kill() }
 
         let png = try await Fixtures.image(width: 480, height: 320, format: "png")
@@ -134,8 +136,11 @@ import NIOFoundationEssentialsCompat
 
         // Every listed worker route exists and wants a worker token.
         for route in Routes.workerRoutes {
-            let path = route.path.replacingOccurrences(of: "{task_id}", with: UUID().uuidString.lowercased()).replacingOccurrences(of: "{name}", with: "image")
-            let r = try await HTTP.request(HTTPMethod(rawValue: route.method.uppercased()), server.baseURL + path, headers: [("Authorization", "Bearer \(key)")], body: Data("{}".utf8))
+            let path = route.path.replacingOccurrences(of: "{task_id}", with: UUID().uuidString.lowercased()).replacingOccurrences(
+                of: "{name}", with: "image")
+            let r = try await HTTP.request(
+                HTTPMethod(rawValue: route.method.uppercased()), server.baseURL + path, headers: [("Authorization", "Bearer \(key)")],
+                body: Data("{}".utf8))
             #expect(r.status == 403 && r.json["reason"] as? String == "INVALID_WORKER_TOKEN", "\(route): \(r.status) \(r.text)")
         }
 
@@ -153,7 +158,8 @@ import NIOFoundationEssentialsCompat
         let revoked = try await Self.post(server, "/claim", token: token, json: claim)
         #expect(revoked.status == 403)
         // The real worker with a revoked token stops at once and says why.
-        let worker = try await Tools.run(ServerProcess.binary.path, ["worker", "--server", server.baseURL, "--worker-token", token, "--log-level", "error"], direct: true)
+        let worker = try await Tools.run(
+            ServerProcess.binary.path, ["worker", "--server", server.baseURL, "--worker-token", token, "--log-level", "error"], direct: true)
         #expect(worker.status != 0)
         #expect(worker.output.contains("INVALID_WORKER_TOKEN"), "\(worker.output)")
         await server.terminate()
@@ -181,7 +187,8 @@ import NIOFoundationEssentialsCompat
         async let waiting = Self.post(server, "/claim", token: token, json: ["worker_id": "w", "engine": "motion", "wait_seconds": 30])
         try await Task.sleep(for: .milliseconds(300))
         let png = try await Fixtures.image(width: 400, height: 300, format: "png")
-        let submitted = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan left", "duration": 3, "seed": 42])
+        let submitted = try await HTTP.submit(
+            server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan left", "duration": 3, "seed": 42])
         let submittedAt = ContinuousClock.now
         let id = try #require(submitted.json["task_id"] as? String)
         let claimed = try await waiting
@@ -231,9 +238,11 @@ import NIOFoundationEssentialsCompat
         // A lease long enough that a starved test process cannot lose it before its first heartbeat; that heartbeat
         // then shortens it to 2 s, and no more come.
         let zombie = try await Self.claim(server, token: token, worker: "zombie", leaseSeconds: 60)
-        let shortened = try await Self.post(server, "/tasks/\(id)/heartbeat", token: token, json: [
-            "lease_id": zombie.leaseID, "progress_percent": 10, "eta_seconds": 5, "lease_seconds": 2,
-        ])
+        let shortened = try await Self.post(
+            server, "/tasks/\(id)/heartbeat", token: token,
+            json: [
+                "lease_id": zombie.leaseID, "progress_percent": 10, "eta_seconds": 5, "lease_seconds": 2,
+            ])
         #expect(shortened.status == 200, "\(shortened.text)")
         // No more heartbeats: the rescuer puts the task back once the 2 s lease ran out.
         try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_QUEUED")
@@ -255,7 +264,9 @@ import NIOFoundationEssentialsCompat
         #expect(late.status == 409)
         #expect(late.json["reason"] as? String == "LEASE_LOST")
         #expect(try await Self.upload(server, token: token, id: id, lease: live.leaseID, body: other).status == 409)
-        #expect(try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": zombie.leaseID, "reason": "late", "retryable": false]).status == 409)
+        #expect(
+            try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": zombie.leaseID, "reason": "late", "retryable": false])
+                .status == 409)
 
         let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
@@ -284,14 +295,16 @@ import NIOFoundationEssentialsCompat
         // Retryable failure: back to the queue, attempt counted.
         let second = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
         #expect(second.attempt == 1)
-        let retry = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": second.leaseID, "reason": "GPU busy", "retryable": true])
+        let retry = try await Self.post(
+            server, "/tasks/\(id)/fail", token: token, json: ["lease_id": second.leaseID, "reason": "GPU busy", "retryable": true])
         #expect(retry.status == 200)
         #expect(retry.json["status"] as? String == "TASK_STATUS_QUEUED")
         // Final failure: FAILED with the worker's reason for the caller to see.
         let third = try await Self.claim(server, token: token, worker: "w", leaseSeconds: 60)
         #expect(third.attempt == 2)
         let reason = "CUDA out of memory: the model needs 24 GB"
-        let failed = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
+        let failed = try await Self.post(
+            server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
         #expect(failed.status == 200)
         #expect(failed.json["status"] as? String == "TASK_STATUS_FAILED")
         let result = try await HTTP.result(server.baseURL, key: key, id: id)
@@ -300,9 +313,11 @@ import NIOFoundationEssentialsCompat
         #expect(task["reason"] as? String == reason)
         #expect((result.json["videos"] as? [Any])?.isEmpty == true)
 
-        let again = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
+        let again = try await Self.post(
+            server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": reason, "retryable": false])
         #expect(again.status == 409)
-        let noReason = try await Self.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": " ", "retryable": false])
+        let noReason = try await Self.post(
+            server, "/tasks/\(id)/fail", token: token, json: ["lease_id": third.leaseID, "reason": " ", "retryable": false])
         #expect(noReason.status == 400)
         #expect((noReason.json["metadata"] as? [String: String])?["field"] == "reason")
         await server.terminate()
@@ -351,7 +366,8 @@ import NIOFoundationEssentialsCompat
         let streamed = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: big, chunked: true)
         #expect(streamed.status == 413)
 
-        let notMP4 = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: try await Fixtures.image(width: 320, height: 320, format: "png"))
+        let notMP4 = try await Self.upload(
+            server, token: token, id: id, lease: lease.leaseID, body: try await Fixtures.image(width: 320, height: 320, format: "png"))
         #expect(notMP4.status == 400)
         #expect(notMP4.json["reason"] as? String == "INVALID_RESULT")
         let empty = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: Data())
@@ -444,7 +460,9 @@ import NIOFoundationEssentialsCompat
 
     static func claim(_ server: ServerProcess, token: String, worker: String, leaseSeconds: Int) async throws -> Lease {
         let r = try await post(server, "/claim", token: token, json: ["worker_id": worker, "lease_seconds": leaseSeconds, "wait_seconds": 5])
-        guard r.status == 200, let lease = r.json["lease"] as? [String: Any], let id = lease["lease_id"] as? String, let attempt = lease["attempt"] as? Int else {
+        guard r.status == 200, let lease = r.json["lease"] as? [String: Any], let id = lease["lease_id"] as? String,
+            let attempt = lease["attempt"] as? Int
+        else {
             throw TestFailure("claim failed: \(r.status) \(r.text)")
         }
         return Lease(leaseID: id, attempt: attempt)
@@ -454,7 +472,9 @@ import NIOFoundationEssentialsCompat
         try await post(server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": 10, "eta_seconds": 5])
     }
 
-    static func upload(_ server: ServerProcess, token: String, id: String, lease: String, body: Data, chunked: Bool = false) async throws -> HTTPResult {
+    static func upload(
+        _ server: ServerProcess, token: String, id: String, lease: String, body: Data, chunked: Bool = false
+    ) async throws -> HTTPResult {
         var request = HTTPClientRequest(url: server.baseURL + base + "/tasks/\(id)/result?lease_id=\(lease)")
         request.method = .PUT
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -489,7 +509,9 @@ import NIOFoundationEssentialsCompat
     static func makeMP4(seconds: Int) async throws -> Data {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("upload-\(UUID().uuidString).mp4")
         defer { try? FileManager.default.removeItem(at: url) }
-        let r = try await Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-t", String(seconds), "-pix_fmt", "yuv420p", "-y", url.path])
+        let r = try await Tools.run(
+            "ffmpeg",
+            ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-t", String(seconds), "-pix_fmt", "yuv420p", "-y", url.path])
         guard r.status == 0 else { throw TestFailure("ffmpeg failed: \(r.output)") }
         return try Data(contentsOf: url)
     }

@@ -35,7 +35,9 @@ import Testing
             try? FileManager.default.removeItem(at: shared)
         }
 
-        let nodeOptions = ["--database", pg.url, "--blob-dir", blobs.path, "--lease-seconds", Self.leaseSeconds, "--rescue-seconds", Self.rescueSeconds]
+        let nodeOptions = [
+            "--database", pg.url, "--blob-dir", blobs.path, "--lease-seconds", Self.leaseSeconds, "--rescue-seconds", Self.rescueSeconds,
+        ]
         try await nodeA.start(nodeOptions, workers: 0)
         try await nodeB.start(nodeOptions, workers: 0)
         let key = try #require(nodeA.devKey)
@@ -53,14 +55,16 @@ import Testing
         workers.append(doomedWorker)
         workers.append(try await databaseWorker("db2"))
         // One remote worker talks to the node that survives, one to the node that is killed while it works for it.
-        workers.append(try await RemoteWorkerProcess.start([
-            "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "remote1",
-            "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote-scratch").path,
-        ]))
-        workers.append(try await RemoteWorkerProcess.start([
-            "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
-            "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
-        ]))
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "remote1",
+                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote-scratch").path,
+            ]))
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
+                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
+            ]))
 
         // The smallest clips the contract allows: 3 s from a 300x300 image (720x720 output, 72 frames).
         let png = try await Fixtures.image(width: 300, height: 300, format: "png").base64EncodedString()
@@ -86,7 +90,8 @@ import Testing
                 // 'expired' too: should this process be starved past the 5 s lease, the rescuer may already have
                 // taken the frozen worker's task back (db1 loses no lease before this point otherwise).
                 let held = try await pg.query(
-                    "SELECT task_id FROM task_attempts WHERE worker_id LIKE 'db1/%' AND outcome IN ('running', 'expired') ORDER BY started_at DESC LIMIT 1")
+                    "SELECT task_id FROM task_attempts WHERE worker_id LIKE 'db1/%' AND outcome IN ('running', 'expired') ORDER BY started_at DESC LIMIT 1"
+                )
                 rescued = held.first?.first
                 if rescued == nil { kill(doomedPID, SIGCONT) }
             }
@@ -128,10 +133,13 @@ import Testing
         // From the recorded attempts: one success per task, attempts strictly one after another.
         let resultKeys = Dictionary(uniqueKeysWithValues: try await pg.query("SELECT id, result_key FROM tasks").map { ($0[0], $0[1]) })
         var attemptsByTask: [String: [Attempt]] = [:]
-        for row in try await pg.query("SELECT task_id, lease_id, worker_id, started_at, ended_at, outcome FROM task_attempts ORDER BY started_at, seq") {
-            attemptsByTask[row[0], default: []].append(Attempt(
-                leaseID: row[1], workerID: row[2], startedAt: Int64(row[3]) ?? -1, endedAt: Int64(row[4]), outcome: row[5]
-            ))
+        for row in try await pg.query(
+            "SELECT task_id, lease_id, worker_id, started_at, ended_at, outcome FROM task_attempts ORDER BY started_at, seq")
+        {
+            attemptsByTask[row[0], default: []].append(
+                Attempt(
+                    leaseID: row[1], workerID: row[2], startedAt: Int64(row[3]) ?? -1, endedAt: Int64(row[4]), outcome: row[5]
+                ))
         }
         for id in ids {
             let attempts = attemptsByTask[id] ?? []
@@ -162,9 +170,11 @@ import Testing
         #expect(rescuedAttempts.contains { $0.workerID.hasPrefix("db1/") && $0.outcome == "expired" }, "\(rescuedAttempts)")
         #expect(rescuedAttempts.last.map { $0.outcome == "succeeded" && !$0.workerID.hasPrefix("db1/") } == true, "\(rescuedAttempts)")
         // Every kind of worker took part.
-        let owners = Set(attemptsByTask.values.joined().filter { $0.outcome == "succeeded" }.map { String($0.workerID.split(separator: "/").first ?? "") })
+        let owners = Set(
+            attemptsByTask.values.joined().filter { $0.outcome == "succeeded" }.map { String($0.workerID.split(separator: "/").first ?? "") })
         #expect(owners.contains("db2") && owners.contains("remote"), "\(owners)")
-        let video = try #require(try await Tools.probe(blobs.appendingPathComponent(resultKeys[rescuedTask] ?? "")).first { $0["codec_type"] as? String == "video" })
+        let video = try #require(
+            try await Tools.probe(blobs.appendingPathComponent(resultKeys[rescuedTask] ?? "")).first { $0["codec_type"] as? String == "video" })
         #expect(video["nb_read_frames"] as? String == "72")
         #expect(video["width"] as? Int == 720 && video["height"] as? Int == 720)
 

@@ -35,20 +35,22 @@ import Testing
         let key = try #require(server.devKey)
         let reports = server.dataDir.appendingPathComponent("schemathesis")
 
-        let run = try await Tools.run(tool.path, [
-            "run", server.baseURL + "/openapi.yaml",
-            "--header", "Authorization: Bearer \(key)",
-            "--checks", "all",
-            "--exclude-checks", "ignored_auth,missing_required_header,unsupported_method,positive_data_acceptance",
-            "--phases", "examples,coverage,fuzzing,stateful",
-            "--max-examples", "30",
-            "--seed", "20261124",
-            "--workers", "2",
-            "--request-timeout", "20",
-            "--suppress-health-check", "all",
-            "--report-dir", reports.path,
-            "--no-color",
-        ], direct: true)
+        let run = try await Tools.run(
+            tool.path,
+            [
+                "run", server.baseURL + "/openapi.yaml",
+                "--header", "Authorization: Bearer \(key)",
+                "--checks", "all",
+                "--exclude-checks", "ignored_auth,missing_required_header,unsupported_method,positive_data_acceptance",
+                "--phases", "examples,coverage,fuzzing,stateful",
+                "--max-examples", "30",
+                "--seed", "20261124",
+                "--workers", "2",
+                "--request-timeout", "20",
+                "--suppress-health-check", "all",
+                "--report-dir", reports.path,
+                "--no-color",
+            ], direct: true)
         #expect(run.status == 0, "schemathesis found problems:\n\(run.output.suffix(12_000))")
         // A run that tested nothing would also exit 0: every documented operation must have been exercised,
         // and the generated cases all passed.

@@ -15,7 +15,9 @@ import Glibc
         let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
         let fd = try RawSocket.connect(port: port)
         defer { close(fd) }
-        let head = Array("POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".utf8)
+        let head = Array(
+            "POST /v3/async/kling-v3.0-std-i2v HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+                .utf8)
         _ = head.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // One byte every 500 ms: never idle for long, never done. Bounded: 60 s (the deadline is 3 s).
         let deadline = ContinuousClock.now + .seconds(60)
@@ -25,7 +27,7 @@ import Glibc
             var byte = UInt8(ascii: " ")
             if send(fd, &byte, 1, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) != 1, errno != EAGAIN { cutOff = true; break }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 0) > 0 {  // a 408 answer, then EOF
+            if poll(&p, 1, 0) > 0 { // a 408 answer, then EOF
                 var answer = [UInt8](repeating: 0, count: 4096)
                 let n = recv(fd, &answer, answer.count, Int32(MSG_DONTWAIT))
                 if n > 0 { received += String(decoding: answer[0..<n], as: UTF8.self) }

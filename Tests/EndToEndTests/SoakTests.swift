@@ -15,7 +15,8 @@ import Testing
         // A kill every 0.75-2.25 s: the first two fall well inside the 7.5 s of submits, so each mode sees at least
         // two kills (on PostgreSQL, the API node and then a worker).
         let run = try await Tools.run(
-            "python3", [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "1.5", "--timeout", "300"],
+            "python3",
+            [Self.script.path, "--tasks", String(Self.tasks), "--mode", "both", "--rate", "4", "--kill-interval", "1.5", "--timeout", "300"],
             environment: ["KINEMA_BIN": ServerProcess.binary.path],
             timeout: .seconds(420)
         )
@@ -24,10 +25,11 @@ import Testing
 
         // One `soak result: key=value ...` line per mode.
         let results = run.output.split(separator: "\n").filter { $0.hasPrefix("soak result: ") }.map { line in
-            Dictionary(line.dropFirst("soak result: ".count).split(separator: " ").compactMap { pair -> (String, String)? in
-                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                return parts.count == 2 ? (parts[0], parts[1]) : nil
-            }, uniquingKeysWith: { _, last in last })
+            Dictionary(
+                line.dropFirst("soak result: ".count).split(separator: " ").compactMap { pair -> (String, String)? in
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    return parts.count == 2 ? (parts[0], parts[1]) : nil
+                }, uniquingKeysWith: { _, last in last })
         }
         #expect(results.map { $0["mode"] } == ["sqlite", "postgres"], "\(run.output)")
         for result in results {

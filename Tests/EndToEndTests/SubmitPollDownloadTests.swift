@@ -5,7 +5,9 @@ import NIOHTTP1
 /// The whole product path over real HTTP: a `kinema serve` process, submit, poll, download, ffprobe.
 @Suite(.serialized) struct SubmitPollDownload {
     /// Submits, waits for success, downloads without auth, and returns the probed streams.
-    func renderThroughAPI(_ server: ServerProcess, key: String, body: [String: Any]) async throws -> (result: [String: Any], streams: [[String: Any]], file: URL) {
+    func renderThroughAPI(
+        _ server: ServerProcess, key: String, body: [String: Any]
+    ) async throws -> (result: [String: Any], streams: [[String: Any]], file: URL) {
         let submit = try await HTTP.submit(server.baseURL, key: key, json: body)
         #expect(submit.status == 200, "\(submit.text)")
         let id = try #require(submit.json["task_id"] as? String)
@@ -42,9 +44,11 @@ import NIOHTTP1
         try await server.start()
         let key = try #require(server.devKey)
         let png = try await Fixtures.image(width: 640, height: 360, format: "png")
-        let (result, streams, file) = try await renderThroughAPI(server, key: key, body: [
-            "image": png.base64EncodedString(), "prompt": "slow pan left over the scene", "duration": 3, "seed": 42,
-        ])
+        let (result, streams, file) = try await renderThroughAPI(
+            server, key: key,
+            body: [
+                "image": png.base64EncodedString(), "prompt": "slow pan left over the scene", "duration": 3, "seed": 42,
+            ])
         defer { try? FileManager.default.removeItem(at: file) }
         let video = try #require(streams.first { $0["codec_type"] as? String == "video" })
         #expect(video["codec_name"] as? String == "h264")
@@ -78,9 +82,11 @@ import NIOHTTP1
         try await server.start()
         let key = try #require(server.devKey)
         let jpeg = try await Fixtures.image(width: 640, height: 480, format: "jpg")
-        let (_, streams, file) = try await renderThroughAPI(server, key: key, body: [
-            "image": "data:image/jpeg;base64," + jpeg.base64EncodedString(), "prompt": "gentle rain, zoom in", "duration": 3, "sound": true,
-        ])
+        let (_, streams, file) = try await renderThroughAPI(
+            server, key: key,
+            body: [
+                "image": "data:image/jpeg;base64," + jpeg.base64EncodedString(), "prompt": "gentle rain, zoom in", "duration": 3, "sound": true,
+            ])
         defer { try? FileManager.default.removeItem(at: file) }
         let video = try #require(streams.first { $0["codec_type"] as? String == "video" })
         #expect(video["width"] as? Int == 960)
@@ -91,9 +97,11 @@ import NIOHTTP1
         #expect(audio["channels"] as? Int == 2)
 
         let portrait = try await Fixtures.image(width: 360, height: 640, format: "png")
-        let (_, pStreams, pFile) = try await renderThroughAPI(server, key: key, body: [
-            "image": portrait.base64EncodedString(), "prompt": "static camera", "duration": 3,
-        ])
+        let (_, pStreams, pFile) = try await renderThroughAPI(
+            server, key: key,
+            body: [
+                "image": portrait.base64EncodedString(), "prompt": "static camera", "duration": 3,
+            ])
         defer { try? FileManager.default.removeItem(at: pFile) }
         let pVideo = try #require(pStreams.first { $0["codec_type"] as? String == "video" })
         #expect(pVideo["width"] as? Int == 720)

@@ -166,7 +166,7 @@ final class OutputBuffer: @unchecked Sendable {
     /// interrupted: Foundation's `availableData` and `readDataToEndOfFile` trap on EINTR (seen in CI).
     func drain(_ handle: FileHandle) {
         let thread = Thread { [self] in
-            let fd = handle.fileDescriptor  // `handle` stays captured, so the descriptor stays open
+            let fd = handle.fileDescriptor // `handle` stays captured, so the descriptor stays open
             var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let n = read(fd, &chunk, chunk.count)
@@ -260,7 +260,8 @@ enum Fixtures {
     static func image(width: Int, height: Int, format: String) async throws -> Data {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("fixture-\(UUID().uuidString).\(format)")
         defer { try? FileManager.default.removeItem(at: url) }
-        let r = try await Tools.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height)", "-frames:v", "1", "-y", url.path])
+        let r = try await Tools.run(
+            "ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height)", "-frames:v", "1", "-y", url.path])
         guard r.status == 0 else { throw TestFailure("ffmpeg fixture failed: \(r.output)") }
         return try Data(contentsOf: url)
     }

@@ -14,7 +14,8 @@ import Testing
         let id = try await R.submit(server, key: key)
         let lease = try await R.claim(server, token: token, worker: "w", leaseSeconds: 60)
         let reason = "model crashed\r\nX-Forged: yes\nerror : kinema : forged line\u{1b}[2J"
-        let failed = try await R.post(server, "/tasks/\(id)/fail", token: token, json: ["lease_id": lease.leaseID, "reason": reason, "retryable": false])
+        let failed = try await R.post(
+            server, "/tasks/\(id)/fail", token: token, json: ["lease_id": lease.leaseID, "reason": reason, "retryable": false])
         #expect(failed.status == 200, "\(failed.text)")
         // The reason reaches the client unchanged (it is JSON there) …
         let result = try await HTTP.result(server.baseURL, key: key, id: id)
@@ -23,7 +24,9 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(30)
         while !server.log.contains("failed a task"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let lines = server.log.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
-        #expect(lines.contains { $0.contains("failed a task") && $0.contains(#"model crashed\r\nX-Forged: yes\nerror : kinema : forged line\u{1b}[2J"#) }, "\(server.log)")
+        #expect(
+            lines.contains { $0.contains("failed a task") && $0.contains(#"model crashed\r\nX-Forged: yes\nerror : kinema : forged line\u{1b}[2J"#) },
+            "\(server.log)")
         #expect(!lines.contains { $0.hasPrefix("X-Forged") || $0.hasPrefix("error : kinema : forged") }, "\(server.log)")
         #expect(!server.log.contains("\u{1b}"))
         await server.terminate()
@@ -38,10 +41,13 @@ import Testing
         let id = try await R.submit(server, key: key)
         let lease = try await R.claim(server, token: token, worker: "w", leaseSeconds: 60)
         func beat(_ progress: Any, _ eta: Any) async throws -> HTTPResult {
-            try await R.post(server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": progress, "eta_seconds": eta])
+            try await R.post(
+                server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": progress, "eta_seconds": eta])
         }
-        for (progress, eta, field) in [(50, 1_000_000_000_000_000_000, "eta_seconds"), (50, 86_401, "eta_seconds"), (50, -1, "eta_seconds"),
-                                       (101, 5, "progress_percent"), (-1, 5, "progress_percent")] as [(Int, Int, String)] {
+        for (progress, eta, field) in [
+            (50, 1_000_000_000_000_000_000, "eta_seconds"), (50, 86_401, "eta_seconds"), (50, -1, "eta_seconds"),
+            (101, 5, "progress_percent"), (-1, 5, "progress_percent"),
+        ] as [(Int, Int, String)] {
             let r = try await beat(progress, eta)
             #expect(r.status == 400, "\(progress) \(eta): \(r.text)")
             #expect((r.json["metadata"] as? [String: String])?["field"] == field, "\(r.text)")

@@ -122,7 +122,8 @@ import Testing
         let key = node.key
         try await node.test { client in
             let claim = WorkerRoute.claim.path()
-            try Self.expectError(try await client.execute(uri: claim, method: .post, body: ByteBuffer(string: "{}")), .unauthorized, "MISSING_WORKER_TOKEN")
+            try Self.expectError(
+                try await client.execute(uri: claim, method: .post, body: ByteBuffer(string: "{}")), .unauthorized, "MISSING_WORKER_TOKEN")
             try Self.expectError(
                 try await client.execute(uri: claim, method: .post, headers: Self.bearer(key), body: ByteBuffer(string: "{}")),
                 .forbidden, "INVALID_WORKER_TOKEN")
@@ -145,7 +146,8 @@ import Testing
         ]
         try await node.test { client in
             for c in cases {
-                let response = try await client.execute(uri: Routes.submit, method: .post, headers: Self.bearer(key), body: ByteBuffer(string: c.body))
+                let response = try await client.execute(
+                    uri: Routes.submit, method: .post, headers: Self.bearer(key), body: ByteBuffer(string: c.body))
                 try Self.expectError(response, .badRequest, c.reason, field: c.field)
             }
         }

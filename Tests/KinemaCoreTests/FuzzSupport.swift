@@ -12,26 +12,26 @@ enum Mutator {
         var b = input
         for _ in 0..<rng.int(1...4) {
             switch rng.int(0...7) {
-            case 0 where !b.isEmpty:  // flip bits
+            case 0 where !b.isEmpty: // flip bits
                 let i = rng.int(0...b.count - 1)
                 b[i] ^= UInt8(truncatingIfNeeded: 1 << rng.int(0...7))
-            case 1 where !b.isEmpty:  // random byte
+            case 1 where !b.isEmpty: // random byte
                 b[rng.int(0...b.count - 1)] = UInt8.random(in: 0...255, using: &rng)
-            case 2:  // insert random bytes
+            case 2: // insert random bytes
                 let at = rng.int(0...b.count)
                 b.insert(contentsOf: (0..<rng.int(1...8)).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: at)
-            case 3 where !b.isEmpty:  // delete a range
+            case 3 where !b.isEmpty: // delete a range
                 let start = rng.int(0...b.count - 1)
                 b.removeSubrange(start..<min(b.count, start + rng.int(1...16)))
-            case 4 where !b.isEmpty:  // duplicate a range
+            case 4 where !b.isEmpty: // duplicate a range
                 let start = rng.int(0...b.count - 1)
                 let slice = b[start..<min(b.count, start + rng.int(1...32))]
                 b.insert(contentsOf: slice, at: rng.int(0...b.count))
-            case 5:  // insert an interesting token
+            case 5: // insert an interesting token
                 b.insert(contentsOf: rng.pick(tokens), at: rng.int(0...b.count))
-            case 6 where !b.isEmpty:  // truncate
+            case 6 where !b.isEmpty: // truncate
                 b.removeSubrange(rng.int(0...b.count - 1)...)
-            case 7 where !donors.isEmpty:  // splice the tail of another seed
+            case 7 where !donors.isEmpty: // splice the tail of another seed
                 let donor = rng.pick(donors)
                 let cut = rng.int(0...b.count), from = rng.int(0...donor.count)
                 b = Array(b[..<cut]) + donor[from...]

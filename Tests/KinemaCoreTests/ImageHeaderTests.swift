@@ -30,12 +30,12 @@ private func makePNG(width: Int, height: Int) -> [UInt8] {
     var adlerA: UInt32 = 1, adlerB: UInt32 = 0
     for byte in raw { adlerA = (adlerA + UInt32(byte)) % 65521; adlerB = (adlerB + adlerA) % 65521 }
     let len = raw.count
-    let zlib: [UInt8] = [0x78, 0x01, 0x01, UInt8(len & 0xFF), UInt8(len >> 8), UInt8(~len & 0xFF), UInt8(~len >> 8 & 0xFF)]
+    let zlib: [UInt8] =
+        [0x78, 0x01, 0x01, UInt8(len & 0xFF), UInt8(len >> 8), UInt8(~len & 0xFF), UInt8(~len >> 8 & 0xFF)]
         + raw + be32(adlerB << 16 | adlerA)
     let ihdr = be32(UInt32(width)) + be32(UInt32(height)) + [8, 2, 0, 0, 0]
     return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + pngChunk("IHDR", ihdr) + pngChunk("IDAT", zlib) + pngChunk("IEND", [])
 }
-
 
 /// The header part of a baseline JPEG: SOI, JFIF APP0, optional extra segments, DQT, SOF, DHT, SOS, a few bytes, EOI.
 /// Returns the bytes and the offset just past the SOF's width field (the minimum a parser must see).
@@ -145,8 +145,11 @@ func exifOrientationIsReadInBothByteOrders(orientation: Int) async throws {
 @Test func outOfRangeOrBrokenExifMeansNoRotation() async throws {
     try await offPool {
         var broken = EXIF.segment(orientation: 6, littleEndian: true, withMake: true)
-        broken[10 + 4] = 0xFF  // IFD offset points far outside the segment
-        for segment in [EXIF.segment(orientation: 9, littleEndian: false, withMake: true), EXIF.segment(orientation: 0, littleEndian: true, withMake: true), broken] {
+        broken[10 + 4] = 0xFF // IFD offset points far outside the segment
+        for segment in [
+            EXIF.segment(orientation: 9, littleEndian: false, withMake: true), EXIF.segment(orientation: 0, littleEndian: true, withMake: true),
+            broken,
+        ] {
             let header = try ImageHeader.parse(Data(makeJPEGHeader(width: 8, height: 4, before: segment).bytes))
             #expect(header.orientation == 1)
         }
@@ -173,10 +176,10 @@ func exifOrientationIsReadInBothByteOrders(orientation: Int) async throws {
 
         let jpeg = makeJPEGHeader(width: 4, height: 4).bytes
         var badLength = jpeg
-        badLength.replaceSubrange(4..<6, with: [0, 1])  // APP0 length 1 (< 2)
+        badLength.replaceSubrange(4..<6, with: [0, 1]) // APP0 length 1 (< 2)
         #expect(parseError(badLength)?.code == .malformed)
         var noMarker = jpeg
-        noMarker[20] = 0x12  // the 0xFF of the DQT marker after APP0
+        noMarker[20] = 0x12 // the 0xFF of the DQT marker after APP0
         #expect(parseError(noMarker)?.code == .malformed)
         // Scan data before any frame header.
         let scanFirst: [UInt8] = [0xFF, 0xD8, 0xFF, 0xDA] + be16(2) + [0xFF, 0xD9]
@@ -269,7 +272,6 @@ func exifOrientationIsReadInBothByteOrders(orientation: Int) async throws {
     }
 }
 
-
 @Test func mutatedRealHeadersNeverCrash() async throws {
     try await offPool {
         // Byte flips in structurally valid files reach the deep paths (segment lengths, TIFF offsets,
@@ -283,7 +285,7 @@ func exifOrientationIsReadInBothByteOrders(orientation: Int) async throws {
         for i in 0..<15_000 {
             var bytes = seeds[i % seeds.count]
             for _ in 0..<(1 + Int(rng.next() % 4)) {
-                let at = 3 + Int(rng.next() % UInt64(bytes.count - 3))  // keep the magic so the parsers run
+                let at = 3 + Int(rng.next() % UInt64(bytes.count - 3)) // keep the magic so the parsers run
                 bytes[at] = UInt8(truncatingIfNeeded: rng.next())
             }
             if rng.next() % 3 == 0 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count / 2))) }

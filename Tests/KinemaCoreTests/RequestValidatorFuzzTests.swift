@@ -19,17 +19,20 @@ import Testing
     ]
 
     /// Byte sequences that tend to break parsers and number readers.
-    static let tokens: [[UInt8]] = [
-        "{", "}", "[", "]", "\"", "\\", "\\u", "\\ud800", "\\udc00", "\\u0000", ":", ",", "null", "true", "false",
-        "-", "-0", "0.", "1e", "1e-9223372036854775808", "1e9223372036854775807", "-1e-9223372036854775809",
-        "9223372036854775808", "-9223372036854775809", "1e999", "1e-999", "5e0", "50e-1", "0.0000000000000000000005e22",
-        "\"duration\":", "\"multi_prompt\":", "\"seed\":", "\"cfg_scale\":", "\"image\":", "\"end_image\":",
-        "data:image/png;base64,", "data:", "ftp://", "http://", "====", "\u{00}", "\u{7F}", "\u{FEFF}",
-    ].map { Array($0.utf8) } + [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xFF], [0xF4, 0x90, 0x80, 0x80]]
+    static let tokens: [[UInt8]] =
+        [
+            "{", "}", "[", "]", "\"", "\\", "\\u", "\\ud800", "\\udc00", "\\u0000", ":", ",", "null", "true", "false",
+            "-", "-0", "0.", "1e", "1e-9223372036854775808", "1e9223372036854775807", "-1e-9223372036854775809",
+            "9223372036854775808", "-9223372036854775809", "1e999", "1e-999", "5e0", "50e-1", "0.0000000000000000000005e22",
+            "\"duration\":", "\"multi_prompt\":", "\"seed\":", "\"cfg_scale\":", "\"image\":", "\"end_image\":",
+            "data:image/png;base64,", "data:", "ftp://", "http://", "====", "\u{00}", "\u{7F}", "\u{FEFF}",
+        ].map { Array($0.utf8) } + [[0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xFF], [0xF4, 0x90, 0x80, 0x80]]
 
     /// Whether `field` is a JSON path a validation error may name (`metadata.field`).
     static func isFieldPath(_ field: String) -> Bool {
-        let top: Set = ["image", "end_image", "prompt", "negative_prompt", "duration", "cfg_scale", "sound", "seed", "extra", "multi_prompt", "extra.engine"]
+        let top: Set = [
+            "image", "end_image", "prompt", "negative_prompt", "duration", "cfg_scale", "sound", "seed", "extra", "multi_prompt", "extra.engine",
+        ]
         if top.contains(field) { return true }
         // multi_prompt[N], multi_prompt[N].prompt, multi_prompt[N].duration
         guard field.hasPrefix("multi_prompt["), let close = field.firstIndex(of: "]") else { return false }
@@ -68,7 +71,8 @@ import Testing
     func expectContractError(_ error: ValidationError, sourceLocation: SourceLocation) {
         #expect(contractValidationReasons[error.kind.reason] == 400, "\(error)", sourceLocation: sourceLocation)
         #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
-        let named = error.field.isEmpty || Self.isFieldPath(error.field)
+        let named =
+            error.field.isEmpty || Self.isFieldPath(error.field)
             || (error.kind == .invalidRequestBody && Self.isParserPath(error.field))
         #expect(named, "field \(error.field)", sourceLocation: sourceLocation)
     }
@@ -148,7 +152,8 @@ import Testing
             let seeds = Self.seeds.map { Array($0.utf8) }
             var parsed = 0
             for i in 0..<3000 {
-                let bytes = i % 2 == 0
+                let bytes =
+                    i % 2 == 0
                     ? Array(JSONText.serialize(Self.randomValue(&rng, depth: 0)).utf8)
                     : Mutator.mutate(rng.pick(seeds), tokens: Self.tokens, donors: seeds, rng: &rng)
                 guard let value = try? JSONParser().parse(Data(bytes)) else { continue }
@@ -179,9 +184,11 @@ import Testing
     @Test func extremeNumberLiteralsAreRefusedNotTrappedOn() async throws {
         try await offPool {
             let png = Self.pngBase64
-            for literal in ["1e-9223372036854775808", "-1e-9223372036854775808", "1e9223372036854775807", "5e-9223372036854775807",
-                            "9223372036854775808", "-9223372036854775809", "1e999", "1E+999", "0e-9223372036854775808",
-                            "50000000000000000000e-19", "0.000000000000000000000000000000000000000000000000000000005e56"] {
+            for literal in [
+                "1e-9223372036854775808", "-1e-9223372036854775808", "1e9223372036854775807", "5e-9223372036854775807",
+                "9223372036854775808", "-9223372036854775809", "1e999", "1E+999", "0e-9223372036854775808",
+                "50000000000000000000e-19", "0.000000000000000000000000000000000000000000000000000000005e56",
+            ] {
                 let body = Data(#"{"image":"\#(png)","prompt":"a","duration":\#(literal),"seed":\#(literal)}"#.utf8)
                 do {
                     let draft = try RequestValidator().validate(body: body)
@@ -206,7 +213,16 @@ import Testing
     /// A body built field by field, mostly from plausible values so many pass, with wrong types mixed in.
     static func randomBody(_ rng: inout FuzzRNG) -> JSONValue {
         var members: [(String, JSONValue)] = []
-        if rng.chance(0.95) { members.append(("image", .string(rng.pick([pngBase64, "data:image/png;base64," + pngBase64, "https://example.com/x.jpg", jpegBase64, "", "%%%", "ftp://x/y.png"])))) }
+        if rng.chance(0.95) {
+            members.append(
+                (
+                    "image",
+                    .string(
+                        rng.pick([
+                            pngBase64, "data:image/png;base64," + pngBase64, "https://example.com/x.jpg", jpegBase64, "", "%%%", "ftp://x/y.png",
+                        ]))
+                ))
+        }
         for key in keys where rng.chance(0.45) {
             let value: JSONValue
             switch key {
@@ -216,10 +232,14 @@ import Testing
             case "sound": value = rng.chance(0.8) ? .bool(rng.chance(0.5)) : randomValue(&rng, depth: 2)
             case "seed": value = .number(rng.pick(["-1", "0", "4294967295", "4294967296", "-2", "7", "1e3"]))
             case "multi_prompt":
-                value = .array((0..<rng.int(0...7)).map { _ in
-                    rng.chance(0.3) ? .string(randomText(&rng))
-                        : .object([("prompt", .string(randomText(&rng)))] + (rng.chance(0.6) ? [("duration", .number(randomNumber(&rng, plausible: 2...6)))] : []))
-                })
+                value = .array(
+                    (0..<rng.int(0...7)).map { _ in
+                        rng.chance(0.3)
+                            ? .string(randomText(&rng))
+                            : .object(
+                                [("prompt", .string(randomText(&rng)))]
+                                    + (rng.chance(0.6) ? [("duration", .number(randomNumber(&rng, plausible: 2...6)))] : []))
+                    })
             case "end_image": value = rng.chance(0.8) ? .string(pngBase64) : .null
             default: value = randomValue(&rng, depth: 1)
             }

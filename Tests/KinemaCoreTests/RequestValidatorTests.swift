@@ -86,11 +86,15 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
     @Test func negativePromptLimit() {
         _ = expectValid(["image": smallImage, "prompt": "\"a\"", "negative_prompt": "\"\""])
         _ = expectValid(["image": smallImage, "prompt": "\"a\"", "negative_prompt": "\"\(String(repeating: "n", count: 2500))\""])
-        expectError(["image": smallImage, "prompt": "\"a\"", "negative_prompt": "\"\(String(repeating: "n", count: 2501))\""], .invalidRequestBody, field: "negative_prompt")
+        expectError(
+            ["image": smallImage, "prompt": "\"a\"", "negative_prompt": "\"\(String(repeating: "n", count: 2501))\""], .invalidRequestBody,
+            field: "negative_prompt")
     }
 
-    @Test(arguments: [("2", false), ("3", true), ("15", true), ("16", false), ("5", true), ("5.0", true), ("5e0", true),
-                      ("5.5", false), ("\"5\"", false), ("true", false), ("-5", false), ("1e400", false)])
+    @Test(arguments: [
+        ("2", false), ("3", true), ("15", true), ("16", false), ("5", true), ("5.0", true), ("5e0", true),
+        ("5.5", false), ("\"5\"", false), ("true", false), ("-5", false), ("1e400", false),
+    ])
     func durationBounds(literal: String, ok: Bool) {
         let fields = ["image": smallImage, "prompt": "\"a\"", "duration": literal]
         if ok {
@@ -136,8 +140,11 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
         // duration must equal the sum when both are given.
         _ = expectValid(["image": smallImage, "multi_prompt": shots(2), "duration": "6"])
         expectError(["image": smallImage, "multi_prompt": shots(2), "duration": "5"], .invalidRequestBody, field: "duration")
-        expectError(["image": smallImage, "multi_prompt": "[{\"prompt\":\"a\"},{\"prompt\":\"b\",\"duration\":2}]"], .invalidRequestBody, field: "multi_prompt[1].duration")
-        expectError(["image": smallImage, "multi_prompt": "[{\"prompt\":\"a\"},{\"duration\":4}]"], .invalidRequestBody, field: "multi_prompt[1].prompt")
+        expectError(
+            ["image": smallImage, "multi_prompt": "[{\"prompt\":\"a\"},{\"prompt\":\"b\",\"duration\":2}]"], .invalidRequestBody,
+            field: "multi_prompt[1].duration")
+        expectError(
+            ["image": smallImage, "multi_prompt": "[{\"prompt\":\"a\"},{\"duration\":4}]"], .invalidRequestBody, field: "multi_prompt[1].prompt")
         expectError(["image": smallImage, "multi_prompt": "[{\"prompt\":\"\"}]"], .invalidRequestBody, field: "multi_prompt[0].prompt")
         expectError(["image": smallImage, "multi_prompt": "[3]"], .invalidRequestBody, field: "multi_prompt[0]")
         expectError(["image": smallImage, "multi_prompt": "{}"], .invalidRequestBody, field: "multi_prompt")
@@ -176,7 +183,8 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
         #expect(padded.hasSuffix("="))
         let lines = png.base64EncodedString(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
         func json(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+            "\""
+                + text.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
                 .replacingOccurrences(of: "\t", with: "\\t") + "\""
         }
         let spellings: [(String, String)] = [
@@ -191,7 +199,7 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
             let draft = expectValid(["image": literal, "prompt": "\"a\""])
             #expect(draft?.image == .bytes(png), "\(name)")
         }
-        expectError(["image": json(String(padded.prefix(5))), "prompt": "\"a\""], .invalidImageFormat, field: "image")  // an impossible length
+        expectError(["image": json(String(padded.prefix(5))), "prompt": "\"a\""], .invalidImageFormat, field: "image") // an impossible length
         expectError(["image": json(String(padded.dropLast(8)) + "AB?DEFGH"), "prompt": "\"a\""], .invalidImageFormat, field: "image")
         expectError(["image": json("QU\nJD=A"), "prompt": "\"a\""], .invalidImageFormat, field: "image")
     }
@@ -273,17 +281,20 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
     @Test func sha256MatchesNISTVectors() {
         #expect(SHA256.hash(Array("abc".utf8)).hexString == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(SHA256.hash([UInt8]()).hexString == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).hexString
-            == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).hexString
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
     @Test func hmacMatchesRFC4231() {
         let key = [UInt8](repeating: 0x0b, count: 20)
-        #expect(SHA256.hmac(key: key, message: Array("Hi There".utf8)).hexString
-            == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        #expect(
+            SHA256.hmac(key: key, message: Array("Hi There".utf8)).hexString
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
         let longKey = [UInt8](repeating: 0xaa, count: 131)
-        #expect(SHA256.hmac(key: longKey, message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)).hexString
-            == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        #expect(
+            SHA256.hmac(key: longKey, message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)).hexString
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
     @Test func signedURLsExpireAndRejectTampering() {

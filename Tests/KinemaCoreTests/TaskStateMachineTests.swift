@@ -53,7 +53,8 @@ import Testing
         case (.processing, .heartbeat): .success(.processing)
         case (.processing, .complete): .success(.succeeded)
         case (.processing, .failRetryable), (.processing, .release), (.processing, .leaseExpired),
-             (.processing, .orphaned): .success(.queued)
+            (.processing, .orphaned):
+            .success(.queued)
         case (.processing, .failFatal): .success(.failed)
         case (.queued, .cancel), (.processing, .cancel): .success(.canceled)
         case (_, .cancel): .failure(.alreadyTerminal(status))
@@ -100,16 +101,17 @@ import Testing
         for maxAttempts in 1...3 {
             for status in TaskStatus.allCases {
                 for attempt in 0...maxAttempts {
-                    let before: TaskLifecycle = switch status {
-                    case .processing:
-                        TaskLifecycle(
-                            status: .processing, attempt: attempt, maxAttempts: maxAttempts,
-                            lease: TaskLeaseFacts(leaseID: Self.held, expiresAt: Self.expiry)
-                        )
-                    case .failed, .canceled:
-                        TaskLifecycle(status: status, attempt: attempt, maxAttempts: maxAttempts, reason: "x")
-                    default: TaskLifecycle(status: status, attempt: attempt, maxAttempts: maxAttempts)
-                    }
+                    let before: TaskLifecycle =
+                        switch status {
+                        case .processing:
+                            TaskLifecycle(
+                                status: .processing, attempt: attempt, maxAttempts: maxAttempts,
+                                lease: TaskLeaseFacts(leaseID: Self.held, expiresAt: Self.expiry)
+                            )
+                        case .failed, .canceled:
+                            TaskLifecycle(status: status, attempt: attempt, maxAttempts: maxAttempts, reason: "x")
+                        default: TaskLifecycle(status: status, attempt: attempt, maxAttempts: maxAttempts)
+                        }
                     guard before.isConsistent else { continue }
                     guard case let .success(transition) = TaskStateMachine.apply(kind.event(lease: Self.held), to: before)
                     else { continue }
@@ -124,17 +126,20 @@ import Testing
         let transition = try TaskStateMachine.apply(
             .claim(leaseID: Self.held, expiresAt: Self.expiry), to: .queued(maxAttempts: 3)
         ).get()
-        #expect(transition.lifecycle == TaskLifecycle(
-            status: .processing, attempt: 1, maxAttempts: 3, lease: TaskLeaseFacts(leaseID: Self.held, expiresAt: Self.expiry)
-        ))
+        #expect(
+            transition.lifecycle
+                == TaskLifecycle(
+                    status: .processing, attempt: 1, maxAttempts: 3, lease: TaskLeaseFacts(leaseID: Self.held, expiresAt: Self.expiry)
+                ))
         #expect(transition.endedAttempt == nil)
     }
 
     @Test func aQueuedTaskWithoutAttemptsLeftCannotBeClaimed() {
         let exhausted = TaskLifecycle(status: .queued, attempt: 3, maxAttempts: 3)
         #expect(!exhausted.isConsistent)
-        #expect(TaskStateMachine.apply(.claim(leaseID: Self.held, expiresAt: Self.expiry), to: exhausted)
-            == .failure(.attemptsExhausted))
+        #expect(
+            TaskStateMachine.apply(.claim(leaseID: Self.held, expiresAt: Self.expiry), to: exhausted)
+                == .failure(.attemptsExhausted))
     }
 
     @Test func heartbeatExtendsTheLease() throws {
@@ -153,8 +158,9 @@ import Testing
 
     @Test func aDuplicateCompletionIsRefused() throws {
         let done = try TaskStateMachine.apply(.complete(leaseID: Self.held), to: Self.state(.processing)).get()
-        #expect(TaskStateMachine.apply(.complete(leaseID: Self.held), to: done.lifecycle)
-            == .failure(.notProcessing(.succeeded)))
+        #expect(
+            TaskStateMachine.apply(.complete(leaseID: Self.held), to: done.lifecycle)
+                == .failure(.notProcessing(.succeeded)))
     }
 
     @Test func retryableFailureRequeuesWhileAttemptsRemain() throws {

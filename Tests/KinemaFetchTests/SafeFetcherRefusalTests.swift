@@ -84,16 +84,20 @@ import KinemaCore
         #expect(error.message.contains("127.0.0.2"))
     }
 
-    @Test(arguments: ["ftp://127.0.0.1/x.png", "file:///etc/passwd", "gopher://127.0.0.1/", "javascript:alert(1)",
-                      "data:image/png;base64,iVBORw0KGgo=", "ws://127.0.0.1/"])
+    @Test(arguments: [
+        "ftp://127.0.0.1/x.png", "file:///etc/passwd", "gopher://127.0.0.1/", "javascript:alert(1)",
+        "data:image/png;base64,iVBORw0KGgo=", "ws://127.0.0.1/",
+    ])
     func refusesSchemesOtherThanHTTP(_ url: String) async throws {
         let error = try #require(await failure(url))
         #expect(error.code == .unsupportedScheme, "\(url): \(error)")
         #expect(error.message.contains("only http and https"))
     }
 
-    @Test(arguments: ["http://user:secret@127.0.0.1/x.png", "http://user@10.0.0.1/", "https://:pw@[::1]/",
-                      "http://127.0.0.1\\@10.0.0.1/"])
+    @Test(arguments: [
+        "http://user:secret@127.0.0.1/x.png", "http://user@10.0.0.1/", "https://:pw@[::1]/",
+        "http://127.0.0.1\\@10.0.0.1/",
+    ])
     func refusesCredentialsInTheURL(_ url: String) async throws {
         let error = try #require(await failure(url))
         #expect(error.code == .invalidURL, "\(url): \(error)")

@@ -83,7 +83,7 @@ import NIOHTTP1
 
     @Test func followsUpToMaxRedirectsAndNoMore() async throws {
         try await TestImageServer.with { server in
-            let fetcher = SafeFetcher(configuration: Self.loopbackAllowed)  // maxRedirects 3
+            let fetcher = SafeFetcher(configuration: Self.loopbackAllowed) // maxRedirects 3
             let data = try await fetcher.fetch("\(server.baseURL)/chain/7")
             #expect(Array(data) == TestImageServer.imageBody)
 

@@ -15,8 +15,13 @@ import Glibc
         defer { try? FileManager.default.removeItem(at: dir) }
         let cert = dir.appendingPathComponent("cert.pem").path, keyFile = dir.appendingPathComponent("key.pem").path
         try Data(repeating: 0x89, count: 64).write(to: dir.appendingPathComponent("image.png"))
-        #expect(try await run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                                             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", keyFile, "-out", cert]) == 0)
+        #expect(
+            try await run(
+                "/usr/bin/openssl",
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", keyFile, "-out", cert,
+                ]) == 0)
         let server = """
             import http.server, ssl, sys, functools
             handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])

@@ -7,7 +7,6 @@ import Testing
 import Glibc
 #endif
 
-
 /// Detailed moving content (seeded noise, drifting and slowly zooming) at a width that is not a multiple of 16:
 /// the kind of input on which x264's AVX-512 kernels were seen to read uninitialised memory.
 private let movingNoiseFrames: [YUVFrame] = {

@@ -30,8 +30,9 @@ import Testing
         #expect(wide.x == 0 && abs(wide.width - 1000) < 1e-9)
         #expect(abs(wide.height - 562.5) < 1e-9 && abs(wide.y - 718.75) < 1e-9)
         // Same aspect: the whole image.
-        #expect(ImageResampler.coverRect(sourceWidth: 640, sourceHeight: 360, targetWidth: 1280, targetHeight: 720)
-            == PixelRect(x: 0, y: 0, width: 640, height: 360))
+        #expect(
+            ImageResampler.coverRect(sourceWidth: 640, sourceHeight: 360, targetWidth: 1280, targetHeight: 720)
+                == PixelRect(x: 0, y: 0, width: 640, height: 360))
     }
 }
 

@@ -4,7 +4,6 @@ import KinemaMedia
 import KinemaTestSupport
 import Testing
 
-
 @Test func pngRoundTripIsLossless() async throws {
     try await offPool {
         let image = smoothImage(width: 64, height: 48, alpha: 200)

@@ -126,7 +126,8 @@ import KinemaCore
                 PNGFile.chunk("IDAT", Array(compressed[$0..<min($0 + compressed.count / 3 + 1, compressed.count)]))
             }
             // An empty IDAT and an ancillary chunk before the data are fine too.
-            let file = PNGFile.signature + PNGFile.ihdr(40, 30, depth: 8, colorType: 6, interlaced: false)
+            let file =
+                PNGFile.signature + PNGFile.ihdr(40, 30, depth: 8, colorType: 6, interlaced: false)
                 + PNGFile.chunk("teXt", Array("a\0b".utf8)) + thirds.joined() + PNGFile.chunk("IDAT", []) + PNGFile.end
             #expect(verifyError(file) == nil)
             #expect(throws: Never.self) { try ImageDecoder.decode(Data(file)) }
@@ -141,7 +142,7 @@ import KinemaCore
             let raw = PNGFile.rawData(w, h, depth: 8, colorType: 2, interlaced: false)
             let start = PNGFile.signature + ihdr
             var badFilter = raw
-            badFilter[(1 + w * 3) * 7] = 5  // row 7's filter type
+            badFilter[(1 + w * 3) * 7] = 5 // row 7's filter type
             var damagedStream = PNGFile.zlib(raw)
             damagedStream[damagedStream.count / 2] ^= 0x55
             let idat = PNGFile.chunk("IDAT", PNGFile.zlib(raw))
@@ -156,20 +157,34 @@ import KinemaCore
                 ("no IEND", start + idat, "before its IEND"),
                 ("cut inside a chunk", Array((start + idat).dropLast(9)), "the file ends first"),
                 ("no image data", start + PNGFile.end, "no image data"),
-                ("split image data", start + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).prefix(10)))
-                    + PNGFile.chunk("tEXt", Array("k\0v".utf8)) + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).dropFirst(10))) + PNGFile.end,
-                 "must be consecutive"),
+                (
+                    "split image data",
+                    start + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).prefix(10)))
+                        + PNGFile.chunk("tEXt", Array("k\0v".utf8)) + PNGFile.chunk("IDAT", Array(PNGFile.zlib(raw).dropFirst(10))) + PNGFile.end,
+                    "must be consecutive"
+                ),
                 ("unknown critical chunk", start + PNGFile.chunk("CgBI", [0, 0, 0, 0]) + idat + PNGFile.end, "unknown critical chunk 'CgBI'"),
-                ("palette image without PLTE", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
-                    + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.end,
-                 "without a PLTE"),
-                ("PLTE after the data", PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
-                    + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.palette(8)
-                    + PNGFile.end, "PLTE chunk after the image data"),
-                ("depth not allowed", PNGFile.signature + PNGFile.ihdr(w, h, depth: 4, colorType: 2, interlaced: false) + idat + PNGFile.end,
-                 "bit depth 4 with colour type 2"),
-                ("unknown interlace method", PNGFile.signature + PNGFile.chunk("IHDR", PNGFile.be32(w) + PNGFile.be32(h) + [8, 2, 0, 0, 2])
-                    + idat + PNGFile.end, "unknown compression, filter or interlace"),
+                (
+                    "palette image without PLTE",
+                    PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
+                        + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.end,
+                    "without a PLTE"
+                ),
+                (
+                    "PLTE after the data",
+                    PNGFile.signature + PNGFile.ihdr(w, h, depth: 8, colorType: 3, interlaced: false)
+                        + PNGFile.chunk("IDAT", PNGFile.zlib(PNGFile.rawData(w, h, depth: 8, colorType: 3, interlaced: false))) + PNGFile.palette(8)
+                        + PNGFile.end, "PLTE chunk after the image data"
+                ),
+                (
+                    "depth not allowed", PNGFile.signature + PNGFile.ihdr(w, h, depth: 4, colorType: 2, interlaced: false) + idat + PNGFile.end,
+                    "bit depth 4 with colour type 2"
+                ),
+                (
+                    "unknown interlace method",
+                    PNGFile.signature + PNGFile.chunk("IHDR", PNGFile.be32(w) + PNGFile.be32(h) + [8, 2, 0, 0, 2])
+                        + idat + PNGFile.end, "unknown compression, filter or interlace"
+                ),
                 ("second IHDR", start + ihdr + idat + PNGFile.end, "second IHDR"),
             ]
             for (name, file, message) in cases {
@@ -182,7 +197,9 @@ import KinemaCore
 
     @Test func truncationAtEveryOffsetIsRefused() async throws {
         try await offPool {
-            let files = [PNGFile.valid(17, 9, depth: 16, colorType: 6, interlaced: true), [UInt8](try ImageEncoder.jpeg(smoothImage(width: 24, height: 16)))]
+            let files = [
+                PNGFile.valid(17, 9, depth: 16, colorType: 6, interlaced: true), [UInt8](try ImageEncoder.jpeg(smoothImage(width: 24, height: 16))),
+            ]
             for file in files {
                 #expect(verifyError(file) == nil)
                 for n in 0..<file.count {
@@ -241,14 +258,15 @@ import KinemaCore
                 var ihdrData = PNGFile.be32(w) + PNGFile.be32(h) + [UInt8(kind.depth), UInt8(kind.colorType), 0, 0, interlaced ? 1 : 0]
                 var compressed = PNGFile.zlib(raw)
                 switch i % 4 {
-                case 0: raw[next() % raw.count] = UInt8(next() & 0xFF); compressed = PNGFile.zlib(raw)  // any pixel bytes, filter types included
-                case 1: compressed[next() % compressed.count] = UInt8(next() & 0xFF)  // the zlib stream itself
-                case 2: ihdrData[8 + next() % 5] = UInt8(next() % 20)  // depth, colour type or methods
-                default: compressed = PNGFile.zlib(Array(raw.prefix(next() % (raw.count + 2))))  // any amount of data
+                case 0: raw[next() % raw.count] = UInt8(next() & 0xFF); compressed = PNGFile.zlib(raw) // any pixel bytes, filter types included
+                case 1: compressed[next() % compressed.count] = UInt8(next() & 0xFF) // the zlib stream itself
+                case 2: ihdrData[8 + next() % 5] = UInt8(next() % 20) // depth, colour type or methods
+                default: compressed = PNGFile.zlib(Array(raw.prefix(next() % (raw.count + 2)))) // any amount of data
                 }
-                var file = PNGFile.signature + PNGFile.chunk("IHDR", ihdrData)
+                var file =
+                    PNGFile.signature + PNGFile.chunk("IHDR", ihdrData)
                     + (kind.colorType == 3 ? PNGFile.palette(kind.depth) : []) + PNGFile.chunk("IDAT", compressed) + PNGFile.end
-                if i % 10 == 9 { file[8 + next() % (file.count - 8)] ^= UInt8(1 << (next() % 8)) }  // damage anywhere, CRCs stale
+                if i % 10 == 9 { file[8 + next() % (file.count - 8)] ^= UInt8(1 << (next() % 8)) } // damage anywhere, CRCs stale
                 if verifyError(file) == nil {
                     accepted += 1
                     #expect(throws: Never.self, "case \(i) passed verify but does not decode") { try ImageDecoder.decode(Data(file)) }

@@ -7,9 +7,10 @@ import Testing
 private let clipFrames: [YUVFrame] = {
     let base = smoothImage(width: 320 + 48, height: 240)
     return (0..<24).map { i in
-        ColorConversion.yuv420(from: ImageResampler.resample(
-            base, from: PixelRect(x: Double(i * 2), y: 0, width: 320, height: 240), width: 320, height: 240
-        ))
+        ColorConversion.yuv420(
+            from: ImageResampler.resample(
+                base, from: PixelRect(x: Double(i * 2), y: 0, width: 320, height: 240), width: 320, height: 240
+            ))
     }
 }()
 
@@ -45,17 +46,19 @@ private func writeClip(to url: URL, frames: Int, withAudio: Bool, audioChunks: I
         }
     }
     try writer.finish()
-    try writer.finish()  // idempotent
+    try writer.finish() // idempotent
     return written
 }
 
 /// ffprobe's view of a file: streams by type, plus the container duration.
 private func probe(_ url: URL) throws -> (streams: [String: [String: Any]], formatDuration: Double) {
-    let json = try runTool("ffprobe", [
-        "-v", "error", "-count_frames", "-show_entries",
-        "stream=codec_type,codec_name,pix_fmt,width,height,nb_read_frames,duration,r_frame_rate,color_space,color_range,sample_rate,channels:format=duration",
-        "-of", "json", url.path,
-    ])
+    let json = try runTool(
+        "ffprobe",
+        [
+            "-v", "error", "-count_frames", "-show_entries",
+            "stream=codec_type,codec_name,pix_fmt,width,height,nb_read_frames,duration,r_frame_rate,color_space,color_range,sample_rate,channels:format=duration",
+            "-of", "json", url.path,
+        ])
     let root = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
     var streams: [String: [String: Any]] = [:]
     for stream in root["streams"] as? [[String: Any]] ?? [] {
@@ -193,16 +196,21 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) async th
             func code(_ body: () throws -> Void) -> MediaError.Code? {
                 do { try body(); return nil } catch let error as MediaError { return error.code } catch { return nil }
             }
-            #expect(code { _ = try MP4Writer(url: dir.appendingPathComponent("odd.mp4"), width: 321, height: 240, withAudio: false) } == .invalidArgument)
-            #expect(code {
-                _ = try MP4Writer(url: dir.appendingPathComponent("p.mp4"), width: 64, height: 64, withAudio: false,
-                                  settings: EncoderSettings(preset: "no-such-preset"))
-            } == .codec)
+            #expect(
+                code { _ = try MP4Writer(url: dir.appendingPathComponent("odd.mp4"), width: 321, height: 240, withAudio: false) } == .invalidArgument)
+            #expect(
+                code {
+                    _ = try MP4Writer(
+                        url: dir.appendingPathComponent("p.mp4"), width: 64, height: 64, withAudio: false,
+                        settings: EncoderSettings(preset: "no-such-preset"))
+                } == .codec)
             #expect(code { _ = try MP4Writer(url: URL(fileURLWithPath: "/nonexistent-dir/x.mp4"), width: 64, height: 64, withAudio: false) } == .io)
-            #expect(code {
-                _ = try MP4Writer(url: dir.appendingPathComponent("o.mp4"), width: 64, height: 64, withAudio: false,
-                                  settings: EncoderSettings(extraOptions: ["no-such-option": "1"]))
-            } == .invalidArgument)
+            #expect(
+                code {
+                    _ = try MP4Writer(
+                        url: dir.appendingPathComponent("o.mp4"), width: 64, height: 64, withAudio: false,
+                        settings: EncoderSettings(extraOptions: ["no-such-option": "1"]))
+                } == .invalidArgument)
             #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.mp4").path))
 
             let writer = try MP4Writer(url: dir.appendingPathComponent("w.mp4"), width: 64, height: 64, withAudio: false)
@@ -264,10 +272,12 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) async th
         try withTemporaryDirectory { dir in
             // A 4:4:4 H.264 file from the ffmpeg CLI: the reader must hand out yuv420p frames of the same picture.
             let url = dir.appendingPathComponent("444.mp4")
-            _ = try runTool("ffmpeg", [
-                "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "5",
-                "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "10", "-y", url.path,
-            ])
+            _ = try runTool(
+                "ffmpeg",
+                [
+                    "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "5",
+                    "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "10", "-y", url.path,
+                ])
             let info = try MP4Reader.info(url: url)
             #expect(info.frameCount == 5 && info.pixelFormat == "yuv444p" && !info.hasAudio && info.width == 64)
             var frames: [YUVFrame] = []
@@ -303,13 +313,15 @@ func threeSecondsGiveExactly72FramesAndTheRightStreams(withAudio: Bool) async th
         try withTemporaryDirectory { dir in
             // Intra-only (keyint 1): every frame is a key frame, which ffprobe can see.
             let url = dir.appendingPathComponent("intra.mp4")
-            let writer = try MP4Writer(url: url, width: 64, height: 64, withAudio: false,
-                                       settings: EncoderSettings(preset: "ultrafast", extraOptions: ["tune": "stillimage", "x264-params": "keyint=1"]))
+            let writer = try MP4Writer(
+                url: url, width: 64, height: 64, withAudio: false,
+                settings: EncoderSettings(preset: "ultrafast", extraOptions: ["tune": "stillimage", "x264-params": "keyint=1"]))
             for _ in 0..<4 { try writer.append(YUVFrame(blackWidth: 64, height: 64)) }
             try writer.finish()
             #expect(try MP4Reader.info(url: url).frameCount == 4)
             do {
-                let flags = try runTool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of", "csv=p=0", url.path])
+                let flags = try runTool(
+                    "ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of", "csv=p=0", url.path])
                 let lines = flags.split(separator: "\n")
                 #expect(lines.count == 4 && lines.allSatisfy { $0.hasPrefix("K") }, "\(lines)")
             }

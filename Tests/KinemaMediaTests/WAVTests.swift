@@ -24,7 +24,8 @@ import Testing
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tone-\(UUID().uuidString).wav")
         defer { try? FileManager.default.removeItem(at: file) }
         try wav.write(to: file)
-        let probe = try runTool("ffprobe", ["-v", "error", "-show_entries", "stream=sample_rate,channels,codec_name,duration", "-of", "csv=p=0", file.path])
+        let probe = try runTool(
+            "ffprobe", ["-v", "error", "-show_entries", "stream=sample_rate,channels,codec_name,duration", "-of", "csv=p=0", file.path])
         #expect(probe.trimmingCharacters(in: .whitespacesAndNewlines) == "pcm_s16le,48000,2,0.500000", "\(probe)")
     }
 }

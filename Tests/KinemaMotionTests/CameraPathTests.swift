@@ -45,8 +45,9 @@ import KinemaMotion
         var largest = 0.0
         for i in 1...n {
             let pose = p.pose(at: Double(i) / Double(n))
-            let step = max(abs(pose.centerX - previous.centerX), abs(pose.centerY - previous.centerY),
-                           abs(log(pose.zoom / previous.zoom)), abs(pose.roll - previous.roll))
+            let step = max(
+                abs(pose.centerX - previous.centerX), abs(pose.centerY - previous.centerY),
+                abs(log(pose.zoom / previous.zoom)), abs(pose.roll - previous.roll))
             largest = max(largest, step)
             previous = pose
         }

@@ -20,7 +20,7 @@ struct DialogueTests {
     @Test func linesAreCappedInNumberAndLength() {
         let many = (1...6).map { "\"line \($0)\"" }.joined(separator: " then ")
         #expect(Dialogue.lines(in: many) == ["line 1", "line 2", "line 3", "line 4"])
-        let long = Array(repeating: "word", count: 80).joined(separator: " ")  // 399 characters
+        let long = Array(repeating: "word", count: 80).joined(separator: " ") // 399 characters
         let line = try? #require(Dialogue.lines(in: "\"\(long)\"").first)
         #expect((line?.count ?? 0) <= Dialogue.maxCharacters && (line?.count ?? 0) > Dialogue.maxCharacters - 5)
         #expect(line?.hasSuffix("word") == true, "cut at a word boundary")
@@ -62,7 +62,7 @@ struct DialogueTests {
         #expect(P.peak(spoken) <= 0.708, "peak \(P.peak(spoken)) over −3 dBFS")
         // The same line is the same sound.
         let again = Self.track([SoundEvent(time: 0.5, kind: .speech("welcome home, it has been a long time"))])
-        let identical = again == spoken  // compared first: a failing #expect would print both tracks
+        let identical = again == spoken // compared first: a failing #expect would print both tracks
         #expect(identical, "the same line gave different samples")
     }
 
@@ -74,7 +74,8 @@ struct DialogueTests {
         // Where the first line (with its duck ramp) ends, and where the second one starts to change anything.
         let firstEnds = try? #require((0..<one.count).last { abs(one[$0] - none[$0]) > 1e-6 })
         let secondStarts = try? #require((0..<two.count).first { abs(two[$0] - one[$0]) > 1e-6 })
-        #expect((secondStarts ?? 0) > (firstEnds ?? .max), "the second line began at \(secondStarts ?? -1), before the first ended at \(firstEnds ?? -1)")
+        #expect(
+            (secondStarts ?? 0) > (firstEnds ?? .max), "the second line began at \(secondStarts ?? -1), before the first ended at \(firstEnds ?? -1)")
         // A line that starts near the end is cut there: the track keeps its exact length and fades out cleanly.
         let late = Self.track([SoundEvent(time: 3.9, kind: .speech("and that is all for today"))])
         #expect(late.count == none.count)

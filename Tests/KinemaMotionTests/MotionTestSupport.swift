@@ -22,8 +22,10 @@ enum MotionTestSupport {
             return (at(ix, iy) * (1 - fx) + at(ix + 1, iy) * fx) * (1 - fy) + (at(ix, iy + 1) * (1 - fx) + at(ix + 1, iy + 1) * fx) * fy
         }
         let shapes: [(cx: Double, cy: Double, r: Double, color: (Double, Double, Double))] = (0..<7).map { i in
-            (noise.unit(90, i), noise.unit(91, i), 0.05 + 0.1 * noise.unit(92, i),
-             (noise.unit(93, i) * 255, noise.unit(94, i) * 255, noise.unit(95, i) * 255))
+            (
+                noise.unit(90, i), noise.unit(91, i), 0.05 + 0.1 * noise.unit(92, i),
+                (noise.unit(93, i) * 255, noise.unit(94, i) * 255, noise.unit(95, i) * 255)
+            )
         }
         for y in 0..<height {
             for x in 0..<width {

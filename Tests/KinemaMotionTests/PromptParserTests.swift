@@ -57,7 +57,9 @@ import KinemaMotion
         let zoom = try! #require(d.directive(for: .zoomIn))
         #expect(pan.strength < 1 && pan.pace == .normal)
         #expect(zoom.strength > 1 && zoom.pace == .fast)
-        #expect(PromptParser.parse("dramatic zoom in").directive(for: .zoomIn)!.strength > PromptParser.parse("zoom in").directive(for: .zoomIn)!.strength)
+        #expect(
+            PromptParser.parse("dramatic zoom in").directive(for: .zoomIn)!.strength > PromptParser.parse("zoom in").directive(for: .zoomIn)!.strength
+        )
         #expect(PromptParser.parse("gentle zoom in").directive(for: .zoomIn)!.strength < 1)
     }
 

@@ -56,11 +56,13 @@ import KinemaMotion
     @Test(arguments: [true, false])
     func lastFrameIsTheEndImage(related: Bool) async throws {
         // A related end image: a closer, shifted view of the same scene; an unrelated one: another picture.
-        let end = related
+        let end =
+            related
             ? ImageResampler.resample(image, from: PixelRect(x: 120, y: 60, width: 320, height: 213), width: 480, height: 320)
             : S.texturedImage(width: 480, height: 320, seed: 77)
         try await S.withTemporaryDirectory { dir in
-            let url = try await S.render(GenerationRequest(prompt: "travel to the end", duration: 3, hasEndImage: true), image: image, endImage: end, in: dir)
+            let url = try await S.render(
+                GenerationRequest(prompt: "travel to the end", duration: 3, hasEndImage: true), image: image, endImage: end, in: dir)
             let frames = try S.frames(of: url)
             #expect(frames.count == 72)
             let w = frames[0].width, h = frames[0].height
@@ -111,9 +113,12 @@ import KinemaMotion
 
     @Test func vetoedMoveIsAbsent() async throws {
         try await S.withTemporaryDirectory { dir in
-            let allowed = try S.frames(of: try await S.render(GenerationRequest(prompt: "zoom in", duration: 3, cfgScale: 1), image: image, in: dir, name: "a"))
-            let vetoed = try S.frames(of: try await S.render(
-                GenerationRequest(prompt: "zoom in", negativePrompt: "zoom, camera shake", duration: 3, cfgScale: 1), image: image, in: dir, name: "b"))
+            let allowed = try S.frames(
+                of: try await S.render(GenerationRequest(prompt: "zoom in", duration: 3, cfgScale: 1), image: image, in: dir, name: "a"))
+            let vetoed = try S.frames(
+                of: try await S.render(
+                    GenerationRequest(prompt: "zoom in", negativePrompt: "zoom, camera shake", duration: 3, cfgScale: 1), image: image, in: dir,
+                    name: "b"))
             #expect(log(S.motion(from: allowed[0], to: allowed[71]).pose.zoom) > 0.15)
             let m = S.motion(from: vetoed[0], to: vetoed[71])
             #expect(abs(log(m.pose.zoom)) < 0.01 && abs(m.pose.centerX - 0.5) < 0.01 && abs(m.pose.centerY - 0.5) < 0.01, "\(m)")
@@ -124,8 +129,9 @@ import KinemaMotion
         try await S.withTemporaryDirectory { dir in
             var shifts: [Double] = []
             for cfg in [0.0, 1.0] {
-                let frames = try S.frames(of: try await S.render(
-                    GenerationRequest(prompt: "pan right", duration: 3, cfgScale: cfg), image: image, in: dir, name: "cfg\(cfg)"))
+                let frames = try S.frames(
+                    of: try await S.render(
+                        GenerationRequest(prompt: "pan right", duration: 3, cfgScale: cfg), image: image, in: dir, name: "cfg\(cfg)"))
                 shifts.append(S.motion(from: frames[0], to: frames[71]).pose.centerX - 0.5)
             }
             #expect(shifts[0] > 0.005)
@@ -134,7 +140,9 @@ import KinemaMotion
     }
 
     @Test func cutsLandExactlyOnShotBoundaries() async throws {
-        let shots = [Shot(prompt: "wide shot of the bay", duration: 3), Shot(prompt: "pan left", duration: 3), Shot(prompt: "close-up, zoom in", duration: 3)]
+        let shots = [
+            Shot(prompt: "wide shot of the bay", duration: 3), Shot(prompt: "pan left", duration: 3), Shot(prompt: "close-up, zoom in", duration: 3),
+        ]
         try await S.withTemporaryDirectory { dir in
             let url = try await S.render(GenerationRequest(prompt: nil, duration: 9, shots: shots), image: image, in: dir, shortSide: 160)
             let info = try MP4Reader.info(url: url)
@@ -156,7 +164,8 @@ import KinemaMotion
     @Test func dissolveTransitionHasNoCut() async throws {
         let shots = [Shot(prompt: "wide", duration: 3), Shot(prompt: "dissolve to a close-up", duration: 3)]
         try await S.withTemporaryDirectory { dir in
-            let frames = try S.frames(of: try await S.render(GenerationRequest(prompt: nil, duration: 6, shots: shots), image: image, in: dir, shortSide: 160))
+            let frames = try S.frames(
+                of: try await S.render(GenerationRequest(prompt: nil, duration: 6, shots: shots), image: image, in: dir, shortSide: 160))
             let diffs = (1..<frames.count).map { S.meanAbsoluteDifference(frames[$0 - 1], frames[$0]) }
             let cutLike = try #require(diffs.max())
             let wideToClose = S.meanAbsoluteDifference(frames[71], frames[95])
@@ -215,8 +224,9 @@ import KinemaMotion
 
     @Test func waterRippleMovesOnlyTheLowerPart() async throws {
         try await S.withTemporaryDirectory { dir in
-            let frames = try S.frames(of: try await S.render(
-                GenerationRequest(prompt: "static camera, rippling water", duration: 3, cfgScale: 1), image: image, in: dir))
+            let frames = try S.frames(
+                of: try await S.render(
+                    GenerationRequest(prompt: "static camera, rippling water", duration: 3, cfgScale: 1), image: image, in: dir))
             let w = frames[0].width, h = frames[0].height
             func rowsDiff(_ a: YUVFrame, _ b: YUVFrame, _ rows: Range<Int>) -> Double {
                 var sum = 0
@@ -232,8 +242,9 @@ import KinemaMotion
     @Test(arguments: ["", "heavy rain", "snow", "thick fog", "flickering neon light"])
     func ambientEffectsAreVisibleAfterTheFirstFrame(effect: String) async throws {
         try await S.withTemporaryDirectory { dir in
-            let frames = try S.frames(of: try await S.render(
-                GenerationRequest(prompt: "static camera, \(effect)", duration: 3, cfgScale: 1, seed: 3), image: image, in: dir, shortSide: 240))
+            let frames = try S.frames(
+                of: try await S.render(
+                    GenerationRequest(prompt: "static camera, \(effect)", duration: 3, cfgScale: 1, seed: 3), image: image, in: dir, shortSide: 240))
             let fitted = ColorConversion.yuv420(from: ImageResampler.coverFit(image, width: frames[0].width, height: frames[0].height))
             #expect(S.psnr(frames[0], fitted) >= 35)
             // Share of luma pixels changed by more than 16 levels in the most affected frame after the fade-in.
@@ -311,9 +322,14 @@ import KinemaMotion
     @Test func truncatedEndImageFailsWithAClearError() async throws {
         let png = try ImageEncoder.png(image)
         try await S.withTemporaryDirectory { dir in
-            let job = RenderJob(request: GenerationRequest(prompt: "x", duration: 3, hasEndImage: true), image: png, endImage: png.prefix(png.count / 2))
-            await #expect(throws: MotionError.self) { try await MotionEngine(outputShortSide: 120).render(job, to: dir.appendingPathComponent("x.mp4")) { _ in } }
-            do { try await MotionEngine(outputShortSide: 120).render(job, to: dir.appendingPathComponent("x.mp4")) { _ in } } catch let e as MotionError {
+            let job = RenderJob(
+                request: GenerationRequest(prompt: "x", duration: 3, hasEndImage: true), image: png, endImage: png.prefix(png.count / 2))
+            await #expect(throws: MotionError.self) {
+                try await MotionEngine(outputShortSide: 120).render(job, to: dir.appendingPathComponent("x.mp4")) { _ in }
+            }
+            do { try await MotionEngine(outputShortSide: 120).render(job, to: dir.appendingPathComponent("x.mp4")) { _ in } } catch let e
+                as MotionError
+            {
                 #expect(e.code == .invalidEndImage)
             }
         }

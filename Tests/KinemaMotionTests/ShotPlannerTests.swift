@@ -6,8 +6,10 @@ import KinemaMotion
     let aspect = 16.0 / 9.0
     let centre = [SalientPoint(x: 0.5, y: 0.5, weight: 1)]
 
-    func plan(_ prompt: String?, negative: String? = nil, cfg: Double = 0.5, duration: Int = 5, shots: [Shot]? = nil,
-              salient: [SalientPoint]? = nil, end: CameraPose? = nil) -> ShotPlan {
+    func plan(
+        _ prompt: String?, negative: String? = nil, cfg: Double = 0.5, duration: Int = 5, shots: [Shot]? = nil,
+        salient: [SalientPoint]? = nil, end: CameraPose? = nil
+    ) -> ShotPlan {
         ShotPlanner.plan(
             request: GenerationRequest(prompt: prompt, negativePrompt: negative, duration: duration, cfgScale: cfg, shots: shots, seed: 9),
             aspect: aspect, salient: salient ?? centre, endFraming: end)
@@ -16,7 +18,9 @@ import KinemaMotion
     func lastPose(_ p: ShotPlan) -> CameraPose { p.shots.last!.path.pose(at: 1) }
 
     @Test func framesTileTheClip() {
-        let p = plan(nil, duration: 12, shots: [Shot(prompt: "wide", duration: 3), Shot(prompt: "zoom in", duration: 4), Shot(prompt: "pan left", duration: 5)])
+        let p = plan(
+            nil, duration: 12,
+            shots: [Shot(prompt: "wide", duration: 3), Shot(prompt: "zoom in", duration: 4), Shot(prompt: "pan left", duration: 5)])
         #expect(p.frameCount == 12 * 24)
         #expect(p.shots.map(\.firstFrame) == [0, 72, 168])
         #expect(p.shots.map(\.frameCount) == [72, 96, 120])
@@ -30,9 +34,9 @@ import KinemaMotion
     }
 
     @Test func filmConventionDirections() {
-        #expect(lastPose(plan("pan left")).centerX < 0.5)   // the view moves left, the scene right
+        #expect(lastPose(plan("pan left")).centerX < 0.5) // the view moves left, the scene right
         #expect(lastPose(plan("pan right")).centerX > 0.5)
-        #expect(lastPose(plan("tilt up")).centerY < 0.5)    // the view moves up, the scene down
+        #expect(lastPose(plan("tilt up")).centerY < 0.5) // the view moves up, the scene down
         #expect(lastPose(plan("tilt down")).centerY > 0.5)
         #expect(lastPose(plan("zoom in")).zoom > 1.2)
         #expect(lastPose(plan("zoom out")).zoom < 0.9)
@@ -87,9 +91,13 @@ import KinemaMotion
     }
 
     @Test func multiShotCoverageAndTransitions() {
-        let p = plan(nil, duration: 9, shots: [Shot(prompt: "the bay", duration: 3), Shot(prompt: "the boat", duration: 3),
-                                                Shot(prompt: "slow dissolve to the harbour", duration: 3)],
-                     salient: [SalientPoint(x: 0.3, y: 0.4, weight: 1), SalientPoint(x: 0.7, y: 0.6, weight: 0.8)])
+        let p = plan(
+            nil, duration: 9,
+            shots: [
+                Shot(prompt: "the bay", duration: 3), Shot(prompt: "the boat", duration: 3),
+                Shot(prompt: "slow dissolve to the harbour", duration: 3),
+            ],
+            salient: [SalientPoint(x: 0.3, y: 0.4, weight: 1), SalientPoint(x: 0.7, y: 0.6, weight: 0.8)])
         #expect(p.shots.map(\.framing) == [.wide, .medium, .closeUp])
         #expect(p.shots[0].transition == .none && p.shots[1].transition == .cut)
         #expect(p.shots[2].transition == .dissolve(frames: 12))

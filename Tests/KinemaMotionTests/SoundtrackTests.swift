@@ -168,7 +168,8 @@ struct SoundtrackTests {
                     Soundtrack.synthesize(prompt: "rain", negativePrompt: nil, durationSeconds: 4, events: events, seed: 6), 0)
             }
             let plain = render([]), whoosh = render([SoundEvent(time: 2, kind: .whoosh(intensity: 1))])
-            let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(whoosh, 1.8, 2.2)))
+            let gain =
+                SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(whoosh, 1.8, 2.2)))
                 - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.8, 2.2)))
             #expect(gain > 4, "energy around the whoosh rose by \(gain) dB")
             // The whoosh starts 0.66 s before its peak; earlier, and well after it, the bed is untouched.
@@ -202,7 +203,8 @@ struct SoundtrackTests {
                     Soundtrack.synthesize(prompt: "a portrait", negativePrompt: nil, durationSeconds: 3, events: events, seed: 12), 0)
             }
             let plain = render([]), cut = render([SoundEvent(time: 1.5, kind: .cut)])
-            let gain = SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(cut, 1.45, 1.6)))
+            let gain =
+                SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(cut, 1.45, 1.6)))
                 - SoundtrackProbe.decibels(SoundtrackProbe.rms(SoundtrackProbe.slice(plain, 1.45, 1.6)))
             #expect(gain > 6, "energy at the cut rose by \(gain) dB")
             #expect(SoundtrackProbe.slice(cut, 2, 3) == SoundtrackProbe.slice(plain, 2, 3))

@@ -20,7 +20,7 @@ import Testing
     func credentialsAreFoundByHashAndListedOldestFirst(backend: StoreBackend, kind: CredentialKind) async throws {
         try await backend.withStore { store in
             var newer = Self.record(kind, "b-cred", owner: "globex", prefix: "k_bbbb", at: 20)
-            newer.defaultEngine = "diffusers"  // read back with the record
+            newer.defaultEngine = "diffusers" // read back with the record
             let older = Self.record(kind, "a-cred", prefix: "k_aaaa", at: 10)
             try await store.insertCredential(newer)
             try await store.insertCredential(older)

@@ -75,7 +75,9 @@ import Testing
             #expect(try await store.complete(claimed.lease, resultKey: "first.mp4", now: Fixtures.at(9)) == false)
             #expect(try await store.complete(claimed.lease, resultKey: "second.mp4", now: Fixtures.at(10)) == false)
             #expect(try await store.fail(claimed.lease, reason: "late", retryable: false, now: Fixtures.at(11)) == false)
-            #expect(try await store.heartbeat(claimed.lease, progress: RenderProgress(percent: 5, etaSeconds: 9), leaseDuration: 30, now: Fixtures.at(12)) == false)
+            #expect(
+                try await store.heartbeat(claimed.lease, progress: RenderProgress(percent: 5, etaSeconds: 9), leaseDuration: 30, now: Fixtures.at(12))
+                    == false)
             #expect(try await store.release(claimed.lease, now: Fixtures.at(13)) == false)
             #expect(try await store.task(id: id) == first)
             #expect(try await store.attempts(of: id).count == 1)
@@ -130,7 +132,8 @@ import Testing
         try await backend.withStore { store in
             let id = try await Fixtures.enqueue(store)
             let claimed = try await Fixtures.claim(store, at: 0)
-            _ = try await store.heartbeat(claimed.lease, progress: RenderProgress(percent: 60, etaSeconds: 4), leaseDuration: 30, now: Fixtures.at(10))
+            _ = try await store.heartbeat(
+                claimed.lease, progress: RenderProgress(percent: 60, etaSeconds: 4), leaseDuration: 30, now: Fixtures.at(10))
             #expect(try await store.rescueExpiredLeases(now: Fixtures.at(41)) == RescueReport(requeued: [id]))
 
             let task = try #require(try await store.task(id: id))
@@ -209,7 +212,8 @@ import Testing
         try await backend.withStore { store in
             let id = try await Fixtures.enqueue(store, maxAttempts: 3)
             let claimed = try await Fixtures.claim(store, at: 0)
-            _ = try await store.heartbeat(claimed.lease, progress: RenderProgress(percent: 45, etaSeconds: 20), leaseDuration: 30, now: Fixtures.at(3))
+            _ = try await store.heartbeat(
+                claimed.lease, progress: RenderProgress(percent: 45, etaSeconds: 20), leaseDuration: 30, now: Fixtures.at(3))
             #expect(try await store.fail(claimed.lease, reason: "image could not be decoded", retryable: false, now: Fixtures.at(4)))
 
             let task = try #require(try await store.task(id: id))

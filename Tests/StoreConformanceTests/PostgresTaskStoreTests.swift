@@ -182,7 +182,9 @@ import Testing
     static func waitUntilListening(_ database: String) async throws {
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
-            let listeners = try await Self.sql(database, """
+            let listeners = try await Self.sql(
+                database,
+                """
                 SELECT count(*) FROM pg_stat_activity
                 WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()
                 """)
@@ -212,7 +214,9 @@ import Testing
     @Test func claimingWalksTheQueuedIndexInOrder() async throws {
         try await Self.withStore { _, database in
             // With seq scans off the planner shows whether the index can serve the claim's order without a sort.
-            let plan = try await Self.sql(database, """
+            let plan = try await Self.sql(
+                database,
+                """
                 SET enable_seqscan = off;
                 EXPLAIN SELECT id FROM tasks WHERE status = 'queued' AND attempt < max_attempts
                 ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED
@@ -252,7 +256,9 @@ import Testing
         try await Self.withStore { store, database in
             let id = try await Fixtures.enqueue(store)
             _ = try await Fixtures.claim(store, at: 1)
-            let insert = try await PostgresTestServer.psqlStatus(PostgresTestServer.url(database: database), """
+            let insert = try await PostgresTestServer.psqlStatus(
+                PostgresTestServer.url(database: database),
+                """
                 INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
                 VALUES (gen_random_uuid(), '\(id.uuidString)', 2, 'w2', 0, 'running')
                 """)

@@ -128,11 +128,12 @@ private actor ServerStarter {
             let result = try await PostgresTestServer.run(script, ["start", "--owner-pid", "\(ProcessInfo.processInfo.processIdentifier)"])
             let url = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
             guard result.status == 0, url.hasPrefix("postgres://") else {
-                throw FixtureError(message: """
-                    cannot start a PostgreSQL server for the postgres cases (\(script) start exited \(result.status)): \
-                    \(result.error.trimmingCharacters(in: .whitespacesAndNewlines)). Install PostgreSQL with \
-                    scripts/install-deps, or point \(PostgresTestServer.environmentKey) at a server.
-                    """)
+                throw FixtureError(
+                    message: """
+                        cannot start a PostgreSQL server for the postgres cases (\(script) start exited \(result.status)): \
+                        \(result.error.trimmingCharacters(in: .whitespacesAndNewlines)). Install PostgreSQL with \
+                        scripts/install-deps, or point \(PostgresTestServer.environmentKey) at a server.
+                        """)
             }
             return url
         }

@@ -5,15 +5,18 @@ import Testing
 
 /// Engine routing: a task goes only to a worker of its engine that honours every feature it needs, on every backend.
 @Suite struct RoutingConformanceTests {
-    static func enqueue(_ store: any TaskStore, engine: String, request: GenerationRequest = Fixtures.request(), endImage: Bool = false,
-                        at seconds: TimeInterval) async throws -> UUID {
+    static func enqueue(
+        _ store: any TaskStore, engine: String, request: GenerationRequest = Fixtures.request(), endImage: Bool = false,
+        at seconds: TimeInterval
+    ) async throws -> UUID {
         let id = UUID()
         var request = request
         request.hasEndImage = endImage
-        try await store.enqueue(NewTask(
-            id: id, tenant: Fixtures.tenant, request: request, imageKey: "inputs/\(id)/image.png",
-            endImageKey: endImage ? "inputs/\(id)/end_image.png" : nil, engine: engine
-        ), now: Fixtures.at(seconds))
+        try await store.enqueue(
+            NewTask(
+                id: id, tenant: Fixtures.tenant, request: request, imageKey: "inputs/\(id)/image.png",
+                endImageKey: endImage ? "inputs/\(id)/end_image.png" : nil, engine: engine
+            ), now: Fixtures.at(seconds))
         return id
     }
 
@@ -71,7 +74,8 @@ import Testing
     func presenceTellsWhetherALiveWorkerCanRunATask(backend: StoreBackend) async throws {
         try await backend.withStore { store in
             #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [], since: Fixtures.at(0)))
-            try await store.recordWorkerPresence(workerID: "ti2v", route: ClaimRoute(engines: ["diffusers"], capabilities: [.multiPrompt]), now: Fixtures.at(10))
+            try await store.recordWorkerPresence(
+                workerID: "ti2v", route: ClaimRoute(engines: ["diffusers"], capabilities: [.multiPrompt]), now: Fixtures.at(10))
             try await store.recordWorkerPresence(workerID: "m", route: .engine("motion"), now: Fixtures.at(10))
             #expect(try await store.hasLiveWorker(engine: "diffusers", needs: [.multiPrompt], since: Fixtures.at(5)))
             #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [.sound], since: Fixtures.at(5)))
@@ -79,7 +83,8 @@ import Testing
             #expect(try await store.hasLiveWorker(engine: "motion", needs: .all, since: Fixtures.at(5)))
             // Too long ago counts as gone; a later call refreshes the same worker's row (and its capabilities).
             #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [], since: Fixtures.at(11)))
-            try await store.recordWorkerPresence(workerID: "ti2v", route: ClaimRoute(engines: ["diffusers", "fal"], capabilities: [.sound]), now: Fixtures.at(20))
+            try await store.recordWorkerPresence(
+                workerID: "ti2v", route: ClaimRoute(engines: ["diffusers", "fal"], capabilities: [.sound]), now: Fixtures.at(20))
             #expect(try await store.hasLiveWorker(engine: "diffusers", needs: [.sound], since: Fixtures.at(15)))
             #expect(try await store.hasLiveWorker(engine: "fal", needs: [], since: Fixtures.at(15)))
             #expect(try await !store.hasLiveWorker(engine: "diffusers", needs: [.multiPrompt], since: Fixtures.at(15)))
@@ -108,7 +113,10 @@ import Testing
 
     @Test func versionOneHasExplicitKeysAndRoundTrips() throws {
         let json = try StoredRequest.encode(Self.full)
-        #expect(json == #"{"cfg_scale":0.25,"duration":8,"has_end_image":false,"negative_prompt":"zoom","prompt":null,"seed":4000000000,"shots":[{"duration":3,"prompt":"wide shot"},{"duration":5,"prompt":"close-up, «dolly» in"}],"sound":true,"v":1,"webhook_url":"https://example.com/hook"}"#)
+        #expect(
+            json
+                == #"{"cfg_scale":0.25,"duration":8,"has_end_image":false,"negative_prompt":"zoom","prompt":null,"seed":4000000000,"shots":[{"duration":3,"prompt":"wide shot"},{"duration":5,"prompt":"close-up, «dolly» in"}],"sound":true,"v":1,"webhook_url":"https://example.com/hook"}"#
+        )
         #expect(try StoredRequest.decode(json) == Self.full)
     }
 
@@ -119,10 +127,16 @@ import Testing
             #"{"cfgScale":0.25,"duration":4,"hasEndImage":true,"prompt":"dissolve","seed":9,"sound":false,"webhookURL":"https:\/\/hooks.example\/x"}"#,
         ]
         let first = try StoredRequest.decode(rows[0])
-        #expect(first == GenerationRequest(prompt: nil, negativePrompt: "shake", duration: 8, cfgScale: 0.5, sound: true,
-                                           shots: [Shot(prompt: "wide shot", duration: 3), Shot(prompt: "close up, rain", duration: 5)], seed: 8))
+        #expect(
+            first
+                == GenerationRequest(
+                    prompt: nil, negativePrompt: "shake", duration: 8, cfgScale: 0.5, sound: true,
+                    shots: [Shot(prompt: "wide shot", duration: 3), Shot(prompt: "close up, rain", duration: 5)], seed: 8))
         let second = try StoredRequest.decode(rows[1])
-        #expect(second == GenerationRequest(prompt: "dissolve", duration: 4, cfgScale: 0.25, seed: 9, hasEndImage: true, webhookURL: "https://hooks.example/x"))
+        #expect(
+            second
+                == GenerationRequest(
+                    prompt: "dissolve", duration: 4, cfgScale: 0.25, seed: 9, hasEndImage: true, webhookURL: "https://hooks.example/x"))
     }
 
     @Test func aNewerVersionIsRefusedNotMisread() {

@@ -127,7 +127,9 @@ import Testing
     func claimingWalksTheStatusIndexInOrder() async throws {
         try await Self.withFile { path in
             try SQLiteTaskStore(path: path).close()
-            let plan = try await Self.sqlite(path, """
+            let plan = try await Self.sqlite(
+                path,
+                """
                 EXPLAIN QUERY PLAN SELECT rowid FROM tasks WHERE status = 'queued' AND attempt < max_attempts
                 ORDER BY created_at, rowid LIMIT 1;
                 """)
@@ -169,7 +171,9 @@ import Testing
             defer { try? store.close() }
             let id = try await Fixtures.enqueue(store)
             _ = try await Fixtures.claim(store, at: 1)
-            let insert = try await Self.sqlite(path, """
+            let insert = try await Self.sqlite(
+                path,
+                """
                 INSERT INTO task_attempts (lease_id, task_id, attempt, worker_id, started_at, outcome)
                 VALUES ('other-lease', '\(id.uuidString)', 2, 'w2', 0, 'running');
                 """)

@@ -47,7 +47,8 @@ import Testing
         // Queued work went to motion with the features it needs: the end-image task and the sound task.
         let now = Date()
         #expect(try await store.claim(workerID: "t", route: ClaimRoute(engines: ["motion"], capabilities: []), leaseDuration: 30, now: now) == nil)
-        let sound = try #require(try await store.claim(workerID: "t", route: ClaimRoute(engines: ["motion"], capabilities: [.sound]), leaseDuration: 30, now: now))
+        let sound = try #require(
+            try await store.claim(workerID: "t", route: ClaimRoute(engines: ["motion"], capabilities: [.sound]), leaseDuration: 30, now: now))
         #expect(sound.task.id == UUID(uuidString: "4ab1dc24-40e1-41c2-9e35-8870d694604b"))
         let end = try #require(try await store.claim(workerID: "t", route: .engine("motion"), leaseDuration: 30, now: now))
         #expect(end.task.id == UUID(uuidString: "c5344e54-f3c2-42f9-89af-b85861e5a41c"))
@@ -59,10 +60,13 @@ import Testing
         #expect(try await store.credential(.workerToken, hash: Credential.hash("kwt_eAGdrh4i6V_3j1A-FQiVju09qWnX0rI8eTGo6nAmxgs"))?.owner == "legacy")
 
         // New rows are written in the versioned schema.
-        try await store.enqueue(NewTask(id: UUID(), tenant: "default", request: GenerationRequest(prompt: "new", seed: 1), imageKey: "i.png", endImageKey: nil), now: now)
+        try await store.enqueue(
+            NewTask(id: UUID(), tenant: "default", request: GenerationRequest(prompt: "new", seed: 1), imageKey: "i.png", endImageKey: nil), now: now)
         let newest = try await Self.sqlite3(db, ["SELECT request_json FROM tasks ORDER BY rowid DESC LIMIT 1"])
         #expect(newest.contains(#""v":1"#), "\(newest)")
-        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == String(SQLiteTaskStore.currentSchemaVersion))
+        #expect(
+            try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                == String(SQLiteTaskStore.currentSchemaVersion))
     }
 
     /// The release before one credentials table (schema 6: api_keys with default engines, worker_tokens, a revoked
@@ -91,6 +95,8 @@ import Testing
         #expect(try await store.credential(.workerToken, hash: acme.hash) == nil)
         #expect(try await store.credentials(.apiKey).map(\.owner) == ["acme", "globex"])
         #expect(try await store.credentials(.workerToken).count == 1)
-        #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == String(SQLiteTaskStore.currentSchemaVersion))
+        #expect(
+            try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                == String(SQLiteTaskStore.currentSchemaVersion))
     }
 }

@@ -21,12 +21,14 @@ import Testing
             try await store.enqueue(new, now: Fixtures.at(1.234))
 
             let record = try #require(try await store.task(id: id, tenant: "acme"))
-            #expect(record == TaskRecord(
-                id: id, tenant: "acme", status: .queued, request: request, imageKey: "in/a.png", endImageKey: "in/b.jpg",
-                resultKey: nil, reason: "", progressPercent: 0, etaSeconds: 90, attempt: 0, maxAttempts: 4, engine: "motion",
-                createdAt: Fixtures.at(1.234), startedAt: nil, finishedAt: nil, updatedAt: Fixtures.at(1.234),
-                leaseOwner: nil, leaseExpiresAt: nil
-            ))
+            #expect(
+                record
+                    == TaskRecord(
+                        id: id, tenant: "acme", status: .queued, request: request, imageKey: "in/a.png", endImageKey: "in/b.jpg",
+                        resultKey: nil, reason: "", progressPercent: 0, etaSeconds: 90, attempt: 0, maxAttempts: 4, engine: "motion",
+                        createdAt: Fixtures.at(1.234), startedAt: nil, finishedAt: nil, updatedAt: Fixtures.at(1.234),
+                        leaseOwner: nil, leaseExpiresAt: nil
+                    ))
             #expect(try await store.task(id: id) == record)
             #expect(try await store.attempts(of: id).isEmpty)
         }
@@ -63,7 +65,9 @@ import Testing
             #expect(try await store.taskStatus(id: big.id, tenant: "acme")?.seed == UInt32.max)
 
             let first = try await Fixtures.claim(store, at: 2)
-            #expect(try await store.heartbeat(first.lease, progress: RenderProgress(percent: 40, etaSeconds: 7), leaseDuration: Fixtures.lease, now: Fixtures.at(3)))
+            #expect(
+                try await store.heartbeat(
+                    first.lease, progress: RenderProgress(percent: 40, etaSeconds: 7), leaseDuration: Fixtures.lease, now: Fixtures.at(3)))
             try await agree(big.id, "processing")
             #expect(try await store.complete(first.lease, resultKey: "results/x.mp4", now: Fixtures.at(4)))
             try await agree(big.id, "succeeded")
@@ -102,7 +106,7 @@ import Testing
             #expect(running.task.tenant == "acme")
             await #expect(throws: StoreError.self) { try await submit("acme", at: 6) }
             #expect(try await store.complete(running.lease, resultKey: "results/r.mp4", now: Fixtures.at(7)))
-            await #expect(throws: StoreError.self) { try await submit("acme", at: 8) }  // still 2 active: one capped, one uncapped
+            await #expect(throws: StoreError.self) { try await submit("acme", at: 8) } // still 2 active: one capped, one uncapped
             let next = try await Fixtures.claim(store, at: 9)
             #expect(try await store.fail(next.lease, reason: "bad", retryable: false, now: Fixtures.at(10)))
             _ = try await submit("acme", at: 11)
@@ -180,10 +184,13 @@ import Testing
             #expect(try await store.task(id: id) == claimed.task)
 
             let attempts = try await store.attempts(of: id)
-            #expect(attempts == [TaskAttemptRecord(
-                taskID: id, attempt: 1, leaseID: claimed.lease.leaseID, workerID: "worker-7", startedAt: Fixtures.at(5),
-                endedAt: nil, outcome: .running, error: nil
-            )])
+            #expect(
+                attempts == [
+                    TaskAttemptRecord(
+                        taskID: id, attempt: 1, leaseID: claimed.lease.leaseID, workerID: "worker-7", startedAt: Fixtures.at(5),
+                        endedAt: nil, outcome: .running, error: nil
+                    )
+                ])
         }
     }
 

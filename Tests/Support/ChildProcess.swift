@@ -68,10 +68,11 @@ public enum ChildProcess {
                 let outputData = readToEnd(output.fileHandleForReading.fileDescriptor)
                 errorRead.wait()
                 process.waitUntilExit()
-                continuation.resume(returning: Outcome(
-                    status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
-                    error: String(decoding: errorData.withLock { $0 }, as: UTF8.self), timedOut: timedOut.load(ordering: .relaxed)
-                ))
+                continuation.resume(
+                    returning: Outcome(
+                        status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+                        error: String(decoding: errorData.withLock { $0 }, as: UTF8.self), timedOut: timedOut.load(ordering: .relaxed)
+                    ))
             }
         }
     }

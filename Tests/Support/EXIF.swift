@@ -8,8 +8,8 @@ public enum EXIF {
         var tiff: [UInt8] = littleEndian ? [0x49, 0x49] : [0x4D, 0x4D]
         tiff += u16(42) + u32(8)
         tiff += u16(withMake ? 2 : 1)
-        if withMake { tiff += u16(0x010F) + u16(2) + u32(4) + Array("Cam\0".utf8) }  // Make, ASCII, inline
-        tiff += u16(0x0112) + u16(3) + u32(1) + u16(orientation) + u16(0)  // Orientation, SHORT
+        if withMake { tiff += u16(0x010F) + u16(2) + u32(4) + Array("Cam\0".utf8) } // Make, ASCII, inline
+        tiff += u16(0x0112) + u16(3) + u32(1) + u16(orientation) + u16(0) // Orientation, SHORT
         tiff += u32(0)
         let body = Array("Exif".utf8) + [0, 0] + tiff
         return [0xFF, 0xE1, UInt8((body.count + 2) >> 8), UInt8((body.count + 2) & 0xFF)] + body

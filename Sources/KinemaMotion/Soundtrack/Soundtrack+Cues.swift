@@ -51,14 +51,32 @@ enum SoundtrackVocabulary {
                 table[String(word), default: []].append(contentsOf: cues)
             }
         }
-        add([.wind], "wind winds windy breeze breezes breezy gust gusts gusting gusty gale gales blustery howling windswept blizzard snowstorm sandstorm tornado hurricane cliff cliffs desert dunes glacier tundra arctic")
+        add(
+            [.wind],
+            "wind winds windy breeze breezes breezy gust gusts gusting gusty gale gales blustery howling windswept blizzard snowstorm sandstorm tornado hurricane cliff cliffs desert dunes glacier tundra arctic"
+        )
         add([.rain], "rain rains raining rainy rained rainfall raindrop raindrops rainstorm downpour drizzle drizzling monsoon")
         add([.wind, .rain], "storm storms stormy thunderstorm thunderstorms tempest")
-        add([.water], "water waters ocean oceans sea seas seaside waves wave surf surfing beach beaches shore shoreline coast coastal tide tides river rivers stream streams brook creek waterfall waterfalls lake harbor harbour pier fountain rapids splash splashing lagoon bay boat boats sailboat sailing ship kayak canoe")
-        add([.fire], "fire fires fireplace campfire bonfire flame flames flaming burning blaze blazing ember embers hearth inferno wildfire torch torches firewood")
-        add([.forest], "forest forests woods woodland woodlands jungle rainforest trees birds bird birdsong songbird songbirds chirping meadow meadows garden orchard grove countryside foliage park wilderness bamboo")
-        add([.city], "city cities street streets traffic car cars urban downtown town highway freeway road roads avenue intersection metropolis taxi taxis bus buses sidewalk crosswalk skyline skyscraper skyscrapers subway neon")
-        add([.crowd], "crowd crowds crowded people audience spectators market marketplace bazaar festival party stadium concert cafe restaurant pub chatter chatting conversation gathering protest fans wedding parade celebration ballroom theater theatre")
+        add(
+            [.water],
+            "water waters ocean oceans sea seas seaside waves wave surf surfing beach beaches shore shoreline coast coastal tide tides river rivers stream streams brook creek waterfall waterfalls lake harbor harbour pier fountain rapids splash splashing lagoon bay boat boats sailboat sailing ship kayak canoe"
+        )
+        add(
+            [.fire],
+            "fire fires fireplace campfire bonfire flame flames flaming burning blaze blazing ember embers hearth inferno wildfire torch torches firewood"
+        )
+        add(
+            [.forest],
+            "forest forests woods woodland woodlands jungle rainforest trees birds bird birdsong songbird songbirds chirping meadow meadows garden orchard grove countryside foliage park wilderness bamboo"
+        )
+        add(
+            [.city],
+            "city cities street streets traffic car cars urban downtown town highway freeway road roads avenue intersection metropolis taxi taxis bus buses sidewalk crosswalk skyline skyscraper skyscrapers subway neon"
+        )
+        add(
+            [.crowd],
+            "crowd crowds crowded people audience spectators market marketplace bazaar festival party stadium concert cafe restaurant pub chatter chatting conversation gathering protest fans wedding parade celebration ballroom theater theatre"
+        )
         add([.roomTone], "indoor indoors interior room office studio bedroom kitchen hallway library apartment classroom")
         return table
     }()

@@ -42,12 +42,14 @@ extension Soundtrack {
                 let strength = intensity.isFinite ? min(max(intensity, 0), 1) : 0
                 let length = 0.35 + 0.85 * strength
                 let level = whooshQuietDBFS + (whooshLoudDBFS - whooshQuietDBFS) * strength
-                rendered = (whoosh(length: length, strength: strength, random: &random),
-                            event.time - whooshPeak * length, level)
+                rendered = (
+                    whoosh(length: length, strength: strength, random: &random),
+                    event.time - whooshPeak * length, level
+                )
             case .cut:
                 rendered = (cutSwish(random: &random), event.time - cutLead, cutDBFS)
             case .speech:
-                continue  // mixed by `renderSpeech`, over the ducked bed
+                continue // mixed by `renderSpeech`, over the ducked bed
             }
             var segment = rendered.segment
             bandLimit(&segment)
@@ -70,8 +72,10 @@ extension Soundtrack {
         let direction = random.chance(0.5) ? 1.0 : -1.0
         let q = 1.6
         let bodyLevel = 0.5 * soundtrackBandNormaliser(bandwidth: 1.11 * 180)
-        var noise = (left: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 1),
-                     right: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 2))
+        var noise = (
+            left: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 1),
+            right: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 2)
+        )
         var band = (left: SoundtrackSVF(cutoff: low, q: q), right: SoundtrackSVF(cutoff: low, q: q))
         var body = (left: SoundtrackSVF(cutoff: 180, q: 0.7), right: SoundtrackSVF(cutoff: 180, q: 0.7))
         var start = 0
@@ -113,8 +117,10 @@ extension Soundtrack {
         let lead = Int(cutLead * soundtrackSampleRate)
         let count = lead + Int(0.22 * soundtrackSampleRate)
         var segment = SoundtrackStereoBuffer(frames: count)
-        var noise = (left: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 1),
-                     right: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 2))
+        var noise = (
+            left: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 1),
+            right: SoundtrackRandom(seed: UInt32(truncatingIfNeeded: random.next()), stream: 2)
+        )
         var band = (left: SoundtrackSVF(cutoff: 1_400, q: 1.2), right: SoundtrackSVF(cutoff: 1_400, q: 1.2))
         var thumpPhase = 0.0
         var start = 0

@@ -194,7 +194,8 @@ extension Soundtrack {
                         amp += step
                         washAmp += washStep
                         let n = random.noise()
-                        out[i] += amp * body.lowpass(n) + washAmp * wash.bandpass(n)
+                        out[i] +=
+                            amp * body.lowpass(n) + washAmp * wash.bandpass(n)
                             + 0.25 * undertowNorm * undertow.lowpass(n)
                     }
                     start = end
@@ -228,7 +229,8 @@ extension Soundtrack {
                     for i in start..<end {
                         f += step
                         let n = random.noise()
-                        out[i] += (0.6 + 0.4 * f) * rumbleNorm * rumble.lowpass(n)
+                        out[i] +=
+                            (0.6 + 0.4 * f) * rumbleNorm * rumble.lowpass(n)
                             + 0.3 * (0.5 + 0.5 * f) * roarNorm * roar.bandpass(n)
                     }
                     start = end

@@ -35,7 +35,8 @@ public enum Soundtrack {
     public static func synthesize(
         prompt: String, negativePrompt: String?, durationSeconds: Double, events: [SoundEvent], seed: UInt32
     ) -> AudioTrack {
-        let frames = durationSeconds.isFinite && durationSeconds > 0
+        let frames =
+            durationSeconds.isFinite && durationSeconds > 0
             ? Int((durationSeconds * Double(AudioTrack.sampleRate)).rounded()) : 0
         guard frames > 0 else { return AudioTrack(samples: []) }
         let cues = cues(prompt: prompt, negativePrompt: negativePrompt)

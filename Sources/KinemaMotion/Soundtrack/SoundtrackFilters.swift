@@ -69,7 +69,6 @@ struct SoundtrackOnePole {
     }
 }
 
-
 /// Gain that brings uniform white noise (RMS 1/√3) through a filter of the given noise bandwidth to unit RMS,
 /// so the components of a bed can be balanced by intent rather than by their bandwidths.
 func soundtrackBandNormaliser(bandwidth: Double) -> Float {

@@ -38,4 +38,3 @@ struct SoundtrackSmoothNoise {
         return points[index] + (points[index + 1] - points[index]) * s
     }
 }
-

@@ -82,6 +82,5 @@ func soundtrackPanGains(_ pan: Double) -> (left: Float, right: Float) {
     return (Float(cos(angle)), Float(sin(angle)))
 }
 
-
 /// Control-rate block length: modulations (filter cutoffs, envelopes) are updated once per block.
 let soundtrackBlock = 32

@@ -44,7 +44,7 @@ public enum SpeechSynthesizer {
 
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return nil }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // only the child's dup2'd stdout survives its exec
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } // only the child's dup2'd stdout survives its exec
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
