@@ -102,6 +102,15 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     /// 431 for a request head over the decoder's limits.
+    /// An `Expect` header other than `100-continue` (RFC 9110: 417).
+    static func expectationFailed(_ expectation: String) -> APIError {
+        APIError(
+            .expectationFailed, "EXPECTATION_FAILED",
+            "The Expect header '\(expectation.prefix(64))' cannot be met; only 'Expect: 100-continue' is supported (or send no Expect header).",
+            metadata: ["field": "Expect"], closesConnection: true
+        )
+    }
+
     static let headTooLarge = APIError(
         .requestHeaderFieldsTooLarge, "REQUEST_HEADERS_TOO_LARGE",
         "The request head is too large: at most 1000 header fields of 80 KiB in all are accepted.", metadata: ["field": "head"],

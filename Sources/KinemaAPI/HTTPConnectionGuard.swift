@@ -157,9 +157,16 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             headStarted = false
             requestsInProgress += 1
             readingRequest = true
-            expectsContinue = head.headerFields[.expect]?.lowercased() == "100-continue"
+            let expectation = head.headerFields[.expect]?.lowercased()
+            expectsContinue = expectation == "100-continue"
             continueSent = false
             if let id = registryID { settings.registry.markBusy(id) }
+            if let expectation, expectation != "100-continue" {
+                // RFC 9110 §10.1.1: an expectation the server cannot meet is answered 417, before any body is sent;
+                // the request never reaches a route and the connection closes.
+                answer(.expectationFailed(expectation), context: context)
+                return
+            }
         case .body:
             break
         case .end:

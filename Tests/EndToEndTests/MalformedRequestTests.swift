@@ -129,6 +129,14 @@ import NIOHTTP1
         let refused = await badKey.receiveResponse(timeout: .seconds(5), skippingInterim: false)
         expectContractError(refused, status: 403, reason: "INVALID_API_KEY", "bad key with Expect")
         #expect(!badKey.text.contains("100 Continue"), "\(badKey.text)")
+
+        // An expectation the server cannot meet: 417 at once, no 100, nothing stored, the connection closes.
+        let unknown = try await RawConnection.open(port: port)
+        await unknown.send(head(key: key, length: 2).replacingOccurrences(of: "Expect: 100-continue", with: "Expect: 200-ok"))
+        let unmet = await unknown.receiveResponse(timeout: .seconds(5), skippingInterim: false)
+        expectContractError(unmet, status: 417, reason: "EXPECTATION_FAILED", "unknown Expect")
+        #expect(!unknown.text.contains("100 Continue"), "\(unknown.text)")
+        #expect(await unknown.receiveUntilClosed(timeout: .seconds(15)))
         await server.terminate()
     }
 
