@@ -37,6 +37,50 @@ import Testing
         try await PostgresTestServer.psql(PostgresTestServer.url(database: database), statement)
     }
 
+    /// A database at schema 6 (API keys with a default engine and a revocation in `api_keys`, worker tokens in
+    /// `worker_tokens`, as migrations 1, 2 and 5 made them) moves its credentials into one table on upgrade: each keeps
+    /// its kind, id, owner, hash, prefix, times and default engine, and the old tables are gone.
+    @Test func aVersionSixDatabaseKeepsEveryCredential() async throws {
+        try await Self.withEmptyDatabase { database in
+            try await Self.sql(
+                database,
+                """
+                CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);
+                INSERT INTO schema_migrations SELECT v, 'before credentials', 0 FROM generate_series(1, 6) AS v;
+                CREATE TABLE api_keys (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL,
+                    key_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT,
+                    default_engine TEXT);
+                CREATE TABLE worker_tokens (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT);
+                INSERT INTO api_keys (id, tenant, key_hash, prefix, created_at, revoked_at, default_engine) VALUES
+                    ('k1', 'acme', '\(String(repeating: "a", count: 64))', 'kin_aaaaaa', 1000, NULL, 'motion'),
+                    ('k2', 'globex', '\(String(repeating: "b", count: 64))', 'kin_bbbbbb', 2000, 3000, NULL);
+                INSERT INTO worker_tokens (id, name, token_hash, prefix, created_at, revoked_at) VALUES
+                    ('t1', 'gpu-box', '\(String(repeating: "c", count: 64))', 'kwt_cccccc', 4000, NULL);
+                """)
+            try await PostgresTestServer.withStore(database: database) { store in
+                try await store.migrate()
+                #expect(try await store.schemaVersion() == PostgresTaskStore.currentSchemaVersion)
+                let acme = try #require(try await store.credential(.apiKey, hash: String(repeating: "a", count: 64)))
+                #expect(
+                    acme
+                        == CredentialRecord(
+                            kind: .apiKey, id: "k1", owner: "acme", hash: String(repeating: "a", count: 64), prefix: "kin_aaaaaa",
+                            createdAt: Date(timeIntervalSince1970: 1), defaultEngine: "motion"))
+                let globex = try #require(try await store.credential(.apiKey, hash: String(repeating: "b", count: 64)))
+                #expect(globex.revokedAt == Date(timeIntervalSince1970: 3))
+                let token = try #require(try await store.credential(.workerToken, hash: String(repeating: "c", count: 64)))
+                #expect(token.owner == "gpu-box" && token.id == "t1" && token.revokedAt == nil)
+                // Still only what each was.
+                #expect(try await store.credential(.workerToken, hash: acme.hash) == nil)
+                #expect(try await store.credentials(.apiKey).map(\.id) == ["k1", "k2"])
+            }
+            #expect(try await Self.sql(database, "SELECT to_regclass('api_keys') IS NULL AND to_regclass('worker_tokens') IS NULL") == "t")
+        }
+    }
+
     @Test func manyNodesMayMigrateAFreshDatabaseAtOnce() async throws {
         try await Self.withEmptyDatabase { database in
             let stores = try (0..<6).map { _ in try PostgresTestServer.open(database: database) }
