@@ -13,7 +13,6 @@ import Testing
 /// the keys and tokens still authenticate.
 @Suite struct SQLiteUpgrade {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    static let fixture = fixtures.appendingPathComponent("sqlite-schema-v3.sql")
 
     static func sqlite3(_ db: String, _ args: [String], input: URL? = nil) async throws -> String {
         let result = try await ChildProcess.run("sqlite3", [db] + args, stdin: input, mergeErrors: true, timeout: .seconds(120))
@@ -21,12 +20,18 @@ import Testing
         return result.output
     }
 
-    @Test func aVersionThreeDatabaseUpgradesAndItsTasksStillRead() async throws {
+    /// A fresh directory holding `kinema.sqlite` as the dump `fixture` (in Fixtures/) describes it; the caller removes it.
+    static func restore(_ fixture: String) async throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-upgrade-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        _ = try await sqlite3(dir.appendingPathComponent("kinema.sqlite").path, [], input: fixtures.appendingPathComponent(fixture))
+        return dir
+    }
+
+    @Test func aVersionThreeDatabaseUpgradesAndItsTasksStillRead() async throws {
+        let dir = try await Self.restore("sqlite-schema-v3.sql")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("kinema.sqlite").path
-        _ = try await Self.sqlite3(db, [], input: Self.fixture)
         #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
 
         let store = try SQLiteTaskStore(path: db)
@@ -72,11 +77,9 @@ import Testing
     /// The release before one credentials table (schema 6: api_keys with default engines, worker_tokens, a revoked
     /// key) upgrades: every key and token still authenticates as what it was, with its owner, engine and revocation.
     @Test func aVersionSixDatabaseKeepsEveryCredential() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-upgrade6-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try await Self.restore("sqlite-schema-v6.sql")
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = dir.appendingPathComponent("kinema.sqlite").path
-        _ = try await Self.sqlite3(db, [], input: Self.fixtures.appendingPathComponent("sqlite-schema-v6.sql"))
         #expect(try await Self.sqlite3(db, ["SELECT max(version) FROM schema_migrations"]).trimmingCharacters(in: .whitespacesAndNewlines) == "6")
 
         let store = try SQLiteTaskStore(path: db)
