@@ -65,7 +65,19 @@ let package = Package(
         // The built-in motion engine (soundtrack under Soundtrack/).
         .target(name: "KinemaMotion", dependencies: ["KinemaMedia", "KinemaCore"], swiftSettings: strict),
         // Where engines are registered and their errors classified: every engine a worker can run comes from here.
-        .target(name: "KinemaEngines", dependencies: ["KinemaCore", "KinemaMedia", "KinemaMotion"], swiftSettings: strict),
+        // Upstream/: hosted providers (Novita, Kling, fal) behind the durable gateway, over AsyncHTTPClient.
+        .target(
+            name: "KinemaEngines",
+            dependencies: [
+                "KinemaCore", "KinemaMedia", "KinemaMotion", "KinemaFetch",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // Safe fetching of user-supplied image URLs (address rules, redirects, byte and time caps).
         .target(
             name: "KinemaFetch",
@@ -134,6 +146,11 @@ let package = Package(
             name: "KinemaMediaTests", dependencies: ["KinemaMedia", "KinemaCore", "CDeflate", "KinemaTestSupport"], swiftSettings: testSettings),
         .testTarget(
             name: "KinemaMotionTests", dependencies: ["KinemaMotion", "KinemaMedia", "KinemaCore", "KinemaTestSupport"], swiftSettings: testSettings),
+        .testTarget(
+            name: "KinemaEnginesTests",
+            dependencies: ["KinemaEngines", "KinemaCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: testSettings
+        ),
         // Fixtures/: a database written by an earlier release, read by path (#filePath) in the upgrade test.
         .testTarget(
             name: "StoreConformanceTests",
@@ -165,6 +182,7 @@ let package = Package(
             dependencies: [
                 "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaEngines",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationEssentialsCompat", package: "swift-nio"),

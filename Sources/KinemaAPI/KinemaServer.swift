@@ -21,6 +21,10 @@ public struct KinemaServer: Sendable {
     public let store: any TaskStore
     public let blobs: any BlobStore
     public let engine: any VideoEngine
+    /// Hosted-provider engines run by this node's I/O-bound workers (`configuration.upstreamConcurrency` each).
+    public let upstreamEngines: [any VideoEngine]
+    /// Engines paused for every task (an upstream provider refusing the account), shown by `/readyz`.
+    public let engineStatus: EngineStatusBoard
     /// Checks that uploaded images decode, at submit time.
     public let imageVerifier: any ImageVerifier
     public let logger: Logger
@@ -31,8 +35,11 @@ public struct KinemaServer: Sendable {
     /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
     public init(
         configuration: ServerConfiguration, store: any TaskStore, blobs: any BlobStore, engine: any VideoEngine,
-        imageVerifier: any ImageVerifier, signingSecret: [UInt8], nodeID: String, logger: Logger
+        imageVerifier: any ImageVerifier, signingSecret: [UInt8], nodeID: String, logger: Logger,
+        upstreamEngines: [any VideoEngine] = [], engineStatus: EngineStatusBoard = EngineStatusBoard()
     ) {
+        self.upstreamEngines = upstreamEngines
+        self.engineStatus = engineStatus
         self.imageVerifier = imageVerifier
         self.configuration = configuration
         self.store = store
@@ -89,13 +96,25 @@ public struct KinemaServer: Sendable {
         workerConfig.shutdownGrace = config.shutdownGrace
         let workers = WorkerPool(
             configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
+        // Each upstream provider gets its own pool of I/O-bound workers, claiming only that provider's tasks.
+        let upstreamPools = upstreamEngines.map { engine in
+            var poolConfig = WorkerConfiguration(
+                count: config.upstreamConcurrency, nodeID: "\(nodeID)/\(engine.name)", scratchDirectory: scratchDirectory)
+            poolConfig.leaseDuration = config.leaseDuration
+            poolConfig.heartbeatInterval = config.heartbeatInterval
+            poolConfig.shutdownGrace = config.shutdownGrace
+            return WorkerPool(
+                configuration: poolConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
+        }
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: app),
-            .init(service: workers, successTerminationBehavior: .ignore),
-            .init(service: rescuer, successTerminationBehavior: .ignore),
-            .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore),
-        ]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] =
+            [
+                .init(service: app),
+                .init(service: workers, successTerminationBehavior: .ignore),
+                .init(service: rescuer, successTerminationBehavior: .ignore),
+            ] + upstreamPools.map { .init(service: $0, successTerminationBehavior: .ignore) } + [
+                .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore)
+            ]
         // An API-only node on PostgreSQL still long-polls for remote workers: wake those polls on the
         // database's notifications too (with in-process workers, their pool already relays them).
         if config.workers == 0, let notifications = store as? any WorkNotifications {
@@ -142,7 +161,7 @@ public struct KinemaServer: Sendable {
         return buildRouter(
             submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
-            worker: worker
+            engineStatus: engineStatus, worker: worker
         )
     }
 

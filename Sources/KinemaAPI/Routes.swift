@@ -1,5 +1,6 @@
 import Hummingbird
 import KinemaAPIModels
+import KinemaCore
 import KinemaStore
 
 /// The public routes' paths, and the worker protocol's routes as docs/worker-protocol.md lists them. A test compares
@@ -19,7 +20,7 @@ public enum Routes {
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
     submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState,
-    worker: WorkerProtocolController? = nil
+    engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
     let router = Router(context: KinemaRequestContext.self)
     router.add(
@@ -55,7 +56,10 @@ func buildRouter(
         } catch {
             throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The task store is unreachable.", retryAfter: 5)
         }
-        return JSONWire.response(["status": "ready"])
+        // A paused upstream provider leaves the node ready (every node shares the pause; its tasks wait), but says so.
+        let paused = engineStatus.pausedEngines
+        if paused.isEmpty { return JSONWire.response(["status": "ready"]) }
+        return JSONWire.response(ReadyWithPausedEngines(status: "ready", pausedEngines: paused))
     }
     router.get(RouterPath(stringLiteral: Routes.readyz), use: readyz)
     router.head(RouterPath(stringLiteral: Routes.readyz), use: readyz)
@@ -63,4 +67,15 @@ func buildRouter(
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
     }
     return router
+}
+
+/// `/readyz` while an engine is paused: which, and the provider's words.
+private struct ReadyWithPausedEngines: Encodable {
+    var status: String
+    var pausedEngines: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case status
+        case pausedEngines = "paused_engines"
+    }
 }

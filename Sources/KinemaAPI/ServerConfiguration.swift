@@ -15,6 +15,9 @@ public struct ServerConfiguration: Sendable {
     public var dataDirectory: URL
     /// In-process workers (0 = API only).
     public var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Tasks each upstream provider runs at once on this node (`--upstream-concurrency`): I/O-bound workers, separate
+    /// from the CPU render workers.
+    public var upstreamConcurrency: Int = 16
     /// Address ranges the safe fetcher may fetch from although they are normally refused.
     public var allowFetchFrom: [IPNetwork] = []
     /// Lifetime of signed video URLs, in seconds.
@@ -26,7 +29,7 @@ public struct ServerConfiguration: Sendable {
     /// Attempts before a task whose worker keeps dying is failed.
     public var maxAttempts: Int = 3
     /// Engines tasks may be routed to (`kinema serve --engine`); the first is the default. In-process workers run
-    /// `motion`; other engines' tasks wait for remote workers that claim them.
+    /// `motion` and the upstream providers given to the server; other engines' tasks wait for remote workers.
     public var engines: [String] = [EngineNames.motion]
     /// Lease and heartbeat timing of the workers.
     public var leaseDuration: TimeInterval = 30

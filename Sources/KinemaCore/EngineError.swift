@@ -15,3 +15,16 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+/// The engine cannot run the task now but nothing is wrong with the task (an upstream provider refusing the account,
+/// before anything was submitted): the worker hands the task back without counting the attempt.
+public struct EnginePostponed: Error, Sendable, CustomStringConvertible {
+    /// Why, for the log.
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -32,14 +32,21 @@ public struct TaskLifecycle: Sendable, Equatable {
     public var lease: TaskLeaseFacts?
     /// Failure reason; empty unless FAILED or CANCELED.
     public var reason: String
+    /// Whether a hosted provider already accepted the task (its id is stored): a lost lease then hands the task to
+    /// the next worker to follow without counting the attempt, since giving up would lose a paid result (the
+    /// upstream deadline bounds how long it is followed).
+    public var followsUpstream: Bool
 
     /// Creates lifecycle facts.
-    public init(status: TaskStatus, attempt: Int, maxAttempts: Int, lease: TaskLeaseFacts? = nil, reason: String = "") {
+    public init(
+        status: TaskStatus, attempt: Int, maxAttempts: Int, lease: TaskLeaseFacts? = nil, reason: String = "", followsUpstream: Bool = false
+    ) {
         self.status = status
         self.attempt = attempt
         self.maxAttempts = maxAttempts
         self.lease = lease
         self.reason = reason
+        self.followsUpstream = followsUpstream
     }
 
     /// A freshly submitted task.
@@ -130,7 +137,9 @@ public enum TaskTransitionRejection: Error, Sendable, Equatable {
 /// - lease events must present the lease the task is held under (fencing); a lease past its expiry
 ///   is still honoured until a sweep rescues the task;
 /// - an expiry, orphaning or retryable failure requeues while attempts remain, and FAILS the task
-///   once `attempt == maxAttempts`; a non-retryable failure FAILS at once.
+///   once `attempt == maxAttempts`; a non-retryable failure FAILS at once;
+/// - an expiry or orphaning of a task a hosted provider already accepted requeues it un-counted (its follower died;
+///   the next one resumes following the same upstream task).
 public enum TaskStateMachine {
     /// Reason recorded on a task canceled by its owner.
     public static let canceledReason = "canceled"
@@ -177,17 +186,14 @@ public enum TaskStateMachine {
 
         case let .release(leaseID):
             if let rejection = fence(state, leaseID) { return .failure(rejection) }
-            var next = state
-            next.status = .queued
-            next.attempt -= 1
-            next.lease = nil
-            return .success(TaskTransition(lifecycle: next, endedAttempt: .released))
+            return .success(requeueUncounted(state, ending: .released))
 
         case let .leaseExpired(now):
             guard state.status == .processing, let lease = state.lease else {
                 return .failure(.notProcessing(state.status))
             }
             guard lease.expiresAt < now else { return .failure(.leaseNotExpired) }
+            if state.followsUpstream { return .success(requeueUncounted(state, ending: .expired)) }
             let reason = expiredLeaseReason(attempt: state.attempt, maxAttempts: state.maxAttempts)
             return .success(requeueOrFail(state, ending: .expired, reason: reason))
 
@@ -195,6 +201,7 @@ public enum TaskStateMachine {
             guard state.status == .processing, state.lease != nil else {
                 return .failure(.notProcessing(state.status))
             }
+            if state.followsUpstream { return .success(requeueUncounted(state, ending: .expired)) }
             let reason = orphanedReason(attempt: state.attempt, maxAttempts: state.maxAttempts)
             return .success(requeueOrFail(state, ending: .expired, reason: reason))
 
@@ -224,6 +231,15 @@ public enum TaskStateMachine {
             return TaskTransition(lifecycle: next, endedAttempt: ending)
         }
         return TaskTransition(lifecycle: failed(state, reason: reason), endedAttempt: ending)
+    }
+
+    /// Back to QUEUED with the attempt un-counted (the next claim reuses its number).
+    private static func requeueUncounted(_ state: TaskLifecycle, ending: TaskAttemptEnding) -> TaskTransition {
+        var next = state
+        next.status = .queued
+        next.attempt -= 1
+        next.lease = nil
+        return TaskTransition(lifecycle: next, endedAttempt: ending)
     }
 
     private static func failed(_ state: TaskLifecycle, reason: String) -> TaskLifecycle {

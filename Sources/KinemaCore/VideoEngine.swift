@@ -24,11 +24,23 @@ public struct RenderJob: Sendable {
     public var image: Data
     /// The last frame, if the request has one.
     public var endImage: Data?
+    /// The task being run (upstream engines send it to providers that take an id of ours).
+    public var taskID: UUID?
+    /// What the store holds of this task at a hosted provider: set when an earlier attempt already submitted it.
+    public var upstream: UpstreamHandle?
+    /// Where an upstream engine records its handle before each paid or losable step; `nil` outside a worker.
+    public var journal: (any UpstreamJournal)?
 
-    public init(request: GenerationRequest, image: Data, endImage: Data? = nil) {
+    public init(
+        request: GenerationRequest, image: Data, endImage: Data? = nil, taskID: UUID? = nil, upstream: UpstreamHandle? = nil,
+        journal: (any UpstreamJournal)? = nil
+    ) {
         self.request = request
         self.image = image
         self.endImage = endImage
+        self.taskID = taskID
+        self.upstream = upstream
+        self.journal = journal
     }
 }
 
@@ -37,8 +49,16 @@ public struct RenderJob: Sendable {
 /// Engines are selected by configuration; a task records which engine produced it.
 /// Implementations honour task cancellation and report progress through `progress`.
 public protocol VideoEngine: Sendable {
-    /// A short stable name recorded with each task (`motion`, `gpu`, `upstream`).
+    /// A short stable name recorded with each task (`EngineNames`).
     var name: String { get }
+
+    /// Whether a render may be cancelled at any moment without losing work: true for engines that keep their state in
+    /// the store (upstream providers), so a shutdown hands their tasks back at once instead of waiting out the grace.
+    var resumable: Bool { get }
+
+    /// Returns when the engine can take another task (an upstream provider paused for an account problem waits here);
+    /// workers call it before each claim, so a paused engine's tasks stay queued.
+    func waitUntilReady() async
 
     /// Renders `job` into an MP4 at `output` (the file is created or replaced).
     func render(
@@ -46,4 +66,9 @@ public protocol VideoEngine: Sendable {
         to output: URL,
         progress: @escaping @Sendable (RenderProgress) -> Void
     ) async throws
+}
+
+extension VideoEngine {
+    public var resumable: Bool { false }
+    public func waitUntilReady() async {}
 }

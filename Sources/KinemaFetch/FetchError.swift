@@ -31,10 +31,14 @@ public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
     /// One human sentence saying why, e.g. "the image URL resolves to 10.0.0.5, a private address, which is refused".
     public var message: String
 
+    /// The HTTP status of a `.httpStatus` failure.
+    public var status: Int?
+
     /// An error with a code and a message.
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, status: Int? = nil) {
         self.code = code
         self.message = message
+        self.status = status
     }
 
     /// "code: message".

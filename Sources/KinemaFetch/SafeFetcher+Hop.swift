@@ -86,7 +86,7 @@ extension SafeFetcher {
         var request = HTTPClientRequest(url: url.requestURL)
         request.method = .GET
         request.headers.add(name: "User-Agent", value: "Kinema/1")
-        request.headers.add(name: "Accept", value: "image/png, image/jpeg;q=0.9, image/*;q=0.8")
+        request.headers.add(name: "Accept", value: configuration.accept)
 
         let response: HTTPClientResponse
         do {
@@ -119,7 +119,7 @@ extension SafeFetcher {
         guard (200...299).contains(status) else {
             throw FetchError(
                 code: .httpStatus,
-                message: "\(url) answered with HTTP status \(status) (\(response.status.reasonPhrase)) instead of 2xx"
+                message: "\(url) answered with HTTP status \(status) (\(response.status.reasonPhrase)) instead of 2xx", status: Int(status)
             )
         }
         return .finished(.body(try await readBody(response, from: url)))
@@ -131,7 +131,7 @@ extension SafeFetcher {
         if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             throw FetchError(
                 code: .tooLarge,
-                message: "the image at \(url) is \(declared) bytes, more than the limit of \(limitText)"
+                message: "the \(configuration.subject) at \(url) is \(declared) bytes, more than the limit of \(limitText)"
             )
         }
         var body = ByteBuffer()
@@ -141,7 +141,7 @@ extension SafeFetcher {
                 guard body.readableBytes + chunk.readableBytes <= limit else {
                     throw FetchError(
                         code: .tooLarge,
-                        message: "the image at \(url) is larger than the limit of \(limitText)"
+                        message: "the \(configuration.subject) at \(url) is larger than the limit of \(limitText)"
                     )
                 }
                 var chunk = chunk

@@ -17,6 +17,10 @@ public struct SafeFetcher: Sendable {
         public var timeout: Duration
         /// How many redirects are followed at most (default 3).
         public var maxRedirects: Int
+        /// What is fetched, as messages name it (default "image"; "video" for results copied from a provider).
+        public var subject: String = "image"
+        /// The `Accept` header sent.
+        public var accept: String = "image/png, image/jpeg;q=0.9, image/*;q=0.8"
 
         /// A configuration; every parameter has the documented default.
         public init(
@@ -58,7 +62,7 @@ public struct SafeFetcher: Sendable {
                 guard case .some(.some(let data)) = try await group.next() else {
                     throw FetchError(
                         code: .timeout,
-                        message: "the image URL did not finish downloading within \(Self.describe(timeout))"
+                        message: "the \(configuration.subject) URL did not finish downloading within \(Self.describe(timeout))"
                     )
                 }
                 return data
@@ -67,18 +71,18 @@ public struct SafeFetcher: Sendable {
             throw error
         } catch {
             if Task.isCancelled || error is CancellationError {
-                throw FetchError(code: .cancelled, message: "the image download was cancelled before it finished")
+                throw FetchError(code: .cancelled, message: "the \(configuration.subject) download was cancelled before it finished")
             }
-            throw FetchError(code: .connectionFailed, message: "the image could not be downloaded: \(error)")
+            throw FetchError(code: .connectionFailed, message: "the \(configuration.subject) could not be downloaded: \(error)")
         }
     }
 
     private func fetchFollowingRedirects(_ text: String) async throws -> Data {
-        var current = try FetchURL(parsing: text, subject: "the image URL")
+        var current = try FetchURL(parsing: text, subject: "the \(configuration.subject) URL")
         var visited: Set<String> = [current.requestURL]
         var redirects = 0
         while true {
-            let subject = redirects == 0 ? "the image URL" : "the redirect target \(current)"
+            let subject = redirects == 0 ? "the \(configuration.subject) URL" : "the redirect target \(current)"
             switch try await fetchHop(current, subject: subject) {
             case .body(let data):
                 return data
@@ -87,14 +91,14 @@ public struct SafeFetcher: Sendable {
                 if visited.contains(next.requestURL) {
                     throw FetchError(
                         code: .tooManyRedirects,
-                        message: "the image URL is a redirect loop: \(current) redirects (\(status)) back to \(next)"
+                        message: "the \(configuration.subject) URL is a redirect loop: \(current) redirects (\(status)) back to \(next)"
                     )
                 }
                 redirects += 1
                 if redirects > configuration.maxRedirects {
                     throw FetchError(
                         code: .tooManyRedirects,
-                        message: "the image URL redirects more than \(configuration.maxRedirects) times (the next hop was \(next))"
+                        message: "the \(configuration.subject) URL redirects more than \(configuration.maxRedirects) times (the next hop was \(next))"
                     )
                 }
                 visited.insert(next.requestURL)

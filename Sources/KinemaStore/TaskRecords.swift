@@ -40,14 +40,17 @@ public struct TaskRecord: Sendable, Equatable {
     public var leaseOwner: String?
     /// When the current lease may be rescued, while processing.
     public var leaseExpiresAt: Date?
+    /// Where the task stands at a hosted provider, once an upstream engine sent it there.
+    public var upstream: UpstreamHandle?
 
     /// Creates a record (stores build these; tests and fakes may too).
     public init(
         id: UUID, tenant: String, status: TaskStatus, request: GenerationRequest, imageKey: String,
         endImageKey: String?, resultKey: String?, reason: String, progressPercent: Int, etaSeconds: Int,
         attempt: Int, maxAttempts: Int, engine: String?, createdAt: Date, startedAt: Date?, finishedAt: Date?,
-        updatedAt: Date, leaseOwner: String?, leaseExpiresAt: Date?
+        updatedAt: Date, leaseOwner: String?, leaseExpiresAt: Date?, upstream: UpstreamHandle? = nil
     ) {
+        self.upstream = upstream
         self.id = id
         self.tenant = tenant
         self.status = status

@@ -44,8 +44,14 @@ public protocol TaskStore: Sendable {
     /// `maxAttempts` (`attempt` goes back down, so the next claim reuses the number). `false` when the lease was lost.
     func release(_ lease: TaskLease, now: Date) async throws -> Bool
 
+    /// Stores where the task stands at a hosted provider (`UpstreamHandle`), or clears a handle whose submit was
+    /// refused. Written whatever the lease (a follower's answer must not be lost to a lease that lapsed meanwhile),
+    /// but only while the task is QUEUED or PROCESSING, and an accepted handle (with an id) is never cleared or
+    /// replaced by one without an id. `false` when nothing was written.
+    func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool
+
     /// Requeues every PROCESSING task whose lease expired before `now` (attempt counted), or fails it
-    /// when it has used `maxAttempts`. Safe to run concurrently from several nodes: a task is rescued once.
+    /// when it has used `maxAttempts`; a task a hosted provider accepted is requeued un-counted (`TaskStateMachine`). Safe to run concurrently from several nodes: a task is rescued once.
     func rescueExpiredLeases(now: Date) async throws -> RescueReport
 
     /// Requeues every task leased by `workerID` at once (a restarted worker's orphans), counting the attempt.

@@ -9,11 +9,11 @@ enum PostgresTaskRow {
     static let columns = """
         id, tenant, status, request_json, image_key, end_image_key, result_key, reason, progress_percent,
         eta_seconds, attempt, max_attempts, engine, created_at, started_at, finished_at, updated_at,
-        lease_id, lease_owner, lease_expires_at
+        lease_id, lease_owner, lease_expires_at, upstream
         """
 
     /// The columns `lifecycle(_:)` reads.
-    static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason"
+    static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream_id"
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
     static let statusColumns = """
@@ -66,7 +66,8 @@ enum PostgresTaskRow {
                 finishedAt: try row["finished_at"].decode(Int64?.self).map(date),
                 updatedAt: date(try row["updated_at"].decode(Int64.self)),
                 leaseOwner: try row["lease_owner"].decode(String?.self),
-                leaseExpiresAt: try row["lease_expires_at"].decode(Int64?.self).map(date)
+                leaseExpiresAt: try row["lease_expires_at"].decode(Int64?.self).map(date),
+                upstream: try row["upstream"].decode(String?.self).flatMap { UpstreamHandle(encoded: $0) }
             )
         }
     }
@@ -88,7 +89,8 @@ enum PostgresTaskRow {
             attempt: try row["attempt"].decode(Int.self),
             maxAttempts: try row["max_attempts"].decode(Int.self),
             lease: lease,
-            reason: try row["reason"].decode(String.self)
+            reason: try row["reason"].decode(String.self),
+            followsUpstream: try row["upstream_id"].decode(String?.self) != nil
         )
         return (try row["id"].decode(UUID.self), lifecycle)
     }

@@ -51,6 +51,19 @@ extension PostgresTaskStore {
         ).count == 1
     }
 
+    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
+    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
+        let nowMs = PostgresTaskRow.millis(now)
+        let id = handle?.id
+        return try await rows(
+            """
+            UPDATE tasks SET upstream = \(handle?.encoded()), upstream_id = \(id), updated_at = \(nowMs)
+            WHERE id = \(taskID) AND status IN ('queued', 'processing') AND (upstream_id IS NULL OR \(id)::text IS NOT NULL)
+            RETURNING id
+            """
+        ).count == 1
+    }
+
     /// Requeues (retryable, attempts left) or FAILS with `reason`, keeping progress; `false` when the lease was lost.
     public func fail(_ lease: TaskLease, reason: String, retryable: Bool, now: Date) async throws -> Bool {
         let event = TaskEvent.fail(leaseID: lease.leaseID, reason: reason, retryable: retryable)

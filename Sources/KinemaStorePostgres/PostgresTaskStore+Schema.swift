@@ -199,6 +199,14 @@ extension PostgresTaskStore {
                 "DROP TABLE api_keys",
                 "DROP TABLE worker_tokens",
             ]),
+        PostgresMigration(
+            version: 8, name: "upstream handles",
+            statements: [
+                // Where a task stands at a hosted provider (UpstreamHandle as JSON), and the provider's task id on its
+                // own so the lease rules can tell an accepted task (followed, never submitted again) in plain SQL.
+                "ALTER TABLE tasks ADD COLUMN upstream TEXT",
+                "ALTER TABLE tasks ADD COLUMN upstream_id TEXT",
+            ]),
     ]
 
     /// The schema version this build migrates databases to.

@@ -76,6 +76,21 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
+    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE tasks SET upstream = ?, upstream_id = ?, updated_at = ?
+                    WHERE id = ? AND status IN ('queued', 'processing') AND (upstream_id IS NULL OR ? IS NOT NULL)
+                    """,
+                arguments: [handle?.encoded(), handle?.id, nowMs, taskID.uuidString, handle?.id]
+            )
+            return db.changesCount == 1
+        }
+    }
+
     /// Requeues or FAILS every task whose lease expired before `now`, in one transaction.
     public func rescueExpiredLeases(now: Date) async throws -> RescueReport {
         let nowMs = TaskRow.millis(now)
@@ -83,7 +98,7 @@ extension SQLiteTaskStore {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks
+                    SELECT \(TaskRow.lifecycleColumns) FROM tasks
                     WHERE status = 'processing' AND lease_expires_at < ? ORDER BY lease_expires_at, rowid
                     """,
                 arguments: [nowMs]
@@ -100,7 +115,7 @@ extension SQLiteTaskStore {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks
+                    SELECT \(TaskRow.lifecycleColumns) FROM tasks
                     WHERE status = 'processing' AND lease_owner = ? ORDER BY lease_expires_at, rowid
                     """,
                 arguments: [workerID]
@@ -116,7 +131,7 @@ extension SQLiteTaskStore {
         guard
             let row = try Row.fetchOne(
                 db,
-                sql: "SELECT status, attempt, max_attempts, lease_id, lease_expires_at, reason FROM tasks WHERE id = ?",
+                sql: "SELECT \(TaskRow.lifecycleColumns) FROM tasks WHERE id = ?",
                 arguments: [taskID.uuidString]
             )
         else { return nil }

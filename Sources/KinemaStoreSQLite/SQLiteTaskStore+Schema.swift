@@ -185,6 +185,12 @@ extension SQLiteTaskStore {
             try db.execute(sql: "DROP TABLE api_keys")
             try db.execute(sql: "DROP TABLE worker_tokens")
         },
+        SchemaMigration(version: 8, name: "upstream handles") { db in
+            // Where a task stands at a hosted provider (UpstreamHandle as JSON), and the provider's task id on its own
+            // so the lease rules can tell an accepted task (followed, never submitted again) in plain SQL.
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN upstream TEXT")
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN upstream_id TEXT")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

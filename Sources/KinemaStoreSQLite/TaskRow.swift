@@ -9,8 +9,11 @@ enum TaskRow {
     static let columns = """
         id, tenant, status, request_json, image_key, end_image_key, result_key, reason, progress_percent,
         eta_seconds, attempt, max_attempts, engine, created_at, started_at, finished_at, updated_at,
-        lease_id, lease_owner, lease_expires_at
+        lease_id, lease_owner, lease_expires_at, upstream
         """
+
+    /// The columns `lifecycle(_:)` reads.
+    static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream_id"
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task.
     static let statusColumns = """
@@ -58,7 +61,8 @@ enum TaskRow {
             finishedAt: optionalDate(row["finished_at"]),
             updatedAt: date(row["updated_at"]),
             leaseOwner: row["lease_owner"],
-            leaseExpiresAt: optionalDate(row["lease_expires_at"])
+            leaseExpiresAt: optionalDate(row["lease_expires_at"]),
+            upstream: (row["upstream"] as String?).flatMap { UpstreamHandle(encoded: $0) }
         )
     }
 
@@ -70,7 +74,7 @@ enum TaskRow {
         }
         return TaskLifecycle(
             status: try status(row["status"]), attempt: row["attempt"], maxAttempts: row["max_attempts"],
-            lease: lease, reason: row["reason"]
+            lease: lease, reason: row["reason"], followsUpstream: (row["upstream_id"] as String?) != nil
         )
     }
 

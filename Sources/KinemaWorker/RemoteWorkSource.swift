@@ -173,6 +173,11 @@ public struct RemoteWorkSource: WorkSource {
         return RescueReport(requeued: body.requeued.compactMap(UUID.init(uuidString:)), failed: body.failed.compactMap(UUID.init(uuidString:)))
     }
 
+    /// Upstream engines run inside API nodes and store workers, never behind the remote protocol.
+    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool {
+        throw WorkerError(.unexpectedResponse, "upstream engines do not run in remote workers; enable them with kinema serve --engine")
+    }
+
     // MARK: HTTP
 
     /// A fenced JSON call: `true` on 200, `false` on 409 (lease lost).

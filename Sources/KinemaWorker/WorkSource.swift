@@ -18,6 +18,9 @@ public protocol WorkSource: Sendable {
     func fail(_ lease: TaskLease, reason: String, retryable: Bool) async throws -> Bool
     /// Gives the task back without counting the attempt (shutdown); `false` when the lease was lost.
     func release(_ lease: TaskLease) async throws -> Bool
+    /// Stores where the task stands at a hosted provider (`TaskStore.recordUpstream`); `false` when it was not stored
+    /// (the task finished meanwhile, or an accepted handle is already there).
+    func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool
     /// Requeues tasks a previous incarnation of `workerID` left running.
     func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
     /// Cross-process wake-ups for idle workers when the source has them (a PostgreSQL store); `nil` means poll only.
@@ -102,6 +105,10 @@ public struct StoreWorkSource: WorkSource {
 
     public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
         try await store.requeueOrphans(ofWorker: workerID, now: now())
+    }
+
+    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool {
+        try await store.recordUpstream(taskID: taskID, handle: handle, now: now())
     }
 
     /// The store's own wake-ups when it has them (PostgreSQL: enqueues and requeues on any node).

@@ -82,11 +82,12 @@ public struct WorkerPool: Service {
                         return false
                     }
                 }
-                // Grace watchdog: after shutdown is requested and the grace has passed, cancel what still runs.
+                // Grace watchdog: after shutdown is requested and the grace has passed, cancel what still runs. An engine
+                // whose tasks resume from the store (upstream providers) is handed back at once.
                 group.addTask {
                     try await gracefulShutdown()
                     self.signal.notifyAll()
-                    try await Task.sleep(for: self.configuration.shutdownGrace)
+                    try await Task.sleep(for: self.engine.resumable ? .zero : self.configuration.shutdownGrace)
                     throw GraceExpired()
                 }
                 var finished = 0
@@ -111,6 +112,9 @@ public struct WorkerPool: Service {
                 try? await source.announce(workerID: workerID, engine: engine.name)
                 announced = ContinuousClock.now
             }
+            // A paused engine (an upstream provider refusing the account) leaves its tasks queued.
+            await cancelWhenGracefulShutdown { await engine.waitUntilReady() }
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
             let claimed: ClaimedTask?
             do {
                 claimed = try await source.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration)
@@ -142,7 +146,9 @@ public struct WorkerPool: Service {
         let outcome: Result<Void, any Error>
         do {
             let inputs = try await source.inputs(of: claimed)
-            let job = RenderJob(request: task.request, image: inputs.image, endImage: inputs.endImage)
+            let job = RenderJob(
+                request: task.request, image: inputs.image, endImage: inputs.endImage, taskID: task.id, upstream: task.upstream,
+                journal: SourceJournal(source: source, taskID: task.id))
             outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
                 group.addTask {
                     do {
@@ -201,6 +207,10 @@ public struct WorkerPool: Service {
                 logger.error("finishing the task failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
                 await finish { try await source.fail(lease, reason: reason, retryable: retryable) }
             }
+        case .failure(let error as EnginePostponed):
+            // Nothing is wrong with the task: it goes back un-counted, and the engine holds further claims.
+            await finish { try await source.release(lease) }
+            logger.notice("engine postponed the task; lease released", metadata: meta.merging(["why": "\(error.message)"]) { $1 })
         case .failure(let error):
             if Task.isCancelled || error is CancellationError {
                 // Shutdown past the grace period: the task goes back untouched for another process.
@@ -235,6 +245,21 @@ public struct WorkerPool: Service {
             logger.error("store write after render failed", metadata: ["error": "\(error)"])
         }
         return try? result.get()
+    }
+}
+
+/// An engine's upstream handle goes to the work source's store; a refused write is an error, so the engine never goes
+/// on to a paid step whose record did not land.
+private struct SourceJournal: UpstreamJournal {
+    let source: any WorkSource
+    let taskID: UUID
+
+    func record(_ handle: UpstreamHandle?) async throws {
+        // Detached: the record must land even when the render is being cancelled (shutdown, lost lease).
+        let source = self.source
+        let taskID = self.taskID
+        let stored = try await Task.detached { try await source.recordUpstream(taskID: taskID, handle: handle) }.value
+        guard stored else { throw EngineError("the task ended while its upstream state was being recorded", retryable: false) }
     }
 }
 

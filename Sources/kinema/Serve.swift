@@ -177,9 +177,12 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .customLong("engine"),
         help:
-            "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion; other engines' tasks wait for remote workers."
+            "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion and the upstream providers (novita, kling, fal); diffusers tasks wait for remote workers."
     )
     var engines: [String] = []
+
+    @OptionGroup(title: "Upstream providers (--engine novita|kling|fal)")
+    var upstream: UpstreamOptions
 
     @Flag(
         name: .customLong("group-access"),
@@ -275,9 +278,23 @@ struct Serve: AsyncParsableCommand {
 
         var logger = Logger(label: "kinema")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
+        config.upstreamConcurrency = try upstream.concurrency()
+        let gateway = try upstream.gateway(enabled: config.engines, allowFetchFrom: config.allowFetchFrom, logger: logger)
+        do {
+            try await serve(config: config, dataDirectory: dataDirectory, access: access, gateway: gateway, logger: logger)
+        } catch {
+            await gateway?.shutdown()
+            throw error
+        }
+        await gateway?.shutdown()
+    }
 
+    /// Runs the node on the embedded data directory, or on the shared database when one is given.
+    func serve(
+        config: ServerConfiguration, dataDirectory: DataDirectory, access: FileAccess, gateway: UpstreamGateway?, logger: Logger
+    ) async throws {
         if let url = database ?? Env.string("KINEMA_DATABASE_URL") {
-            try await runShared(databaseURL: url, config: config, access: access, logger: logger)
+            try await runShared(databaseURL: url, config: config, access: access, gateway: gateway, logger: logger)
             return
         }
 
@@ -288,7 +305,8 @@ struct Serve: AsyncParsableCommand {
         let server = KinemaServer(
             configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
             imageVerifier: MediaImageVerifier(),
-            signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger
+            signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger,
+            upstreamEngines: gateway?.engines ?? [], engineStatus: gateway?.status ?? EngineStatusBoard()
         )
         let workers = config.workers
         try await server.run { url in
@@ -300,7 +318,7 @@ struct Serve: AsyncParsableCommand {
 
     /// Scale-out mode: tasks in a shared PostgreSQL, blobs (and the URL-signing secret) in a shared directory.
     /// No data-dir lock: any number of nodes may serve the same database.
-    func runShared(databaseURL: String, config: ServerConfiguration, access: FileAccess, logger: Logger) async throws {
+    func runShared(databaseURL: String, config: ServerConfiguration, access: FileAccess, gateway: UpstreamGateway?, logger: Logger) async throws {
         guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
             throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): a directory every node and worker shares.")
         }
@@ -316,7 +334,8 @@ struct Serve: AsyncParsableCommand {
             let devKey = try await Self.createDevKeyIfNone(store)
             let server = KinemaServer(
                 configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
-                signingSecret: secret, nodeID: node, logger: logger
+                signingSecret: secret, nodeID: node, logger: logger, upstreamEngines: gateway?.engines ?? [],
+                engineStatus: gateway?.status ?? EngineStatusBoard()
             )
             let workers = config.workers
             try await server.run { url in

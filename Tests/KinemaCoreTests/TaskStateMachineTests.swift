@@ -273,4 +273,24 @@ import Testing
         #expect(lifecycle.status == .failed)
         #expect(lifecycle.attempt == 3)
     }
+
+    @Test func aTaskAProviderAcceptedIsFollowedAgainWithoutUsingAnAttemptWhenItsWorkerIsLost() throws {
+        let lease = TaskLeaseFacts(leaseID: Self.held, expiresAt: Self.expiry)
+        // The last attempt: an ordinary task would fail; a followed one goes back, its attempt un-counted.
+        let followed = TaskLifecycle(status: .processing, attempt: 3, maxAttempts: 3, lease: lease, followsUpstream: true)
+        for event in [TaskEvent.leaseExpired(now: Self.expiry.addingTimeInterval(1)), .orphaned] {
+            let transition = try TaskStateMachine.apply(event, to: followed).get()
+            #expect(transition.lifecycle.status == .queued)
+            #expect(transition.lifecycle.attempt == 2)
+            #expect(transition.lifecycle.isConsistent)
+            #expect(transition.endedAttempt == .expired)
+        }
+        // A failure it reports itself still counts.
+        let failed = try TaskStateMachine.apply(.fail(leaseID: Self.held, reason: "download", retryable: true), to: followed).get()
+        #expect(failed.lifecycle.status == .failed)
+        // And the same facts without the flag fail as before.
+        var plain = followed
+        plain.followsUpstream = false
+        #expect(try TaskStateMachine.apply(.orphaned, to: plain).get().lifecycle.status == .failed)
+    }
 }

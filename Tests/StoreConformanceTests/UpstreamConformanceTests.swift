@@ -1,0 +1,96 @@
+import Foundation
+import KinemaCore
+import KinemaStore
+import Testing
+
+/// The upstream handle (`recordUpstream`) and the lease rule it brings, on every backend: a task a hosted provider
+/// accepted is followed again after its worker dies, never failed for it (every submit is paid).
+@Suite struct UpstreamConformanceTests {
+    static let intent = UpstreamHandle(provider: "kling", submittedAt: Fixtures.at(2))
+    static let accepted = UpstreamHandle(
+        provider: "fal", id: "req-1", statusURL: "https://queue.example/r/1/status", responseURL: "https://queue.example/r/1",
+        cancelURL: "https://queue.example/r/1/cancel", submittedAt: Fixtures.at(2))
+
+    @Test(arguments: StoreBackend.allCases)
+    func aRecordedHandleIsWhatTheNextClaimSees(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store)
+            let first = try await Fixtures.claim(store, at: 1)
+            #expect(first.task.upstream == nil)
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(2)))
+            #expect(try await store.task(id: id)?.upstream == Self.intent)
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(3)))
+            #expect(try await store.release(first.lease, now: Fixtures.at(4)))
+            let second = try await Fixtures.claim(store, at: 5)
+            #expect(second.task.upstream == Self.accepted)
+            #expect(second.task.updatedAt == Fixtures.at(5))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func anAcceptedHandleIsNeverClearedNorReplacedByAnIntent(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store)
+            _ = try await Fixtures.claim(store, at: 1)
+            // An intent can be cleared (its submit was refused)...
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(2)))
+            #expect(try await store.recordUpstream(taskID: id, handle: nil, now: Fixtures.at(3)))
+            #expect(try await store.task(id: id)?.upstream == nil)
+            // ...an accepted handle cannot.
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(4)))
+            #expect(!(try await store.recordUpstream(taskID: id, handle: nil, now: Fixtures.at(5))))
+            #expect(!(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(5))))
+            #expect(try await store.task(id: id)?.upstream == Self.accepted)
+            // The same id again (a lookup found it) is fine.
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(6)))
+            // Unknown tasks and finished ones take nothing.
+            #expect(!(try await store.recordUpstream(taskID: UUID(), handle: Self.intent, now: Fixtures.at(6))))
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aFinishedTaskTakesNoHandle(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store)
+            let claimed = try await Fixtures.claim(store, at: 1)
+            #expect(try await store.complete(claimed.lease, resultKey: "results/x.mp4", now: Fixtures.at(2)))
+            #expect(!(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(3))))
+            #expect(try await store.task(id: id)?.upstream == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aFollowedTaskWhoseWorkerDiesIsRequeuedWithoutUsingAnAttempt(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            // One attempt only: an ordinary task would fail at its first lost lease.
+            let id = try await Fixtures.enqueue(store, maxAttempts: 1)
+            let claimed = try await Fixtures.claim(store, at: 0)
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(1)))
+            #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)) == RescueReport(requeued: [id]))
+            var task = try #require(try await store.task(id: id))
+            #expect(task.status == .queued)
+            #expect(task.attempt == 0)
+            #expect(task.upstream == Self.accepted)
+            let again = try await Fixtures.claim(store, by: "w2", at: Fixtures.lease + 2)
+            #expect(again.lease.attempt == 1)
+            #expect(try await store.requeueOrphans(ofWorker: "w2", now: Fixtures.at(Fixtures.lease + 3)) == RescueReport(requeued: [id]))
+            task = try #require(try await store.task(id: id))
+            #expect(task.status == .queued)
+            #expect(task.attempt == 0)
+            let attempts = try await store.attempts(of: id)
+            #expect(attempts.map(\.outcome) == [.expired, .expired])
+            #expect(attempts.first?.leaseID == claimed.lease.leaseID)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func anIntentAloneIsAnOrdinaryLostLease(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            // No id yet: nothing is known to be paid, so the attempt counts (and the next worker reconciles).
+            let id = try await Fixtures.enqueue(store, maxAttempts: 1)
+            _ = try await Fixtures.claim(store, at: 0)
+            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(1)))
+            #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)).failed == [id])
+        }
+    }
+}
