@@ -103,6 +103,9 @@ public struct KinemaServer: Sendable {
             poolConfig.leaseDuration = config.leaseDuration
             poolConfig.heartbeatInterval = config.heartbeatInterval
             poolConfig.shutdownGrace = config.shutdownGrace
+            // Many idle I/O workers: submits, rescues and the database's notifications wake them; the poll is only
+            // the fallback, so it need not be frequent.
+            poolConfig.pollInterval = .seconds(5)
             return WorkerPool(
                 configuration: poolConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
         }

@@ -88,7 +88,7 @@ struct SubmitController: Sendable {
             if let e = error as? BlobError, e.code == .noSpace { throw APIError.storageFull }
             throw APIError.createTaskFailed
         }
-        signal.notify()
+        signal.notify(engine: engine)
         return JSONWire.response(SubmitResponseBody(taskID: idText))
     }
 

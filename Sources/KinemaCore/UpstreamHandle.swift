@@ -35,16 +35,21 @@ public struct UpstreamHandle: Codable, Sendable, Equatable {
     /// Whether the provider accepted the task (an id is known).
     public var isAccepted: Bool { id != nil }
 
-    /// The stored form (JSON with stable keys; times in milliseconds since 1970).
+    /// The stored form (JSON with keys in a fixed order; times in milliseconds since 1970).
     public func encoded() -> String {
-        var object: [String: Any] = ["provider": provider, "submitted_at_ms": Int64((submittedAt.timeIntervalSince1970 * 1000).rounded())]
-        if let id { object["id"] = id }
-        if let statusURL { object["status_url"] = statusURL }
-        if let responseURL { object["response_url"] = responseURL }
-        if let cancelURL { object["cancel_url"] = cancelURL }
-        // Only strings and integers: serialization cannot fail.
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        var json = JSONBytes(capacity: 256)
+        json.object { object in
+            for (key, value) in [
+                ("provider", provider), ("id", id), ("status_url", statusURL), ("response_url", responseURL), ("cancel_url", cancelURL),
+            ] {
+                guard let value else { continue }
+                object.key(key)
+                object.string(value)
+            }
+            object.key("submitted_at_ms")
+            object.int(Int((submittedAt.timeIntervalSince1970 * 1000).rounded()))
+        }
+        return String(decoding: json.bytes, as: UTF8.self)
     }
 
     /// Reads the stored form; `nil` when it is not one.

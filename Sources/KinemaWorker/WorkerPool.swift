@@ -120,11 +120,11 @@ public struct WorkerPool: Service {
                 claimed = try await source.claim(workerID: workerID, engine: engine.name, leaseDuration: configuration.leaseDuration)
             } catch {
                 logger.error("claim failed", metadata: ["worker": "\(workerID)", "error": "\(error)"])
-                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval) }
+                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval, engine: engine.name) }
                 continue
             }
             guard let claimed else {
-                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval) }
+                await cancelWhenGracefulShutdown { await signal.wait(timeout: configuration.pollInterval, engine: engine.name) }
                 continue
             }
             await run(claimed)

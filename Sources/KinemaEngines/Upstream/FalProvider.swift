@@ -15,23 +15,41 @@ struct FalProvider: UpstreamProvider {
 
     func submit(_ job: RenderJob, taskID: UUID) throws -> UpstreamRequest {
         let request = job.request
-        var body: [String: Any] = [
-            "start_image_url": Self.dataURI(job.image),
-            "duration": String(request.duration),
-            "cfg_scale": request.cfgScale,
+        var json = JSONBytes(capacity: UpstreamRequest.capacity(job))
+        json.object { body in
+            body.key("start_image_url")
+            body.base64(job.image, prefix: Self.dataURIPrefix(job.image))
+            if let end = job.endImage {
+                body.key("end_image_url")
+                body.base64(end, prefix: Self.dataURIPrefix(end))
+            }
+            if let shots = request.shots {
+                body.key("multi_prompt")
+                body.array(shots) { list, shot in
+                    list.object { item in
+                        item.key("prompt")
+                        item.string(shot.prompt)
+                        item.key("duration")
+                        item.string(String(shot.duration))
+                    }
+                }
+                body.key("shot_type")
+                body.string("customize")
+            } else {
+                body.key("prompt")
+                body.string(request.prompt ?? "")
+            }
             // fal's defaults differ from the contract's (audio on, a built-in negative prompt): always say ours.
-            "generate_audio": request.sound,
-            "negative_prompt": request.negativePrompt ?? "",
-        ]
-        if let shots = request.shots {
-            body["multi_prompt"] = shots.map { ["prompt": $0.prompt, "duration": String($0.duration)] as [String: Any] }
-            body["shot_type"] = "customize"
-        } else {
-            body["prompt"] = request.prompt ?? ""
+            body.key("negative_prompt")
+            body.string(request.negativePrompt ?? "")
+            body.key("generate_audio")
+            body.bool(request.sound)
+            body.key("duration")
+            body.string(String(request.duration))
+            body.key("cfg_scale")
+            body.double(request.cfgScale)
         }
-        if let end = job.endImage { body["end_image_url"] = Self.dataURI(end) }
-        return UpstreamRequest(
-            method: .POST, url: endpoint.baseURL + "/" + endpoint.model, headers: auth, body: try JSONRead.data(body), paid: true)
+        return UpstreamRequest(method: .POST, url: endpoint.baseURL + "/" + endpoint.model, headers: auth, body: Data(json.bytes), paid: true)
     }
 
     func readSubmit(_ response: UpstreamResponse) -> SubmitOutcome {
@@ -109,9 +127,8 @@ struct FalProvider: UpstreamProvider {
         return response.snippet
     }
 
-    /// The image as a `data:` URI (PNG or JPEG, told by its magic bytes).
-    static func dataURI(_ image: Data) -> String {
-        let png = image.starts(with: [0x89, 0x50, 0x4E, 0x47])
-        return "data:image/\(png ? "png" : "jpeg");base64," + image.base64EncodedString()
+    /// The `data:` URI prefix of an image (PNG or JPEG, told by its magic bytes).
+    static func dataURIPrefix(_ image: Data) -> String {
+        "data:image/\(image.starts(with: [0x89, 0x50, 0x4E, 0x47]) ? "png" : "jpeg");base64,"
     }
 }

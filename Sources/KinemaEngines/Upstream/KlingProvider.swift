@@ -19,27 +19,52 @@ struct KlingProvider: UpstreamProvider {
 
     func submit(_ job: RenderJob, taskID: UUID) throws -> UpstreamRequest {
         let request = job.request
-        var body: [String: Any] = [
-            "model_name": endpoint.model,
-            "mode": "std",
-            "image": job.image.base64EncodedString(),
-            "cfg_scale": request.cfgScale,
-            "duration": String(request.duration),
-            "sound": request.sound ? "on" : "off",
-            "external_task_id": taskID.uuidString.lowercased(),
-        ]
-        if let shots = request.shots {
-            body["multi_shot"] = true
-            body["shot_type"] = "customize"
-            body["multi_prompt"] = shots.enumerated().map { index, shot in
-                ["index": index + 1, "prompt": shot.prompt, "duration": String(shot.duration)] as [String: Any]
+        var json = JSONBytes(capacity: UpstreamRequest.capacity(job))
+        json.object { body in
+            body.key("model_name")
+            body.string(endpoint.model)
+            body.key("mode")
+            body.string("std")
+            body.key("image")
+            body.base64(job.image)
+            if let end = job.endImage {
+                body.key("image_tail")
+                body.base64(end)
             }
-        } else {
-            body["prompt"] = request.prompt ?? ""
+            if let shots = request.shots {
+                body.key("multi_shot")
+                body.bool(true)
+                body.key("shot_type")
+                body.string("customize")
+                body.key("multi_prompt")
+                body.array(Array(shots.enumerated())) { list, indexed in
+                    list.object { item in
+                        item.key("index")
+                        item.int(indexed.offset + 1)
+                        item.key("prompt")
+                        item.string(indexed.element.prompt)
+                        item.key("duration")
+                        item.string(String(indexed.element.duration))
+                    }
+                }
+            } else {
+                body.key("prompt")
+                body.string(request.prompt ?? "")
+            }
+            if let negative = request.negativePrompt {
+                body.key("negative_prompt")
+                body.string(negative)
+            }
+            body.key("cfg_scale")
+            body.double(request.cfgScale)
+            body.key("duration")
+            body.string(String(request.duration))
+            body.key("sound")
+            body.string(request.sound ? "on" : "off")
+            body.key("external_task_id")
+            body.string(taskID.uuidString.lowercased())
         }
-        if let negative = request.negativePrompt { body["negative_prompt"] = negative }
-        if let end = job.endImage { body["image_tail"] = end.base64EncodedString() }
-        return UpstreamRequest(method: .POST, url: endpoint.baseURL + Self.path, headers: auth(), body: try JSONRead.data(body), paid: true)
+        return UpstreamRequest(method: .POST, url: endpoint.baseURL + Self.path, headers: auth(), body: Data(json.bytes), paid: true)
     }
 
     func readSubmit(_ response: UpstreamResponse) -> SubmitOutcome {

@@ -17,22 +17,43 @@ struct NovitaProvider: UpstreamProvider {
 
     func submit(_ job: RenderJob, taskID: UUID) throws -> UpstreamRequest {
         let request = job.request
-        var body: [String: Any] = [
-            "image": job.image.base64EncodedString(),
-            "duration": request.duration,
-            "cfg_scale": request.cfgScale,
-            "sound": request.sound,
+        var json = JSONBytes(capacity: UpstreamRequest.capacity(job))
+        json.object { body in
+            body.key("image")
+            body.base64(job.image)
+            if let end = job.endImage {
+                body.key("end_image")
+                body.base64(end)
+            }
+            if let shots = request.shots {
+                body.key("multi_prompt")
+                body.array(shots) { list, shot in
+                    list.object { item in
+                        item.key("prompt")
+                        item.string(shot.prompt)
+                        item.key("duration")
+                        item.int(shot.duration)
+                    }
+                }
+            } else {
+                body.key("prompt")
+                body.string(request.prompt ?? "")
+            }
+            if let negative = request.negativePrompt {
+                body.key("negative_prompt")
+                body.string(negative)
+            }
+            body.key("duration")
+            body.int(request.duration)
+            body.key("cfg_scale")
+            body.double(request.cfgScale)
+            body.key("sound")
+            body.bool(request.sound)
             // An extension of ours; the hosted API ignores fields it does not know.
-            "seed": Int(request.seed),
-        ]
-        if let shots = request.shots {
-            body["multi_prompt"] = shots.map { ["prompt": $0.prompt, "duration": $0.duration] as [String: Any] }
-        } else {
-            body["prompt"] = request.prompt ?? ""
+            body.key("seed")
+            body.int(Int(request.seed))
         }
-        if let negative = request.negativePrompt { body["negative_prompt"] = negative }
-        if let end = job.endImage { body["end_image"] = end.base64EncodedString() }
-        return UpstreamRequest(method: .POST, url: endpoint.baseURL + Self.submitPath, headers: auth, body: try JSONRead.data(body), paid: true)
+        return UpstreamRequest(method: .POST, url: endpoint.baseURL + Self.submitPath, headers: auth, body: Data(json.bytes), paid: true)
     }
 
     func readSubmit(_ response: UpstreamResponse) -> SubmitOutcome {

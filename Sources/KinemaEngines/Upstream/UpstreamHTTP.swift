@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import KinemaCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -14,6 +15,11 @@ struct UpstreamRequest: Sendable {
     var body: Data?
     /// Whether the call may cost money (a submit): it is never retried on an unknown outcome, only reconciled.
     var paid = false
+
+    /// Bytes to reserve for a submit body carrying `job`'s images in base64.
+    static func capacity(_ job: RenderJob) -> Int {
+        (job.image.count + (job.endImage?.count ?? 0)) * 4 / 3 + 16 * 1024
+    }
 }
 
 /// A provider's answer (the body capped at `UpstreamHTTP.maxBodyBytes`).
