@@ -9,6 +9,14 @@ struct FilesController: Sendable {
     let signer: URLSigner
     let fileIO = FileIO()
 
+    /// By the key's extension: results are MP4s; inputs (signed for upstream providers that fetch them) are images.
+    static func contentType(_ key: String) -> String {
+        if key.hasSuffix(".mp4") { return "video/mp4" }
+        if key.hasSuffix(".png") { return "image/png" }
+        if key.hasSuffix(".jpg") { return "image/jpeg" }
+        return "application/octet-stream"
+    }
+
     func get(_ request: Request, context: some RequestContext, headOnly: Bool) async throws -> Response {
         let key = context.parameters.getCatchAll().joined(separator: "/")
         let query = request.uri.queryParameters
@@ -31,7 +39,7 @@ struct FilesController: Sendable {
         }
         let etag = Self.entityTag(key: key, size: size, modified: Self.modificationTime(url))
         var headers: HTTPFields = [
-            .contentType: key.hasSuffix(".mp4") ? "video/mp4" : "application/octet-stream",
+            .contentType: Self.contentType(key),
             .acceptRanges: "bytes",
             .eTag: etag,
             .cacheControl: "private, max-age=\(max(0, expires - Int64(Date().timeIntervalSince1970)))",

@@ -19,11 +19,14 @@ public struct UpstreamHandle: Codable, Sendable, Equatable {
     public var cancelURL: String?
     /// When the submit was sent: the per-task upstream deadline counts from here.
     public var submittedAt: Date
+    /// The seed the provider reports it used, once it finished (reported as the task's `extra.seed`).
+    public var seed: UInt32?
 
     public init(
         provider: String, id: String? = nil, statusURL: String? = nil, responseURL: String? = nil, cancelURL: String? = nil,
-        submittedAt: Date
+        submittedAt: Date, seed: UInt32? = nil
     ) {
+        self.seed = seed
         self.provider = provider
         self.id = id
         self.statusURL = statusURL
@@ -48,6 +51,10 @@ public struct UpstreamHandle: Codable, Sendable, Equatable {
             }
             object.key("submitted_at_ms")
             object.int(Int((submittedAt.timeIntervalSince1970 * 1000).rounded()))
+            if let seed {
+                object.key("seed")
+                object.int(Int(seed))
+            }
         }
         return String(decoding: json.bytes, as: UTF8.self)
     }
@@ -60,7 +67,8 @@ public struct UpstreamHandle: Codable, Sendable, Equatable {
         self.init(
             provider: provider, id: object["id"] as? String, statusURL: object["status_url"] as? String,
             responseURL: object["response_url"] as? String, cancelURL: object["cancel_url"] as? String,
-            submittedAt: Date(timeIntervalSince1970: Double(ms) / 1000))
+            submittedAt: Date(timeIntervalSince1970: Double(ms) / 1000),
+            seed: (object["seed"] as? NSNumber).flatMap { UInt32(exactly: $0.int64Value) })
     }
 }
 

@@ -30,11 +30,16 @@ public struct RenderJob: Sendable {
     public var upstream: UpstreamHandle?
     /// Where an upstream engine records its handle before each paid or losable step; `nil` outside a worker.
     public var journal: (any UpstreamJournal)?
+    /// The stored images' blob keys (an engine that hands a provider links instead of bytes signs these).
+    public var imageKey: String?
+    public var endImageKey: String?
 
     public init(
         request: GenerationRequest, image: Data, endImage: Data? = nil, taskID: UUID? = nil, upstream: UpstreamHandle? = nil,
-        journal: (any UpstreamJournal)? = nil
+        journal: (any UpstreamJournal)? = nil, imageKey: String? = nil, endImageKey: String? = nil
     ) {
+        self.imageKey = imageKey
+        self.endImageKey = endImageKey
         self.request = request
         self.image = image
         self.endImage = endImage

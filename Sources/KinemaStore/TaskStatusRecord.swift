@@ -51,7 +51,8 @@ extension TaskRecord {
     /// The status part of the full record (what `taskStatus(id:tenant:)` returns for the same task).
     public var statusRecord: TaskStatusRecord {
         TaskStatusRecord(
-            id: id, status: status, seed: request.seed, engine: engine ?? EngineNames.motion, neededFeatures: request.requiredFeatures,
+            id: id, status: status, seed: upstream?.seed ?? request.seed, engine: engine ?? EngineNames.motion,
+            neededFeatures: request.requiredFeatures,
             resultKey: resultKey, reason: reason,
             progressPercent: progressPercent, etaSeconds: etaSeconds, createdAt: createdAt, startedAt: startedAt,
             finishedAt: finishedAt

@@ -59,6 +59,9 @@ public final class WorkSignal: Sendable {
         for c in woken { c.resume() }
     }
 
+    /// How many workers are waiting now (for tests and diagnostics).
+    public var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Wakes every idle worker (shutdown).
     public func notifyAll() {
         let all = state.withLock { s in

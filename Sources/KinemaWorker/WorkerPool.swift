@@ -148,7 +148,7 @@ public struct WorkerPool: Service {
             let inputs = try await source.inputs(of: claimed)
             let job = RenderJob(
                 request: task.request, image: inputs.image, endImage: inputs.endImage, taskID: task.id, upstream: task.upstream,
-                journal: SourceJournal(source: source, taskID: task.id))
+                journal: SourceJournal(source: source, taskID: task.id), imageKey: task.imageKey, endImageKey: task.endImageKey)
             outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
                 group.addTask {
                     do {

@@ -279,7 +279,17 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kinema")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
         config.upstreamConcurrency = try upstream.concurrency()
-        let gateway = try upstream.gateway(enabled: config.engines, allowFetchFrom: config.allowFetchFrom, logger: logger)
+        let database = self.database ?? Env.string("KINEMA_DATABASE_URL")
+        let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR")
+        let gateway = try upstream.gateway(
+            enabled: config.engines, allowFetchFrom: config.allowFetchFrom, publicURL: config.publicURL, logger: logger,
+            signingSecret: {
+                // The secret this node signs links with: beside the shared blobs with --database, else the data dir's.
+                if database != nil, let blobPath {
+                    return try Self.sharedSecrets(blobRoot: URL(fileURLWithPath: blobPath, isDirectory: true), access: access).signingSecret()
+                }
+                return try dataDirectory.signingSecret()
+            })
         do {
             try await serve(config: config, dataDirectory: dataDirectory, access: access, gateway: gateway, logger: logger)
         } catch {
@@ -323,9 +333,7 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): a directory every node and worker shares.")
         }
         let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
-        // The signing secret lives beside the blobs so every node signs and verifies links alike.
-        let shared = try DataDirectory(blobs.root.appendingPathComponent(".kinema-node-secrets", isDirectory: true), access: access)
-        let secret = try shared.signingSecret()
+        let secret = try Self.sharedSecrets(blobRoot: blobs.root, access: access).signingSecret()
         let node = nodeID ?? Env.string("KINEMA_NODE_ID") ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
         let store = try PostgresTaskStore(url: databaseURL, logger: logger)
         let migrate = !noMigrate
@@ -344,6 +352,12 @@ struct Serve: AsyncParsableCommand {
                     keysHint: "--database URL")
             }
         }
+    }
+
+    /// Where scale-out nodes keep the URL-signing secret: beside the shared blobs, so every node signs and verifies
+    /// links alike.
+    static func sharedSecrets(blobRoot: URL, access: FileAccess) throws -> DataDirectory {
+        try DataDirectory(blobRoot.appendingPathComponent(".kinema-node-secrets", isDirectory: true), access: access)
     }
 
     /// The first start on an empty store creates a key for tenant `default`; it is shown once.

@@ -70,6 +70,13 @@ struct UpstreamOptions: ParsableArguments {
         help: "How often a provider paused for an account problem is tried again, in seconds (env KINEMA_UPSTREAM_PAUSE_SECONDS, default 30).")
     var pauseSeconds: Double?
 
+    @Option(
+        name: .customLong("upstream-fal-images"),
+        help:
+            "How images reach fal: data (inside the submit, as data: URIs) or url (our own signed links, which fal downloads; needs --public-url reachable by fal) (env KINEMA_UPSTREAM_FAL_IMAGES, default data)."
+    )
+    var falImages: String?
+
     func concurrency() throws -> Int {
         let value = concurrencyOption ?? Env.int("KINEMA_UPSTREAM_CONCURRENCY") ?? 16
         guard (1...4096).contains(value) else { throw CLIError("--upstream-concurrency must be 1…4096.") }
@@ -77,7 +84,9 @@ struct UpstreamOptions: ParsableArguments {
     }
 
     /// The gateway for the upstream providers among `enabled`, or `nil` when none is.
-    func gateway(enabled: [String], allowFetchFrom: [IPNetwork], logger: Logger) throws -> UpstreamGateway? {
+    func gateway(
+        enabled: [String], allowFetchFrom: [IPNetwork], publicURL: String?, logger: Logger, signingSecret: () throws -> [UInt8]
+    ) throws -> UpstreamGateway? {
         let providers = enabled.filter { UpstreamConfiguration.providers.contains($0) }
         guard !providers.isEmpty else { return nil }
         var configuration = UpstreamConfiguration()
@@ -107,6 +116,20 @@ struct UpstreamOptions: ParsableArguments {
         settings.pauseProbe = .milliseconds(Int64(pause * 1000))
         settings.fetch.allow = allowFetchFrom
         configuration.settings = settings
+        switch falImages ?? Env.string("KINEMA_UPSTREAM_FAL_IMAGES") ?? "data" {
+        case "data":
+            break
+        case "url":
+            guard let publicURL else {
+                throw CLIError("--upstream-fal-images url needs --public-url: the address fal downloads the images from.")
+            }
+            // Valid while the task may still be followed (fal fetches the image when it starts the task).
+            let signer = URLSigner(secret: try signingSecret())
+            let ttl = Int(settings.deadline.components.seconds) + 600
+            configuration.falImageLinks = { key in "\(publicURL)/files/\(key)?\(signer.query(key: key, ttl: ttl, now: Date()))" }
+        case let other:
+            throw CLIError("--upstream-fal-images \(other): choose data or url.")
+        }
         let file = credentialsFile ?? Env.string("KINEMA_UPSTREAM_CREDENTIALS")
         do {
             let credentials = try UpstreamCredentials.load(environment: ProcessInfo.processInfo.environment, file: file)

@@ -10,20 +10,27 @@ import Testing
         await withTaskGroup(of: Void.self) { group in
             for engine in ["motion", "novita"] {
                 group.addTask {
-                    await signal.wait(timeout: .seconds(5), engine: engine)
+                    await signal.wait(timeout: .seconds(120), engine: engine)
                     woken.list.withLock { $0.append(engine) }
                 }
             }
-            // Let both wait, then a novita task arrives: only the novita worker wakes.
-            try? await Task.sleep(for: .milliseconds(200))
+            await Self.until { signal.waiting == 2 }
+            // A novita task arrives: the novita worker wakes (the motion one would not have found it).
             signal.notify(engine: "novita")
-            try? await Task.sleep(for: .milliseconds(200))
+            await Self.until { !woken.list.withLock { $0 }.isEmpty }
             #expect(woken.list.withLock { $0 } == ["novita"])
+            #expect(signal.waiting == 1)
             // Without an engine (a rescue): one waiter of each engine.
             signal.notify()
             await group.waitForAll()
         }
         #expect(woken.list.withLock { $0 } == ["novita", "motion"])
+    }
+
+    /// Polls `condition` (bounded at 30 s: a loaded machine may be slow to start tasks).
+    static func until(_ condition: () -> Bool) async {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     @Test func aSignalNobodyWaitsForIsKeptForItsEngineOnly() async {

@@ -110,6 +110,16 @@ import Testing
         #expect(body["start_image_url"] as? String == "data:image/png;base64," + Self.image.base64EncodedString())
         #expect(body["end_image_url"] as? String == "data:image/jpeg;base64," + Self.endImage.base64EncodedString())
 
+        // With links configured, the stored images' keys go over as our signed URLs instead.
+        var linked = fal
+        linked.imageLinks = { key in "https://kinema.example/files/\(key)?sig=x" }
+        var keyed = Self.job(GenerationRequest(prompt: "drift"), end: true)
+        keyed.imageKey = "inputs/t/image.png"
+        keyed.endImageKey = "inputs/t/end_image.jpg"
+        let byLink = try Self.body(try linked.submit(keyed, taskID: Self.taskID))
+        #expect(byLink["start_image_url"] as? String == "https://kinema.example/files/inputs/t/image.png?sig=x")
+        #expect(byLink["end_image_url"] as? String == "https://kinema.example/files/inputs/t/end_image.jpg?sig=x")
+
         let here = UpstreamHandle(provider: "fal", id: "r", statusURL: "https://queue.example/x/requests/r/status", submittedAt: Date())
         #expect(try fal.poll(here).url == "https://queue.example/x/requests/r/status")
         let elsewhere = UpstreamHandle(provider: "fal", id: "r", statusURL: "https://evil.example/r/status", submittedAt: Date())

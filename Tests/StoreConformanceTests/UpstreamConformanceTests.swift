@@ -24,6 +24,13 @@ import Testing
             let second = try await Fixtures.claim(store, at: 5)
             #expect(second.task.upstream == Self.accepted)
             #expect(second.task.updatedAt == Fixtures.at(5))
+            // The provider's seed, once known, is what a poll reports.
+            #expect(try await store.taskStatus(id: id, tenant: Fixtures.tenant)?.seed == second.task.request.seed)
+            var seeded = Self.accepted
+            seeded.seed = 4_000_000_000
+            #expect(try await store.recordUpstream(taskID: id, handle: seeded, now: Fixtures.at(6)))
+            #expect(try await store.taskStatus(id: id, tenant: Fixtures.tenant)?.seed == 4_000_000_000)
+            #expect(try await store.task(id: id)?.statusRecord.seed == 4_000_000_000)
         }
     }
 

@@ -7,6 +7,8 @@ import KinemaCore
 struct FalProvider: UpstreamProvider {
     let endpoint: UpstreamEndpoint
     let key: String
+    /// Our signed link for a blob key, when images go by URL (`--upstream-fal-images url`); `data:` URIs otherwise.
+    var imageLinks: (@Sendable (String) -> String)? = nil
 
     var name: String { "fal" }
     var displayName: String { "fal" }
@@ -18,10 +20,10 @@ struct FalProvider: UpstreamProvider {
         var json = JSONBytes(capacity: UpstreamRequest.capacity(job))
         json.object { body in
             body.key("start_image_url")
-            body.base64(job.image, prefix: Self.dataURIPrefix(job.image))
+            image(job.image, key: job.imageKey, into: &body)
             if let end = job.endImage {
                 body.key("end_image_url")
-                body.base64(end, prefix: Self.dataURIPrefix(end))
+                image(end, key: job.endImageKey, into: &body)
             }
             if let shots = request.shots {
                 body.key("multi_prompt")
@@ -125,6 +127,15 @@ struct FalProvider: UpstreamProvider {
             if !messages.isEmpty { return messages.joined(separator: "; ") }
         }
         return response.snippet
+    }
+
+    /// An image as our signed link when images go by URL and its blob key is known, else as a `data:` URI.
+    private func image(_ data: Data, key: String?, into body: inout JSONBytes) {
+        if let imageLinks, let key {
+            body.string(imageLinks(key))
+        } else {
+            body.base64(data, prefix: Self.dataURIPrefix(data))
+        }
     }
 
     /// The `data:` URI prefix of an image (PNG or JPEG, told by its magic bytes).

@@ -73,7 +73,12 @@ final class UpstreamEngine: VideoEngine {
             handle = try await submitOnce(job, taskID: taskID, lostIntent: job.upstream, journal: journal, estimate: estimate, progress: progress)
         }
         meta["upstream_id"] = "\(handle.id ?? "")"
-        let video = try await follow(&handle, estimate: estimate, progress: progress, meta: meta)
+        let (video, seed) = try await follow(handle, estimate: estimate, progress: progress, meta: meta)
+        if let seed = seed.flatMap({ UInt32($0) }), seed != handle.seed {
+            // The seed the provider used is the one the task reports; a failed record only leaves ours.
+            handle.seed = seed
+            try? await journal.record(handle)
+        }
         try await copyResult(video, handle: handle, to: output, meta: meta)
     }
 
@@ -225,8 +230,8 @@ final class UpstreamEngine: VideoEngine {
 
     /// Polls until the provider ends the task: the video's URL, or the provider's failure; a final poll at the deadline.
     private func follow(
-        _ handle: inout UpstreamHandle, estimate: ProgressEstimate, progress: @escaping @Sendable (RenderProgress) -> Void, meta: Logger.Metadata
-    ) async throws -> String {
+        _ handle: UpstreamHandle, estimate: ProgressEstimate, progress: @escaping @Sendable (RenderProgress) -> Void, meta: Logger.Metadata
+    ) async throws -> (videoURL: String, seed: String?) {
         var backoff = Backoff(settings)
         let deadline = handle.submittedAt.addingTimeInterval(settings.deadline.timeInterval)
         while true {
@@ -235,9 +240,9 @@ final class UpstreamEngine: VideoEngine {
             let outcome = await pollOnce(handle)
             var wait = settings.pollInterval
             switch outcome {
-            case .succeeded(let url, _):
+            case .succeeded(let url, let seed):
                 await gate.resume()
-                return url
+                return (url, seed)
             case .failed(let reason):
                 await gate.resume()
                 throw EngineError(reason, retryable: false)

@@ -78,6 +78,8 @@ public struct UpstreamConfiguration: Sendable {
     public var falURL = "https://queue.fal.run"
     /// fal's model path for Kling v3 Standard image-to-video.
     public var falModel = "fal-ai/kling-video/v3/standard/image-to-video"
+    /// When set, fal gets images as these links (a blob key → a signed URL of ours) instead of `data:` URIs.
+    public var falImageLinks: (@Sendable (String) -> String)?
 
     public init() {}
 
@@ -120,7 +122,8 @@ public final class UpstreamGateway: Sendable {
                 case "fal":
                     guard let key = credentials.falKey else { throw Self.missing("fal", UpstreamCredentials.falVariable) }
                     provider = FalProvider(
-                        endpoint: try Self.endpoint(configuration.falURL, model: configuration.falModel, option: "--upstream-fal-url"), key: key)
+                        endpoint: try Self.endpoint(configuration.falURL, model: configuration.falModel, option: "--upstream-fal-url"), key: key,
+                        imageLinks: configuration.falImageLinks)
                 default:
                     throw UpstreamConfigurationError(
                         "\(name) is not an upstream provider (those are \(UpstreamConfiguration.providers.joined(separator: ", ")))")
