@@ -287,6 +287,14 @@ import Testing
             #expect(items?.map { $0["prompt"] as? String } == ["wide", "close"])
             #expect(items?.map { $0["duration"] as? String } == ["4", "5"])
 
+            // Kling's own failure: FAILED with its words, never submitted again.
+            standIn.steer { $0.failNewTasks = "risk control: the image may violate the rules" }
+            let bad = try await Self.submit(server, key, ["image": png.base64EncodedString(), "prompt": "orbit"])
+            let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: bad, timeout: .seconds(60))
+            #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
+            #expect((Self.task(failed)["reason"] as? String ?? "").contains("risk control: the image may violate the rules"), "\(failed)")
+            #expect(standIn.submits.count == 6)
+
             await server.terminate()
             let (record, attempts) = try await Self.stored(server, id)
             #expect(record.attempt == 1)
@@ -344,12 +352,31 @@ import Testing
             let video = try await HTTP.get(try #require((done["videos"] as? [[String: Any]])?.first?["video_url"] as? String))
             #expect(video.body == standIn.video)
 
+            // Multi-shot with sound: fal's multi_prompt with string durations, shot_type, generate_audio on.
+            let multi = try await Self.submit(
+                server, key,
+                [
+                    "image": png.base64EncodedString(), "sound": true, "negative_prompt": "blur",
+                    "multi_prompt": [["prompt": "wide", "duration": 3], ["prompt": "close", "duration": 4]],
+                ])
+            let shotsDone = try await HTTP.waitForTerminal(server.baseURL, key: key, id: multi, timeout: .seconds(60))
+            #expect(Self.task(shotsDone)["status"] as? String == "TASK_STATUS_SUCCEED", "\(shotsDone)")
+            let shots = try #require(standIn.submits.last).json
+            #expect(shots["generate_audio"] as? Bool == true)
+            #expect(shots["negative_prompt"] as? String == "blur")
+            #expect(shots["shot_type"] as? String == "customize")
+            #expect(shots["duration"] as? String == "7")
+            #expect(shots["prompt"] == nil)
+            let items = shots["multi_prompt"] as? [[String: Any]]
+            #expect(items?.map { $0["prompt"] as? String } == ["wide", "close"])
+            #expect(items?.map { $0["duration"] as? String } == ["3", "4"])
+
             standIn.steer { $0.failNewTasks = "prompt flagged by the safety checker" }
             let bad = try await Self.submit(server, key, ["image": png.base64EncodedString(), "prompt": "drift"])
             let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: bad, timeout: .seconds(60))
             #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
             #expect((Self.task(failed)["reason"] as? String ?? "").contains("prompt flagged by the safety checker"), "\(failed)")
-            #expect(standIn.submits.count == 3)
+            #expect(standIn.submits.count == 4)
         }
     }
 
