@@ -31,6 +31,8 @@ public struct KinemaServer: Sendable {
     private let signingSecret: [UInt8]
     private let nodeID: String
     private let boundURL = BoundURL()
+    /// Renders running in this process, so a cancel received here stops them at once.
+    private let running = RunningTasks()
 
     /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
     public init(
@@ -95,7 +97,8 @@ public struct KinemaServer: Sendable {
         workerConfig.heartbeatInterval = config.heartbeatInterval
         workerConfig.shutdownGrace = config.shutdownGrace
         let workers = WorkerPool(
-            configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
+            configuration: workerConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger,
+            running: running)
         // Each upstream provider gets its own pool of I/O-bound workers, claiming only that provider's tasks.
         let upstreamPools = upstreamEngines.map { engine in
             var poolConfig = WorkerConfiguration(
@@ -107,7 +110,8 @@ public struct KinemaServer: Sendable {
             // the fallback, so it need not be frequent.
             poolConfig.pollInterval = .seconds(5)
             return WorkerPool(
-                configuration: poolConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger)
+                configuration: poolConfig, source: StoreWorkSource(store: store, blobs: blobs), engine: engine, signal: signal, logger: logger,
+                running: running)
         }
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] =
@@ -163,6 +167,8 @@ public struct KinemaServer: Sendable {
         )
         return buildRouter(
             submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
+            cancel: TaskCancelController(
+                store: store, auth: auth, links: links, bodyTimeoutSeconds: config.bodyTimeoutSeconds, running: running),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
             engineStatus: engineStatus, worker: worker
         )

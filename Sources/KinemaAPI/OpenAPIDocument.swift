@@ -128,6 +128,15 @@ enum OpenAPIDocument {
               required: [status]
               properties:
                 status: {type: string}
+                paused_engines:
+                  description: (ext) Upstream providers paused for every task (they refuse the account), with the provider's words.
+                  type: object
+                  additionalProperties: {type: string}
+            CancelRequest:
+              type: object
+              required: [task_id]
+              properties:
+                task_id: {type: string, format: uuid}
           headers:
             RetryAfter:
               description: Seconds to wait before retrying.
@@ -199,6 +208,31 @@ enum OpenAPIDocument {
                 "400": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+                "500": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Unavailable"}
+          /v3/async/task-cancel:
+            post:
+              operationId: cancelTask
+              summary: (ext) Cancel a task; the answer is its Task Result after the cancel.
+              description: >-
+                A queued or running task ends TASK_STATUS_FAILED with reason "canceled" (a running render stops and stores
+                nothing); a finished task is returned unchanged.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: {$ref: "#/components/schemas/CancelRequest"}
+              responses:
+                "200":
+                  description: The task after the cancel (or unchanged, when it had already finished).
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/TaskResult"}
+                "400": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "413": {$ref: "#/components/responses/Error"}
                 "429": {$ref: "#/components/responses/RateLimited"}
                 "500": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Unavailable"}

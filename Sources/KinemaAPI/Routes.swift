@@ -8,6 +8,7 @@ import KinemaStore
 public enum Routes {
     public static let submit = "/v3/async/kling-v3.0-std-i2v"
     public static let taskResult = "/v3/async/task-result"
+    public static let taskCancel = "/v3/async/task-cancel"
     public static let healthz = "/healthz"
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
@@ -19,7 +20,8 @@ public enum Routes {
 
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
-    submit: SubmitController, taskResult: TaskResultController, files: FilesController, store: any TaskStore, draining: DrainState,
+    submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, files: FilesController, store: any TaskStore,
+    draining: DrainState,
     engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
     let router = Router(context: KinemaRequestContext.self)
@@ -34,6 +36,9 @@ func buildRouter(
     }
     router.get(RouterPath(stringLiteral: Routes.taskResult)) { request, context in
         try await taskResult.get(request, context: context)
+    }
+    router.post(RouterPath(stringLiteral: Routes.taskCancel)) { request, context in
+        try await cancel.cancel(request, context: context)
     }
     router.get("/files/**") { request, context in
         try await files.get(request, context: context, headOnly: false)

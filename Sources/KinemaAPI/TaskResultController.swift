@@ -17,24 +17,9 @@ struct TaskResultController: Sendable {
 
     func get(_ request: Request, context: some RequestContext) async throws -> Response {
         let tenant = try await auth.tenant(for: request)
-        guard let raw = request.uri.queryParameters.get("task_id"), !raw.isEmpty else {
-            throw APIError(
-                .badRequest, "INVALID_REQUEST_BODY", "task_id is required as a query parameter: /v3/async/task-result?task_id=<id>.",
-                metadata: ["field": "task_id"])
-        }
-        guard let id = UUID(uuidString: raw) else {
-            throw APIError(
-                .badRequest, "INVALID_REQUEST_BODY",
-                "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
-        }
-        let task: TaskStatusRecord?
-        do {
-            task = try await store.taskStatus(id: id, tenant: tenant)
-        } catch {
-            context.logger.error("task lookup failed", metadata: ["error": "\(error)"])
-            if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
-            throw APIError.getResultFailed
-        }
+        let raw: String? = request.uri.queryParameters.get("task_id").map { String($0) }
+        let id = try Self.taskID(raw, where: "as a query parameter: /v3/async/task-result?task_id=<id>")
+        let task: TaskStatusRecord? = try await Self.storeCall(context) { try await store.taskStatus(id: id, tenant: tenant) }
         guard var task else { throw APIError.taskNotFound }
         // A queued task that no live worker can run (its engine, every feature it needs) says so with the longest
         // ETA there is, rather than a countdown nothing will meet. A store failure here leaves the estimate alone.
@@ -49,6 +34,32 @@ struct TaskResultController: Sendable {
         // The body carries a signed download link and changes as the task runs: no cache may keep it.
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension TaskResultController {
+    /// The task id a request names, or the contract's 400 naming `task_id`; `where` says where it belongs.
+    static func taskID(_ raw: String?, where place: String) throws -> UUID {
+        guard let raw, !raw.isEmpty else {
+            throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id is required \(place).", metadata: ["field": "task_id"])
+        }
+        guard let id = UUID(uuidString: raw) else {
+            throw APIError(
+                .badRequest, "INVALID_REQUEST_BODY",
+                "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
+        }
+        return id
+    }
+
+    /// A store read or write for a task route: an unreachable store is 503, anything else the route's 500 (logged).
+    static func storeCall<T>(_ context: some RequestContext, _ call: () async throws -> T) async throws -> T {
+        do {
+            return try await call()
+        } catch {
+            context.logger.error("task lookup failed", metadata: ["error": "\(error)"])
+            if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
+            throw APIError.getResultFailed
+        }
     }
 }
 

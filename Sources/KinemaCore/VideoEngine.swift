@@ -61,6 +61,10 @@ public protocol VideoEngine: Sendable {
     /// the store (upstream providers), so a shutdown hands their tasks back at once instead of waiting out the grace.
     var resumable: Bool { get }
 
+    /// The task this engine was running was canceled by its owner (its render was stopped already): an upstream engine
+    /// tells the provider where it can. `upstream` is the task's last recorded handle.
+    func canceled(taskID: UUID, upstream: UpstreamHandle?) async
+
     /// Returns when the engine can take another task (an upstream provider paused for an account problem waits here);
     /// workers call it before each claim, so a paused engine's tasks stay queued.
     func waitUntilReady() async
@@ -76,4 +80,5 @@ public protocol VideoEngine: Sendable {
 extension VideoEngine {
     public var resumable: Bool { false }
     public func waitUntilReady() async {}
+    public func canceled(taskID: UUID, upstream: UpstreamHandle?) async {}
 }

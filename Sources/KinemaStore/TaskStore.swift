@@ -44,6 +44,11 @@ public protocol TaskStore: Sendable {
     /// `maxAttempts` (`attempt` goes back down, so the next claim reuses the number). `false` when the lease was lost.
     func release(_ lease: TaskLease, now: Date) async throws -> Bool
 
+    /// Cancels the task with this id if it belongs to `tenant`: a QUEUED or PROCESSING task becomes CANCELED (reason
+    /// `canceled`; a running attempt ends, so its worker's next heartbeat or write is refused); a finished one is left
+    /// as it is. Returns the task's status after that; `nil` when unknown or another tenant's (indistinguishable).
+    func cancel(id: UUID, tenant: String, now: Date) async throws -> TaskStatusRecord?
+
     /// Stores where the task stands at a hosted provider (`UpstreamHandle`), or clears a handle whose submit was
     /// refused. Written whatever the lease (a follower's answer must not be lost to a lease that lapsed meanwhile),
     /// but only while the task is QUEUED or PROCESSING, and an accepted handle (with an id) is never cleared or

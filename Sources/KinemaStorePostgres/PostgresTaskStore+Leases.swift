@@ -51,6 +51,39 @@ extension PostgresTaskStore {
         ).count == 1
     }
 
+    /// CANCELED unless already finished (a running attempt ends, fenced by its lease); the status after it.
+    public func cancel(id: UUID, tenant: String, now: Date) async throws -> TaskStatusRecord? {
+        let nowMs = PostgresTaskRow.millis(now)
+        let logger = self.logger
+        return try await transaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks WHERE id = \(id) AND tenant = \(tenant) FOR UPDATE
+                """, logger: logger
+            ).collect()
+            guard let row = rows.first else { return nil }
+            let lifecycle = try PostgresTaskRow.lifecycle(row).lifecycle
+            if case let .success(transition) = TaskStateMachine.apply(.cancel, to: lifecycle) {
+                if let leaseID = lifecycle.lease?.leaseID {
+                    _ = try await Self.finishAttempt(
+                        connection, taskID: id, leaseID: leaseID, transition, error: TaskStateMachine.canceledReason, nowMs: nowMs, logger: logger)
+                } else {
+                    _ = try await connection.query(
+                        """
+                        UPDATE tasks SET status = 'canceled', reason = \(transition.lifecycle.reason), eta_seconds = 0,
+                                         finished_at = \(nowMs), updated_at = \(nowMs)
+                        WHERE id = \(id) AND status = 'queued'
+                        """, logger: logger
+                    ).collect()
+                }
+            }
+            let after = try await connection.query(
+                "SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks WHERE id = \(id)", logger: logger
+            ).collect()
+            return try after.first.map(PostgresTaskRow.statusRecord)
+        }
+    }
+
     /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
     public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
         let nowMs = PostgresTaskRow.millis(now)

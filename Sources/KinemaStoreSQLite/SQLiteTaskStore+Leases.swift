@@ -76,6 +76,32 @@ extension SQLiteTaskStore {
         }
     }
 
+    /// CANCELED unless already finished (a running attempt ends, fenced by its lease); the status after it.
+    public func cancel(id: UUID, tenant: String, now: Date) async throws -> TaskStatusRecord? {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT \(TaskRow.lifecycleColumns) FROM tasks WHERE id = ? AND tenant = ?", arguments: [id.uuidString, tenant])
+            else { return nil }
+            let lifecycle = try TaskRow.lifecycle(row)
+            if case let .success(transition) = TaskStateMachine.apply(.cancel, to: lifecycle) {
+                if let leaseID = lifecycle.lease?.leaseID {
+                    _ = try Self.finishAttempt(db, taskID: id, leaseID: leaseID, transition, error: TaskStateMachine.canceledReason, nowMs: nowMs)
+                } else {
+                    try db.execute(
+                        sql: """
+                            UPDATE tasks SET status = 'canceled', reason = ?, eta_seconds = 0, finished_at = ?, updated_at = ?
+                            WHERE id = ? AND status = 'queued'
+                            """,
+                        arguments: [transition.lifecycle.reason, nowMs, nowMs, id.uuidString])
+                }
+            }
+            return try Row.fetchOne(db, sql: "SELECT \(TaskRow.statusColumns) FROM tasks WHERE id = ?", arguments: [id.uuidString])
+                .map(TaskRow.statusRecord)
+        }
+    }
+
     /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
     public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)

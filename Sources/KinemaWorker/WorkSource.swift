@@ -21,6 +21,8 @@ public protocol WorkSource: Sendable {
     /// Stores where the task stands at a hosted provider (`TaskStore.recordUpstream`); `false` when it was not stored
     /// (the task finished meanwhile, or an accepted handle is already there).
     func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool
+    /// The task as stored now (to tell a cancel from a rescue when a lease is lost); `nil` where the source cannot say.
+    func task(id: UUID) async throws -> TaskRecord?
     /// Requeues tasks a previous incarnation of `workerID` left running.
     func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
     /// Cross-process wake-ups for idle workers when the source has them (a PostgreSQL store); `nil` means poll only.
@@ -35,6 +37,8 @@ extension WorkSource {
     public var notifications: (any WorkNotifications)? { nil }
     /// Nothing to do: the node records presence when it receives the claim.
     public func announce(workerID: String, engine: String) async throws {}
+    /// Not known (a remote source learns a cancel only as a lost lease).
+    public func task(id: UUID) async throws -> TaskRecord? { nil }
 }
 
 /// Works straight on a `TaskStore` and a `BlobStore` (embedded node, or `kinema worker --database`).
@@ -109,6 +113,10 @@ public struct StoreWorkSource: WorkSource {
 
     public func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool {
         try await store.recordUpstream(taskID: taskID, handle: handle, now: now())
+    }
+
+    public func task(id: UUID) async throws -> TaskRecord? {
+        try await store.task(id: id)
     }
 
     /// The store's own wake-ups when it has them (PostgreSQL: enqueues and requeues on any node).

@@ -43,8 +43,14 @@ public struct WorkerPool: Service {
     let engine: any VideoEngine
     let signal: WorkSignal
     let logger: Logger
+    /// Where a cancel received by this process finds the render to stop (`nil`: cancels arrive by heartbeat only).
+    let running: RunningTasks?
 
-    public init(configuration: WorkerConfiguration, source: any WorkSource, engine: any VideoEngine, signal: WorkSignal, logger: Logger) {
+    public init(
+        configuration: WorkerConfiguration, source: any WorkSource, engine: any VideoEngine, signal: WorkSignal, logger: Logger,
+        running: RunningTasks? = nil
+    ) {
+        self.running = running
         self.configuration = configuration
         self.source = source
         self.engine = engine
@@ -143,6 +149,9 @@ public struct WorkerPool: Service {
         defer { try? FileManager.default.removeItem(at: output) }
 
         let state = RenderState(eta: task.etaSeconds)
+        let canceledHere = OneShot()
+        running?.register(task.id) { canceledHere.fire() }
+        defer { running?.remove(task.id) }
         let outcome: Result<Void, any Error>
         do {
             let inputs = try await source.inputs(of: claimed)
@@ -157,6 +166,12 @@ public struct WorkerPool: Service {
                     } catch {
                         return .failure(error)
                     }
+                }
+                group.addTask {
+                    // A cancel received by this process: the record was canceled already, stop now.
+                    await canceledHere.wait()
+                    if canceledHere.fired { state.leaseLost.store(true, ordering: .relaxed) }
+                    return nil
                 }
                 group.addTask {
                     // Heartbeat until the render ends; a lost lease cancels the render.
@@ -189,7 +204,13 @@ public struct WorkerPool: Service {
 
         meta["seconds"] = "\(String(format: "%.2f", (ContinuousClock.now - started).seconds))"
         if state.leaseLost.load(ordering: .relaxed) {
-            logger.warning("lease lost during render; result discarded", metadata: meta)
+            // Canceled by its owner, or rescued for another worker: either way this render's output is not the result.
+            if let now = try? await source.task(id: task.id), now.status == .canceled {
+                logger.notice("task canceled during render; result discarded", metadata: meta)
+                await engine.canceled(taskID: task.id, upstream: now.upstream)
+            } else {
+                logger.warning("lease lost during render; result discarded", metadata: meta)
+            }
             return
         }
         switch outcome {

@@ -82,6 +82,22 @@ final class UpstreamEngine: VideoEngine {
         try await copyResult(video, handle: handle, to: output, meta: meta)
     }
 
+    /// Tells the provider a canceled task is no longer wanted, where it can (fal's cancel URL); Novita and Kling offer
+    /// no cancel, so their task runs to its end there (and is not copied).
+    func canceled(taskID: UUID, upstream: UpstreamHandle?) async {
+        let meta: Logger.Metadata = ["task": "\(taskID)", "engine": "\(provider.name)", "upstream_id": "\(upstream?.id ?? "")"]
+        guard let handle = upstream, handle.isAccepted, let request = provider.cancel(handle) else {
+            logger.info("canceled task: the provider offers no cancel; it finishes there unseen", metadata: meta)
+            return
+        }
+        do {
+            let response = try await http.send(request, timeout: settings.requestTimeout)
+            logger.info("canceled the upstream task", metadata: meta.merging(["status": "\(response.status)"]) { $1 })
+        } catch {
+            logger.warning("canceling the upstream task failed", metadata: meta.merging(["why": "\(error)"]) { $1 })
+        }
+    }
+
     // MARK: Submit
 
     /// Submits the task exactly once, or finds the submit an earlier attempt made whose answer was lost.
