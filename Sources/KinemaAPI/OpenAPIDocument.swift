@@ -167,6 +167,14 @@ enum OpenAPIDocument {
             post:
               operationId: createTask
               summary: Submit an image-to-video task.
+              parameters:
+                - name: Idempotency-Key
+                  in: header
+                  required: false
+                  description: >-
+                    (ext) 1-255 printable ASCII characters. Within 24 h the same key with the identical body answers the same
+                    task_id and creates nothing; with another body it answers 409 IDEMPOTENCY_KEY_REUSED.
+                  schema: {type: string, minLength: 1, maxLength: 255, pattern: "^[ -~]+$"}
               requestBody:
                 required: true
                 content:
@@ -185,6 +193,7 @@ enum OpenAPIDocument {
                         task_id: $response.body#/task_id
                 "400": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
+                "409": {$ref: "#/components/responses/Error"}
                 "413": {$ref: "#/components/responses/Error"}
                 "429": {$ref: "#/components/responses/RateLimited"}
                 "500": {$ref: "#/components/responses/Error"}

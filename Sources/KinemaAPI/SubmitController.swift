@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import KinemaAPIModels
 import KinemaCore
@@ -44,10 +45,24 @@ struct SubmitController: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             throw APIError.requestBodyTooLarge
         }
+        let idempotencyKey = try Self.idempotencyKey(request)
         // Everything the head can tell was checked: a client waiting on `Expect: 100-continue` may send its body now.
         await context.acceptBody()
         // A chunked body over the cap stops the collector (NIOTooManyBytesError), which answers 413 the same way.
         let body = try await BodyDeadline.collect(request.body, upTo: maxBodyBytes, within: bodyTimeoutSeconds)
+        // The same key again: the same body answers the task it made (nothing is created), another body is refused.
+        let claim = idempotencyKey.map { IdempotencyClaim(key: $0, requestHash: SHA256.hash(body.readableBytesView).hexString) }
+        if let claim {
+            let existing: IdempotentSubmit?
+            do {
+                existing = try await store.idempotentSubmit(tenant: tenant, key: claim.key, now: Date())
+            } catch {
+                context.logger.error("idempotency key lookup failed", metadata: ["error": "\(error)"])
+                if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
+                throw APIError.createTaskFailed
+            }
+            if let existing { return try Self.replay(existing, of: claim) }
+        }
         let draft: SubmitDraft
         do {
             draft = try validator.validate(body: Array(body.readableBytesView))
@@ -70,16 +85,17 @@ struct SubmitController: Sendable {
         do {
             try await blobs.put(image.data, key: imageKey)
             if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
-            try await store.enqueue(
-                NewTask(
-                    id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
-                    engine: engine, maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
-                    tenantActiveLimit: maxActiveTasks),
-                now: Date()
-            )
+            var task = NewTask(
+                id: id, tenant: tenant, request: generation, imageKey: imageKey, endImageKey: endImageKey,
+                engine: engine, maxAttempts: maxAttempts, etaSeconds: Self.estimateSeconds(generation),
+                tenantActiveLimit: maxActiveTasks)
+            task.idempotency = claim
+            try await store.enqueue(task, now: Date())
         } catch {
             try? await blobs.delete(imageKey)
             if let endImageKey { try? await blobs.delete(endImageKey) }
+            // A concurrent submit with the same key won: answer as if this one came second.
+            if let conflict = error as? IdempotencyConflict, let claim { return try Self.replay(conflict.existing, of: claim) }
             if let e = error as? StoreError, e.code == .quotaExceeded, let maxActiveTasks {
                 throw APIError.tooManyActiveTasks(limit: maxActiveTasks)
             }
@@ -90,6 +106,30 @@ struct SubmitController: Sendable {
         }
         signal.notify(engine: engine)
         return JSONWire.response(SubmitResponseBody(taskID: idText))
+    }
+
+    /// The `Idempotency-Key` header (ext), if sent: 1–255 printable ASCII characters, else 400 naming it.
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        let values = request.headers[values: HTTPField.Name("Idempotency-Key")!]
+        guard let value = values.first else { return nil }
+        guard values.count == 1, (1...255).contains(value.utf8.count), value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
+            throw APIError(
+                .badRequest, "INVALID_REQUEST_BODY",
+                "Idempotency-Key must be sent once, with 1 to 255 printable ASCII characters (a UUID is a good choice).",
+                metadata: ["field": "Idempotency-Key"])
+        }
+        return value
+    }
+
+    /// The answer to a submit whose key is taken: the same body gets the same task id, another body a 409.
+    static func replay(_ existing: IdempotentSubmit, of claim: IdempotencyClaim) throws -> Response {
+        guard existing.requestHash == claim.requestHash else {
+            throw APIError(
+                .conflict, "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used in the last 24 hours with a different request body; send a new key for a new request.",
+                metadata: ["field": "Idempotency-Key"])
+        }
+        return JSONWire.response(SubmitResponseBody(taskID: existing.taskID.uuidString.lowercased()))
     }
 
     /// The engine a task goes to: the one asked for in `extra.engine` if the operator enabled it, else the key's

@@ -95,6 +95,9 @@ public struct NewTask: Sendable, Equatable {
     /// atomically with the insert (also against concurrent submits on other nodes); over it, `enqueue` throws
     /// `.quotaExceeded` and stores nothing.
     public var tenantActiveLimit: Int?
+    /// The submit's `Idempotency-Key`, stored with the task in one transaction; when the tenant's key is already live
+    /// (under `IdempotencyClaim.lifetime` old), `enqueue` throws `IdempotencyConflict` and stores nothing.
+    public var idempotency: IdempotencyClaim?
 
     /// Creates a task to enqueue.
     public init(

@@ -13,6 +13,12 @@ public protocol TaskStore: Sendable {
     /// Stores a new QUEUED task. Throws `StoreError.duplicateTask` if the id exists.
     func enqueue(_ task: NewTask, now: Date) async throws
 
+    /// The submit a live idempotency key of `tenant` stands for (younger than `IdempotencyClaim.lifetime` at `now`).
+    func idempotentSubmit(tenant: String, key: String, now: Date) async throws -> IdempotentSubmit?
+
+    /// Deletes the idempotency keys that expired before `now`; returns how many.
+    func sweepIdempotencyKeys(now: Date) async throws -> Int
+
     /// The task with this id if it belongs to `tenant`; `nil` otherwise (unknown and foreign look alike).
     func task(id: UUID, tenant: String) async throws -> TaskRecord?
 

@@ -94,7 +94,7 @@ extension PostgresTaskStore {
     /// Translates anything thrown by PostgresNIO or by decoding into a `StoreError`; cancellation passes through.
     static func storeError(_ error: any Error, target: String) -> any Error {
         switch error {
-        case is StoreError, is CancellationError:
+        case is StoreError, is CancellationError, is IdempotencyConflict:
             return error
         case let error as PSQLError:
             guard error.code == .server, let info = error.serverInfo else {

@@ -207,6 +207,23 @@ extension PostgresTaskStore {
                 "ALTER TABLE tasks ADD COLUMN upstream TEXT",
                 "ALTER TABLE tasks ADD COLUMN upstream_id TEXT",
             ]),
+        PostgresMigration(
+            version: 9, name: "idempotency keys",
+            statements: [
+                // One row per tenant and Idempotency-Key: the primary key makes concurrent submits with one key, on
+                // any node, create one task.
+                """
+                CREATE TABLE idempotency_keys (
+                    tenant       TEXT   NOT NULL,
+                    key          TEXT   NOT NULL,
+                    request_hash TEXT   NOT NULL,
+                    task_id      UUID   NOT NULL,
+                    created_at   BIGINT NOT NULL,
+                    PRIMARY KEY (tenant, key)
+                )
+                """,
+                "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)",
+            ]),
     ]
 
     /// The schema version this build migrates databases to.

@@ -27,7 +27,7 @@ extension PostgresTaskStore {
             )
             SELECT pg_notify(\(Self.notificationChannel), id::text) FROM inserted
             """
-        guard let limit = task.tenantActiveLimit else {
+        guard task.tenantActiveLimit != nil || task.idempotency != nil else {
             _ = try await withConnection { connection in
                 do {
                     return try await connection.query(query, logger: logger).collect().count
@@ -37,19 +37,44 @@ extension PostgresTaskStore {
             }
             return
         }
-        // Capped: submits of one tenant serialize on a transaction-scoped advisory lock (keyed by the
-        // tenant), so two nodes cannot both count one below the cap and both insert.
         try await transaction { connection in
-            _ = try await connection.query(
-                "SELECT pg_advisory_xact_lock(\(Self.tenantLockSpace), hashtext(\(task.tenant)))", logger: logger
-            ).collect()
-            let counted = try await connection.query(
-                "SELECT count(*) FROM tasks WHERE tenant = \(task.tenant) AND status IN ('queued', 'processing')",
-                logger: logger
-            ).collect()
-            let active = try counted.first?.decode(Int.self) ?? 0
-            if active >= limit {
-                throw StoreError(.quotaExceeded, "tenant \(task.tenant) already has \(active) queued or running tasks (limit \(limit))")
+            if let claim = task.idempotency {
+                // The key first: a concurrent submit with the same key waits on its row and then finds it taken
+                // (an expired row is taken over); the whole transaction, task included, is undone on a conflict.
+                let expiry = nowMs - PostgresTaskRow.millis(IdempotencyClaim.lifetime)
+                let taken = try await connection.query(
+                    """
+                    INSERT INTO idempotency_keys (tenant, key, request_hash, task_id, created_at)
+                    VALUES (\(task.tenant), \(claim.key), \(claim.requestHash), \(task.id), \(nowMs))
+                    ON CONFLICT (tenant, key) DO UPDATE
+                        SET request_hash = EXCLUDED.request_hash, task_id = EXCLUDED.task_id, created_at = EXCLUDED.created_at
+                        WHERE idempotency_keys.created_at < \(expiry)
+                    RETURNING task_id
+                    """, logger: logger
+                ).collect()
+                if taken.isEmpty {
+                    let rows = try await connection.query(
+                        "SELECT task_id, request_hash FROM idempotency_keys WHERE tenant = \(task.tenant) AND key = \(claim.key)", logger: logger
+                    ).collect()
+                    guard let row = rows.first else { throw StoreError(.unavailable, "an idempotency key vanished while it was checked; retry") }
+                    let (id, hash) = try row.decode((UUID, String).self)
+                    throw IdempotencyConflict(existing: IdempotentSubmit(taskID: id, requestHash: hash))
+                }
+            }
+            if let limit = task.tenantActiveLimit {
+                // Capped: submits of one tenant serialize on a transaction-scoped advisory lock (keyed by the
+                // tenant), so two nodes cannot both count one below the cap and both insert.
+                _ = try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(Self.tenantLockSpace), hashtext(\(task.tenant)))", logger: logger
+                ).collect()
+                let counted = try await connection.query(
+                    "SELECT count(*) FROM tasks WHERE tenant = \(task.tenant) AND status IN ('queued', 'processing')",
+                    logger: logger
+                ).collect()
+                let active = try counted.first?.decode(Int.self) ?? 0
+                if active >= limit {
+                    throw StoreError(.quotaExceeded, "tenant \(task.tenant) already has \(active) queued or running tasks (limit \(limit))")
+                }
             }
             do {
                 _ = try await connection.query(query, logger: logger).collect()
@@ -57,6 +82,22 @@ extension PostgresTaskStore {
                 throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
             }
         }
+    }
+
+    /// The submit a live idempotency key stands for.
+    public func idempotentSubmit(tenant: String, key: String, now: Date) async throws -> IdempotentSubmit? {
+        let expiry = PostgresTaskRow.millis(now) - PostgresTaskRow.millis(IdempotencyClaim.lifetime)
+        let rows = try await rows(
+            "SELECT task_id, request_hash FROM idempotency_keys WHERE tenant = \(tenant) AND key = \(key) AND created_at >= \(expiry)")
+        guard let row = rows.first else { return nil }
+        let (id, hash) = try PostgresTaskRow.readable { try row.decode((UUID, String).self) }
+        return IdempotentSubmit(taskID: id, requestHash: hash)
+    }
+
+    /// Deletes expired idempotency keys.
+    public func sweepIdempotencyKeys(now: Date) async throws -> Int {
+        let expiry = PostgresTaskRow.millis(now) - PostgresTaskRow.millis(IdempotencyClaim.lifetime)
+        return try await rows("DELETE FROM idempotency_keys WHERE created_at < \(expiry) RETURNING 1").count
     }
 
     /// First key of the two-key advisory locks that serialize one tenant's capped submits ("kq" for quota).

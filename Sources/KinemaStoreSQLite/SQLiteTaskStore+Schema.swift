@@ -191,6 +191,21 @@ extension SQLiteTaskStore {
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN upstream TEXT")
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN upstream_id TEXT")
         },
+        SchemaMigration(version: 9, name: "idempotency keys") { db in
+            // One row per tenant and Idempotency-Key: the primary key makes concurrent submits with one key create one task.
+            try db.execute(
+                sql: """
+                    CREATE TABLE idempotency_keys (
+                        tenant       TEXT    NOT NULL,
+                        key          TEXT    NOT NULL,
+                        request_hash TEXT    NOT NULL,
+                        task_id      TEXT    NOT NULL,
+                        created_at   INTEGER NOT NULL,
+                        PRIMARY KEY (tenant, key)
+                    ) STRICT
+                    """)
+            try db.execute(sql: "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -17,7 +17,10 @@ extension SQLiteTaskStore {
         do {
             try await pool.write { db in
                 // The write transaction holds SQLite's only write lock, so count and insert cannot interleave
-                // with another submit.
+                // with another submit (nor the idempotency key's check and insert).
+                if let claim = task.idempotency, let existing = try Self.liveIdempotencyKey(db, tenant: task.tenant, key: claim.key, nowMs: nowMs) {
+                    throw IdempotencyConflict(existing: existing)
+                }
                 if let limit = task.tenantActiveLimit {
                     let active =
                         try Int.fetchOne(
@@ -39,7 +42,17 @@ extension SQLiteTaskStore {
                         task.etaSeconds, task.maxAttempts, task.engine, task.request.requiredFeatures.rawValue, nowMs, nowMs,
                     ]
                 )
+                if let claim = task.idempotency {
+                    // An expired row for the key is replaced.
+                    try db.execute(
+                        sql: """
+                            INSERT OR REPLACE INTO idempotency_keys (tenant, key, request_hash, task_id, created_at) VALUES (?, ?, ?, ?, ?)
+                            """,
+                        arguments: [task.tenant, claim.key, claim.requestHash, task.id.uuidString, nowMs])
+                }
             }
+        } catch let conflict as IdempotencyConflict {
+            throw conflict
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
             throw StoreError(.duplicateTask, "a task with id \(task.id) already exists")
         } catch {
@@ -67,6 +80,30 @@ extension SQLiteTaskStore {
                 arguments: [id.uuidString, tenant]
             ).map(TaskRow.statusRecord)
         }
+    }
+
+    /// The submit a live idempotency key stands for.
+    public func idempotentSubmit(tenant: String, key: String, now: Date) async throws -> IdempotentSubmit? {
+        let nowMs = TaskRow.millis(now)
+        return try await read { db in try Self.liveIdempotencyKey(db, tenant: tenant, key: key, nowMs: nowMs) }
+    }
+
+    /// Deletes expired idempotency keys.
+    public func sweepIdempotencyKeys(now: Date) async throws -> Int {
+        let expiry = TaskRow.millis(now) - TaskRow.millis(IdempotencyClaim.lifetime)
+        return try await write { db in
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [expiry])
+            return db.changesCount
+        }
+    }
+
+    static func liveIdempotencyKey(_ db: Database, tenant: String, key: String, nowMs: Int64) throws -> IdempotentSubmit? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT task_id, request_hash FROM idempotency_keys WHERE tenant = ? AND key = ? AND created_at >= ?",
+                arguments: [tenant, key, nowMs - TaskRow.millis(IdempotencyClaim.lifetime)])
+        else { return nil }
+        return IdempotentSubmit(taskID: try TaskRow.uuid(row["task_id"], column: "idempotency_keys.task_id"), requestHash: row["request_hash"])
     }
 
     /// The task whatever its tenant.

@@ -34,6 +34,12 @@ public struct LeaseRescuer: Service {
             } catch {
                 logger.error("lease rescue failed", metadata: ["error": "\(error)"])
             }
+            // Idempotency keys older than 24 h are swept on the same beat (an indexed delete; usually nothing).
+            do {
+                _ = try await store.sweepIdempotencyKeys(now: now())
+            } catch {
+                logger.error("sweeping expired idempotency keys failed", metadata: ["error": "\(error)"])
+            }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
