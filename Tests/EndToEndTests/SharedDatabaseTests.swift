@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// Scale-out mode through the real binaries: two API nodes and a database worker around one throwaway PostgreSQL.
@@ -60,5 +61,83 @@ import Testing
         await node2.terminate()
         let stopped = try await Tools.run("bash", [Self.script.path, "stop", pgDir.path])
         #expect(stopped.status == 0, "\(stopped.output)")
+    }
+
+    @Test func aCancelOnOneNodeStopsARenderOnAnotherAndAnIdempotencyKeyHoldsAcrossNodes() async throws {
+        let pgDir = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-pg-\(UUID().uuidString)")
+        let started = try await Tools.run("bash", [Self.script.path, "start", pgDir.path, "--owner-pid", String(getpid())])
+        #expect(started.status == 0, "\(started.output)")
+        let url = try #require(started.output.split(separator: "\n").last(where: { $0.hasPrefix("postgres://") }).map(String.init))
+        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-shared-\(UUID().uuidString)")
+        let blobs = shared.appendingPathComponent("blobs")
+        let renderer = try ServerProcess(), api = try ServerProcess()
+        defer {
+            renderer.removeData()
+            api.removeData()
+            try? FileManager.default.removeItem(at: shared)
+        }
+        try await renderer.start(["--database", url, "--blob-dir", blobs.path], workers: 1, logLevel: "info")
+        try await api.start(["--database", url, "--blob-dir", blobs.path], workers: 0)
+        let key = try #require(renderer.devKey)
+
+        // A render on the first node, canceled through the second: the renderer learns it at its next heartbeat and
+        // stops (its log says so; a render that ignored it would end with "completion refused"). A render can win the
+        // race against the heartbeat on a fast machine, so up to three tasks are tried; one must be stopped.
+        let big = try await Fixtures.image(width: 1920, height: 1080, format: "png").base64EncodedString()
+        var stopped: String?
+        for attempt in 1...3 where stopped == nil {
+            let id = try #require(
+                try await HTTP.submit(
+                    renderer.baseURL, key: key, json: ["image": big, "prompt": "slow push in, rain", "duration": 15, "sound": true]
+                )
+                .json["task_id"] as? String)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while renderer.log.components(separatedBy: "render started").count <= attempt, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let canceled = try await HTTP.request(
+                .POST, api.baseURL + "/v3/async/task-cancel", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")],
+                body: try JSONSerialization.data(withJSONObject: ["task_id": id]))
+            #expect(canceled.status == 200)
+            guard (canceled.json["task"] as? [String: Any])?["reason"] as? String == "canceled" else { continue }
+            // How the render ended, as the renderer logged it.
+            func ending() -> String? {
+                renderer.log.split(separator: "\n").first { line in
+                    line.contains(id.uppercased())
+                        && ["canceled during render", "completion refused", "render succeeded"].contains { line.contains($0) }
+                }.map(String.init)
+            }
+            let until = ContinuousClock.now + .seconds(30)
+            while ending() == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
+            if ending()?.contains("canceled during render") == true { stopped = id }
+        }
+        let id = try #require(stopped, "no render was stopped by a cancel sent to the other node: \(renderer.log)")
+        #expect(!FileManager.default.fileExists(atPath: blobs.appendingPathComponent("results/\(id)").path))
+
+        // One Idempotency-Key, 20 concurrent submits spread over both nodes: one task.
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let body = try JSONSerialization.data(withJSONObject: ["image": png, "prompt": "pan"])
+        let ids = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 0..<20 {
+                let node = i % 2 == 0 ? renderer : api
+                group.addTask {
+                    let r = try await HTTP.request(
+                        .POST, node.baseURL + "/v3/async/kling-v3.0-std-i2v",
+                        headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json"), ("Idempotency-Key", "across-nodes")],
+                        body: body)
+                    return r.status == 200 ? r.json["task_id"] as? String : nil
+                }
+            }
+            var all: [String?] = []
+            for try await id in group { all.append(id) }
+            return all
+        }
+        #expect(ids.allSatisfy { $0 != nil })
+        #expect(Set(ids.compactMap { $0 }).count == 1)
+
+        await renderer.terminate()
+        await api.terminate()
+        let stoppedDB = try await Tools.run("bash", [Self.script.path, "stop", pgDir.path])
+        #expect(stoppedDB.status == 0, "\(stoppedDB.output)")
     }
 }
