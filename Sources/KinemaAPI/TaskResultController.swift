@@ -21,13 +21,15 @@ struct TaskResultController: Sendable {
         let id = try Self.taskID(raw, where: "as a query parameter: /v3/async/task-result?task_id=<id>")
         let task: TaskStatusRecord? = try await Self.storeCall(context) { try await store.taskStatus(id: id, tenant: tenant) }
         guard var task else { throw APIError.taskNotFound }
-        // A queued task that no live worker can run (its engine, every feature it needs) says so with the longest
-        // ETA there is, rather than a countdown nothing will meet. A store failure here leaves the estimate alone.
+        // A queued task's eta: the work ahead of it in its engine's queue shared by that engine's live workers, then
+        // its own render (the engine's recent mean). One that no live worker can run (its engine, every feature it
+        // needs) says so with the longest ETA there is, rather than a countdown nothing will meet. A store failure
+        // here leaves the submit-time estimate.
         if task.status == .queued,
-            let served = try? await store.hasLiveWorker(
-                engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow)), !served
+            let place = try? await store.queueEstimate(
+                id: task.id, engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow))
         {
-            task.etaSeconds = RenderProgress.maxETASeconds
+            task.etaSeconds = place.etaSeconds(ownEstimate: task.etaSeconds) ?? RenderProgress.maxETASeconds
         }
         // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
         let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()

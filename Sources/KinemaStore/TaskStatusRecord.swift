@@ -59,3 +59,31 @@ extension TaskRecord {
         )
     }
 }
+
+/// Where a queued task stands in its engine's queue (`TaskStore.queueEstimate`).
+public struct QueueEstimate: Sendable, Equatable {
+    /// Queued tasks of the engine submitted before this one.
+    public var ahead: Int
+    /// Tasks of the engine running now.
+    public var running: Int
+    /// Workers of the engine that honour the task's features and looked for work recently.
+    public var workers: Int
+    /// Mean seconds from claim to success of the engine's last 20 successful tasks; `nil` before the first.
+    public var recentRenderSeconds: Double?
+
+    public init(ahead: Int, running: Int, workers: Int, recentRenderSeconds: Double?) {
+        self.ahead = ahead
+        self.running = running
+        self.workers = workers
+        self.recentRenderSeconds = recentRenderSeconds
+    }
+
+    /// Seconds until the task is likely done: the work ahead of it shared by the live workers, then its own render
+    /// (`ownSeconds`: the engine's recent mean, else the submit-time estimate). `nil` when no worker can run it.
+    public func etaSeconds(ownEstimate: Int) -> Int? {
+        guard workers > 0 else { return nil }
+        let each = recentRenderSeconds ?? Double(max(1, ownEstimate))
+        let wait = Double(ahead + running) / Double(workers) * each + each
+        return Int(min(Double(RenderProgress.maxETASeconds), wait.rounded(.up)))
+    }
+}

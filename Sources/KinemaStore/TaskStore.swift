@@ -83,6 +83,11 @@ public protocol TaskStore: Sendable {
     /// Whether a worker that runs `engine` and honours every feature in `needs` has looked for work since `since`.
     func hasLiveWorker(engine: String, needs: RequestFeatures, since: Date) async throws -> Bool
 
+    /// Where a QUEUED task stands in its engine's queue, for an honest `eta`: queued tasks of its engine ahead of it,
+    /// tasks of its engine running, live workers (since `since`) of its engine that honour `needs`, and the mean
+    /// render time of that engine's last 20 successes. `nil` when the task is unknown or not queued.
+    func queueEstimate(id: UUID, engine: String, needs: RequestFeatures, since: Date) async throws -> QueueEstimate?
+
     // MARK: Credentials (API keys and worker tokens)
 
     /// Stores a new credential. Throws `StoreError.duplicateCredential` if its id or hash exists.

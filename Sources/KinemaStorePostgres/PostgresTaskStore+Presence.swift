@@ -30,4 +30,25 @@ extension PostgresTaskStore {
                 LIMIT 1
                 """)).isEmpty
     }
+
+    /// The task's place in its engine's queue, the engine's live workers and its recent render times.
+    public func queueEstimate(id: UUID, engine: String, needs: RequestFeatures, since: Date) async throws -> QueueEstimate? {
+        let sinceMs = PostgresTaskRow.millis(since)
+        let needed = needs.rawValue
+        let found = try await rows(
+            """
+            SELECT
+              (SELECT count(*) FROM tasks q WHERE q.status = 'queued' AND q.engine = t.engine AND q.created_at < t.created_at),
+              (SELECT count(*) FROM tasks r WHERE r.status = 'processing' AND r.engine = t.engine),
+              (SELECT count(*) FROM worker_presence
+                 WHERE last_seen >= \(sinceMs) AND \(engine) = ANY(engines) AND (capabilities & \(needed)) = \(needed)),
+              (SELECT avg(finished_at - started_at)::float8 FROM
+                 (SELECT finished_at, started_at FROM tasks s WHERE s.engine = t.engine AND s.status = 'succeeded'
+                  ORDER BY finished_at DESC LIMIT 20) recent)
+            FROM tasks t WHERE t.id = \(id) AND t.status = 'queued'
+            """)
+        guard let row = found.first else { return nil }
+        let (ahead, running, workers, recentMs) = try PostgresTaskRow.readable { try row.decode((Int, Int, Int, Double?).self) }
+        return QueueEstimate(ahead: ahead, running: running, workers: workers, recentRenderSeconds: recentMs.map { $0 / 1000 })
+    }
 }

@@ -224,6 +224,12 @@ extension PostgresTaskStore {
                 """,
                 "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)",
             ]),
+        PostgresMigration(
+            version: 10, name: "recent successes by engine",
+            statements: [
+                // A queued task's eta reads its engine's last successes; this keeps that read short in a long history.
+                "CREATE INDEX tasks_succeeded_by_engine ON tasks (engine, finished_at) WHERE status = 'succeeded'"
+            ]),
     ]
 
     /// The schema version this build migrates databases to.

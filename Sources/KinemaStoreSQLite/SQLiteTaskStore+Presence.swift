@@ -34,4 +34,31 @@ extension SQLiteTaskStore {
             ) ?? false
         }
     }
+
+    /// The task's place in its engine's queue, the engine's live workers and its recent render times.
+    public func queueEstimate(id: UUID, engine: String, needs: RequestFeatures, since: Date) async throws -> QueueEstimate? {
+        let sinceMs = TaskRow.millis(since)
+        return try await read { db in
+            guard
+                let created = try Int64.fetchOne(
+                    db, sql: "SELECT created_at FROM tasks WHERE id = ? AND status = 'queued'", arguments: [id.uuidString])
+            else { return nil }
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT
+                          (SELECT count(*) FROM tasks WHERE status = 'queued' AND engine = ? AND created_at < ?) AS ahead,
+                          (SELECT count(*) FROM tasks WHERE status = 'processing' AND engine = ?) AS running,
+                          (SELECT count(*) FROM worker_presence
+                             WHERE last_seen >= ? AND instr(engines, ?) > 0 AND (capabilities & ?) = ?) AS workers,
+                          (SELECT avg(finished_at - started_at) FROM
+                             (SELECT finished_at, started_at FROM tasks WHERE engine = ? AND status = 'succeeded'
+                              ORDER BY finished_at DESC LIMIT 20)) AS recent_ms
+                        """),
+                arguments: [engine, created, engine, sinceMs, "," + engine + ",", needs.rawValue, needs.rawValue, engine])
+            return QueueEstimate(
+                ahead: row?["ahead"] ?? 0, running: row?["running"] ?? 0, workers: row?["workers"] ?? 0,
+                recentRenderSeconds: (row?["recent_ms"] as Double?).map { $0 / 1000 })
+        }
+    }
 }

@@ -206,6 +206,10 @@ extension SQLiteTaskStore {
                     """)
             try db.execute(sql: "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at)")
         },
+        SchemaMigration(version: 10, name: "recent successes by engine") { db in
+            // A queued task's eta reads its engine's last successes; this keeps that read short in a long history.
+            try db.execute(sql: "CREATE INDEX tasks_succeeded_by_engine ON tasks (engine, finished_at) WHERE status = 'succeeded'")
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -47,8 +47,8 @@ import Testing
                 """
                 CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);
                 INSERT INTO schema_migrations SELECT v, 'before credentials', 0 FROM generate_series(1, 6) AS v;
-                -- Stands for the rest of schema 6: later migrations only add columns to tasks.
-                CREATE TABLE tasks (id UUID PRIMARY KEY);
+                -- Stands for the rest of schema 6: later migrations add columns and an index to tasks.
+                CREATE TABLE tasks (id UUID PRIMARY KEY, engine TEXT NOT NULL, status TEXT NOT NULL, finished_at BIGINT);
                 CREATE TABLE api_keys (
                     seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE, id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL,
                     key_hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT,
