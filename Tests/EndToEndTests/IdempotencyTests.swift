@@ -15,13 +15,17 @@ import Testing
         (try? FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/inputs").path).count) ?? 0
     }
 
-    @Test func theSameKeyAndBodyAnswerTheSameTaskAndCreateNothing() async throws {
+    /// A server without workers (tasks stay queued), its dev key, a PNG in base64 and a submit body with it.
+    static func start() async throws -> (server: ServerProcess, key: String, png: String, body: Data) {
         let server = try ServerProcess()
-        defer { server.removeData() }
         try await server.start(workers: 0)
-        let key = try #require(server.devKey)
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
-        let body = try JSONSerialization.data(withJSONObject: ["image": png, "prompt": "pan left"])
+        return (server, try #require(server.devKey), png, try JSONSerialization.data(withJSONObject: ["image": png, "prompt": "pan left"]))
+    }
+
+    @Test func theSameKeyAndBodyAnswerTheSameTaskAndCreateNothing() async throws {
+        let (server, key, png, body) = try await Self.start()
+        defer { server.removeData() }
 
         let first = try await Self.submit(server, key: key, idempotency: "order-4711", body: body)
         #expect(first.status == 200, "\(first.text)")
@@ -60,12 +64,8 @@ import Testing
     }
 
     @Test func twentyConcurrentSubmitsWithOneKeyMakeOneTask() async throws {
-        let server = try ServerProcess()
+        let (server, key, _, body) = try await Self.start()
         defer { server.removeData() }
-        try await server.start(workers: 0)
-        let key = try #require(server.devKey)
-        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
-        let body = try JSONSerialization.data(withJSONObject: ["image": png, "prompt": "pan left"])
         let answers = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
             for _ in 0..<20 { group.addTask { try await Self.submit(server, key: key, idempotency: "burst-1", body: body) } }
             var all: [HTTPResult] = []

@@ -67,6 +67,15 @@ import Testing
 
     static func task(_ body: [String: Any]) -> [String: Any] { body["task"] as? [String: Any] ?? [:] }
 
+    /// The provider fails the next task with `words`: our task ends FAILED with them in its reason.
+    static func expectProviderFailure(_ words: String, _ standIn: UpstreamStandIn, _ server: ServerProcess, _ key: String, image: Data) async throws {
+        standIn.steer { $0.failNewTasks = words }
+        let bad = try await Self.submit(server, key, ["image": image.base64EncodedString(), "prompt": "drift"])
+        let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: bad, timeout: .seconds(60))
+        #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
+        #expect((Self.task(failed)["reason"] as? String ?? "").contains(words), "\(failed)")
+    }
+
     /// The stored task after the server stopped (attempts, upstream handle).
     static func stored(_ server: ServerProcess, _ id: String) async throws -> (TaskRecord, [TaskAttemptRecord]) {
         let store = try DataDirectory(server.dataDir).openStore()
@@ -288,11 +297,7 @@ import Testing
             #expect(items?.map { $0["duration"] as? String } == ["4", "5"])
 
             // Kling's own failure: FAILED with its words, never submitted again.
-            standIn.steer { $0.failNewTasks = "risk control: the image may violate the rules" }
-            let bad = try await Self.submit(server, key, ["image": png.base64EncodedString(), "prompt": "orbit"])
-            let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: bad, timeout: .seconds(60))
-            #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
-            #expect((Self.task(failed)["reason"] as? String ?? "").contains("risk control: the image may violate the rules"), "\(failed)")
+            try await Self.expectProviderFailure("risk control: the image may violate the rules", standIn, server, key, image: png)
             #expect(standIn.submits.count == 6)
 
             await server.terminate()
@@ -371,11 +376,7 @@ import Testing
             #expect(items?.map { $0["prompt"] as? String } == ["wide", "close"])
             #expect(items?.map { $0["duration"] as? String } == ["3", "4"])
 
-            standIn.steer { $0.failNewTasks = "prompt flagged by the safety checker" }
-            let bad = try await Self.submit(server, key, ["image": png.base64EncodedString(), "prompt": "drift"])
-            let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: bad, timeout: .seconds(60))
-            #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
-            #expect((Self.task(failed)["reason"] as? String ?? "").contains("prompt flagged by the safety checker"), "\(failed)")
+            try await Self.expectProviderFailure("prompt flagged by the safety checker", standIn, server, key, image: png)
             #expect(standIn.submits.count == 4)
         }
     }

@@ -25,25 +25,17 @@ struct FalProvider: UpstreamProvider {
                 body.key("end_image_url")
                 image(end, key: job.endImageKey, into: &body)
             }
-            if let shots = request.shots {
-                body.key("multi_prompt")
-                body.array(shots) { list, shot in
-                    list.object { item in
-                        item.key("prompt")
-                        item.string(shot.prompt)
-                        item.key("duration")
-                        item.string(String(shot.duration))
-                    }
-                }
+            if request.shots != nil {
                 body.key("shot_type")
                 body.string("customize")
-            } else {
-                body.key("prompt")
-                body.string(request.prompt ?? "")
             }
-            // fal's defaults differ from the contract's (audio on, a built-in negative prompt): always say ours.
-            body.key("negative_prompt")
-            body.string(request.negativePrompt ?? "")
+            // fal's defaults differ from the contract's (a built-in negative prompt, audio on): always say ours.
+            body.prompts(request, alwaysNegative: true) { item, _, shot in
+                item.key("prompt")
+                item.string(shot.prompt)
+                item.key("duration")
+                item.string(String(shot.duration))
+            }
             body.key("generate_audio")
             body.bool(request.sound)
             body.key("duration")

@@ -31,29 +31,19 @@ struct KlingProvider: UpstreamProvider {
                 body.key("image_tail")
                 body.base64(end)
             }
-            if let shots = request.shots {
+            if request.shots != nil {
                 body.key("multi_shot")
                 body.bool(true)
                 body.key("shot_type")
                 body.string("customize")
-                body.key("multi_prompt")
-                body.array(Array(shots.enumerated())) { list, indexed in
-                    list.object { item in
-                        item.key("index")
-                        item.int(indexed.offset + 1)
-                        item.key("prompt")
-                        item.string(indexed.element.prompt)
-                        item.key("duration")
-                        item.string(String(indexed.element.duration))
-                    }
-                }
-            } else {
-                body.key("prompt")
-                body.string(request.prompt ?? "")
             }
-            if let negative = request.negativePrompt {
-                body.key("negative_prompt")
-                body.string(negative)
+            body.prompts(request) { item, index, shot in
+                item.key("index")
+                item.int(index)
+                item.key("prompt")
+                item.string(shot.prompt)
+                item.key("duration")
+                item.string(String(shot.duration))
             }
             body.key("cfg_scale")
             body.double(request.cfgScale)

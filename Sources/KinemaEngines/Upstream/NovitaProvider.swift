@@ -25,23 +25,11 @@ struct NovitaProvider: UpstreamProvider {
                 body.key("end_image")
                 body.base64(end)
             }
-            if let shots = request.shots {
-                body.key("multi_prompt")
-                body.array(shots) { list, shot in
-                    list.object { item in
-                        item.key("prompt")
-                        item.string(shot.prompt)
-                        item.key("duration")
-                        item.int(shot.duration)
-                    }
-                }
-            } else {
-                body.key("prompt")
-                body.string(request.prompt ?? "")
-            }
-            if let negative = request.negativePrompt {
-                body.key("negative_prompt")
-                body.string(negative)
+            body.prompts(request) { item, _, shot in
+                item.key("prompt")
+                item.string(shot.prompt)
+                item.key("duration")
+                item.int(shot.duration)
             }
             body.key("duration")
             body.int(request.duration)

@@ -123,3 +123,23 @@ struct UpstreamEndpoint: Sendable {
     /// The provider's model (Kling `model_name`, fal model path); unused by Novita.
     var model: String
 }
+
+extension JSONBytes {
+    /// The request's one prompt as `prompt`, or its shots as `multi_prompt`, each item written by `item` (with its
+    /// 1-based index); then `negative_prompt` when the request has one, or always (`""` for none) when `alwaysNegative`.
+    mutating func prompts(_ request: GenerationRequest, alwaysNegative: Bool = false, item: (inout JSONBytes, Int, Shot) -> Void) {
+        if let shots = request.shots {
+            key("multi_prompt")
+            array(Array(shots.enumerated())) { list, indexed in
+                list.object { object in item(&object, indexed.offset + 1, indexed.element) }
+            }
+        } else {
+            key("prompt")
+            string(request.prompt ?? "")
+        }
+        if request.negativePrompt != nil || alwaysNegative {
+            key("negative_prompt")
+            string(request.negativePrompt ?? "")
+        }
+    }
+}
