@@ -33,6 +33,10 @@ public struct KinemaServer: Sendable {
     private let boundURL = BoundURL()
     /// Renders running in this process, so a cancel received here stops them at once.
     private let running = RunningTasks()
+    /// Event streams open on this node, and the one reader of the tasks they watch.
+    private let openStreams = OpenStreams()
+    private var watch: TaskWatch { watchBox.value(store: store, interval: configuration.eventPollInterval, logger: logger) }
+    private let watchBox = TaskWatchBox()
 
     /// Wires a node over already opened stores (tests pass their own; `serve` opens the data dir's).
     public init(
@@ -169,6 +173,10 @@ public struct KinemaServer: Sendable {
             submit: submit, taskResult: TaskResultController(store: store, auth: auth, links: links),
             cancel: TaskCancelController(
                 store: store, auth: auth, links: links, bodyTimeoutSeconds: config.bodyTimeoutSeconds, running: running),
+            events: TaskEventsController(
+                store: store, auth: auth, links: links, watch: watch,
+                limits: .init(keepAlive: config.eventKeepAlive, perKey: config.maxStreamsPerKey, total: max(1, config.maxConnections / 2)),
+                open: openStreams),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
             engineStatus: engineStatus, worker: worker
         )
@@ -200,4 +208,18 @@ public struct KinemaServer: Sendable {
 /// The URL the server actually bound (port 0 picks one), known once it runs.
 private final class BoundURL: Sendable {
     let value = Mutex<String?>(nil)
+}
+
+/// The node's one `TaskWatch`, made on first use (the router is built once per run; tests build it more often).
+private final class TaskWatchBox: Sendable {
+    private let made = Mutex<TaskWatch?>(nil)
+
+    func value(store: any TaskStore, interval: Duration, logger: Logger) -> TaskWatch {
+        made.withLock { watch in
+            if let watch { return watch }
+            let new = TaskWatch(store: store, interval: interval, logger: logger)
+            watch = new
+            return new
+        }
+    }
 }

@@ -245,6 +245,32 @@ enum OpenAPIDocument {
                 "429": {$ref: "#/components/responses/RateLimited"}
                 "500": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Unavailable"}
+          /v3/async/task-events:
+            get:
+              operationId: taskEvents
+              summary: (ext) A live stream of the task (text/event-stream).
+              description: >-
+                The first event comes at once with the current state, then one on every change of status or
+                progress_percent; each is "event: task" with the Task Result body on one data line; the stream ends after
+                the terminal event; a comment line keeps it open while nothing changes.
+              parameters:
+                - name: task_id
+                  in: query
+                  required: true
+                  description: The task_id from the submit answer.
+                  schema: {type: string, format: uuid}
+              responses:
+                "200":
+                  description: The event stream.
+                  content:
+                    text/event-stream:
+                      schema: {type: string}
+                "400": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+                "500": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Unavailable"}
           /healthz:
             get:
               operationId: healthz

@@ -9,6 +9,7 @@ public enum Routes {
     public static let submit = "/v3/async/kling-v3.0-std-i2v"
     public static let taskResult = "/v3/async/task-result"
     public static let taskCancel = "/v3/async/task-cancel"
+    public static let taskEvents = "/v3/async/task-events"
     public static let healthz = "/healthz"
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
@@ -20,7 +21,8 @@ public enum Routes {
 
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
-    submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, files: FilesController, store: any TaskStore,
+    submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, events: TaskEventsController,
+    files: FilesController, store: any TaskStore,
     draining: DrainState,
     engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
@@ -39,6 +41,9 @@ func buildRouter(
     }
     router.post(RouterPath(stringLiteral: Routes.taskCancel)) { request, context in
         try await cancel.cancel(request, context: context)
+    }
+    router.get(RouterPath(stringLiteral: Routes.taskEvents)) { request, context in
+        try await events.events(request, context: context)
     }
     router.get("/files/**") { request, context in
         try await files.get(request, context: context, headOnly: false)

@@ -18,6 +18,13 @@ public struct ServerConfiguration: Sendable {
     /// Tasks each upstream provider runs at once on this node (`--upstream-concurrency`): I/O-bound workers, separate
     /// from the CPU render workers.
     public var upstreamConcurrency: Int = 16
+    /// Comment line interval on event streams (`--event-keepalive-seconds`).
+    public var eventKeepAlive: Duration = .seconds(15)
+    /// Most event streams one API key may hold open on a node (`--max-streams-per-key`); a node holds at most half of
+    /// `maxConnections` streams in all.
+    public var maxStreamsPerKey: Int = 8
+    /// How often the node reads the tasks its event streams watch (one read for all of them).
+    public var eventPollInterval: Duration = .milliseconds(250)
     /// Address ranges the safe fetcher may fetch from although they are normally refused.
     public var allowFetchFrom: [IPNetwork] = []
     /// Lifetime of signed video URLs, in seconds.

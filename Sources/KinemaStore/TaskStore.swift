@@ -22,6 +22,10 @@ public protocol TaskStore: Sendable {
     /// The task with this id if it belongs to `tenant`; `nil` otherwise (unknown and foreign look alike).
     func task(id: UUID, tenant: String) async throws -> TaskRecord?
 
+    /// The status of each of these tasks that exists, whatever its tenant (one read for every live event stream of a
+    /// node; the streams checked the tenant when they opened).
+    func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord]
+
     /// The task with this id whatever its tenant (workers, operators).
     func task(id: UUID) async throws -> TaskRecord?
 

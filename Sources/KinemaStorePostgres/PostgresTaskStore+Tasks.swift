@@ -115,6 +115,13 @@ extension PostgresTaskStore {
             .first.map(PostgresTaskRow.statusRecord)
     }
 
+    /// The statuses of the tasks with these ids.
+    public func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord] {
+        guard !ids.isEmpty else { return [] }
+        return try await rows("SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks WHERE id = ANY(\(ids))").map(
+            PostgresTaskRow.statusRecord)
+    }
+
     /// The task whatever its tenant.
     public func task(id: UUID) async throws -> TaskRecord? {
         try await rows("SELECT \(unescaped: PostgresTaskRow.columns) FROM tasks WHERE id = \(id)")

@@ -106,6 +106,23 @@ extension SQLiteTaskStore {
         return IdempotentSubmit(taskID: try TaskRow.uuid(row["task_id"], column: "idempotency_keys.task_id"), requestHash: row["request_hash"])
     }
 
+    /// The statuses of the tasks with these ids (in batches within SQLite's parameter limit).
+    public func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord] {
+        guard !ids.isEmpty else { return [] }
+        let texts = ids.map(\.uuidString)
+        return try await read { db in
+            var records: [TaskStatusRecord] = []
+            for start in stride(from: 0, to: texts.count, by: 500) {
+                let batch = Array(texts[start..<min(start + 500, texts.count)])
+                let marks = Array(repeating: "?", count: batch.count).joined(separator: ",")
+                records += try Row.fetchAll(
+                    db, sql: "SELECT \(TaskRow.statusColumns) FROM tasks WHERE id IN (\(marks))", arguments: StatementArguments(batch)
+                ).map(TaskRow.statusRecord)
+            }
+            return records
+        }
+    }
+
     /// The task whatever its tenant.
     public func task(id: UUID) async throws -> TaskRecord? {
         try await read { db in

@@ -181,6 +181,20 @@ struct Serve: AsyncParsableCommand {
     )
     var engines: [String] = []
 
+    @Option(
+        name: .customLong("event-keepalive-seconds"),
+        help:
+            "Seconds between comment lines on idle event streams (task-events), so proxies keep them open (env KINEMA_EVENT_KEEPALIVE_SECONDS, default 15)."
+    )
+    var eventKeepAliveSeconds: Double?
+
+    @Option(
+        name: .customLong("max-streams-per-key"),
+        help:
+            "Most event streams one API key may hold open on a node; 429 over it; a node holds at most half of --max-connections streams (env KINEMA_MAX_STREAMS_PER_KEY, default 8)."
+    )
+    var maxStreamsPerKey: Int?
+
     @OptionGroup(title: "Upstream providers (--engine novita|kling|fal)")
     var upstream: UpstreamOptions
 
@@ -279,6 +293,12 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "kinema")
         logger.logLevel = Logger.Level(rawValue: logLevel ?? Env.string("KINEMA_LOG_LEVEL") ?? "info") ?? .info
         config.upstreamConcurrency = try upstream.concurrency()
+        let keepAlive = eventKeepAliveSeconds ?? Env.double("KINEMA_EVENT_KEEPALIVE_SECONDS") ?? 15
+        config.maxStreamsPerKey = maxStreamsPerKey ?? Env.int("KINEMA_MAX_STREAMS_PER_KEY") ?? config.maxStreamsPerKey
+        guard (0.05...3600).contains(keepAlive), config.maxStreamsPerKey >= 1 else {
+            throw CLIError("--event-keepalive-seconds must be 0.05…3600 and --max-streams-per-key at least 1.")
+        }
+        config.eventKeepAlive = .milliseconds(Int64(keepAlive * 1000))
         let database = self.database ?? Env.string("KINEMA_DATABASE_URL")
         let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR")
         let gateway = try upstream.gateway(

@@ -40,6 +40,13 @@ import Testing
         #expect(submit.status == 200, "\(submit.text)")
         let id = try #require(submit.json["task_id"] as? String)
 
+        // Streamed from the other node: it sees the worker's progress through the shared database, to the end.
+        let stream = try await TaskEventsTests.read(node2.baseURL + "/v3/async/task-events?task_id=\(id)", key: key)
+        #expect(stream.ended)
+        let progress = stream.events.compactMap { ($0["task"] as? [String: Any])?["progress_percent"] as? Int }
+        #expect(progress == progress.sorted())
+        #expect((stream.events.last?["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
+
         // Polled on the other node: API nodes are stateless.
         let done = try await HTTP.waitForTerminal(node2.baseURL, key: key, id: id)
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")

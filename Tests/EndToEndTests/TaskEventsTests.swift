@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// `GET /v3/async/task-events` (ext) read with a plain HTTP client: an event at once, monotone progress, the terminal
+/// event with its video, the stream's end, keep-alive comments, and the caps.
+@Suite struct TaskEventsTests {
+    /// What a stream carried: its events' bodies in order, how many comment lines, and whether it ended by itself.
+    struct Stream: Sendable {
+        /// Each event's `data:` line.
+        var data: [Data] = []
+        var comments = 0
+        var ended = false
+        var status = 0
+
+        var events: [[String: Any]] { data.map { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] } }
+    }
+
+    /// Reads the stream until it ends or `limit` passes.
+    static func read(_ url: String, key: String, limit: Duration = .seconds(60)) async throws -> Stream {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        var stream = Stream(status: Int(response.status.code))
+        guard response.status == .ok else { return stream }
+        #expect(response.headers.first(name: "Content-Type") == "text/event-stream")
+        var pending = ""
+        let deadline = ContinuousClock.now + limit
+        do {
+            for try await chunk in response.body {
+                pending += String(buffer: chunk)
+                while let end = pending.range(of: "\n\n") {
+                    let block = String(pending[..<end.lowerBound])
+                    pending = String(pending[end.upperBound...])
+                    if block.hasPrefix(":") {
+                        stream.comments += 1
+                    } else if block.hasPrefix("event: task\ndata: ") {
+                        stream.data.append(Data(block.dropFirst("event: task\ndata: ".count).utf8))
+                    } else {
+                        Issue.record("unexpected block in the stream: \(block)")
+                    }
+                }
+                if ContinuousClock.now > deadline { return stream }
+            }
+            stream.ended = true
+        } catch {
+            Issue.record("the stream broke: \(error)")
+        }
+        return stream
+    }
+
+    static func task(_ body: [String: Any]) -> [String: Any] { body["task"] as? [String: Any] ?? [:] }
+
+    @Test func aStreamShowsEveryChangeUntilTheTaskEndsThenCloses() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--event-keepalive-seconds", "0.3"], workers: 1)
+        let key = try #require(server.devKey)
+        let png = try await Fixtures.image(width: 1920, height: 1080, format: "png").base64EncodedString()
+        let id = try #require(
+            try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 15, "sound": true])
+                .json["task_id"] as? String)
+        let stream = try await Self.read(server.baseURL + "/v3/async/task-events?task_id=\(id)", key: key)
+        #expect(stream.status == 200)
+        #expect(stream.ended)
+        #expect(stream.comments >= 1)
+        let tasks = stream.events.map(Self.task)
+        #expect(tasks.count >= 2, "\(tasks)")
+        #expect(tasks.allSatisfy { $0["task_id"] as? String == id })
+        let progress = tasks.compactMap { $0["progress_percent"] as? Int }
+        #expect(progress == progress.sorted(), "\(progress)")
+        // Each event is a change.
+        for (a, b) in zip(tasks, tasks.dropFirst()) {
+            #expect(a["status"] as? String != b["status"] as? String || a["progress_percent"] as? Int != b["progress_percent"] as? Int)
+        }
+        #expect(tasks.last?["status"] as? String == "TASK_STATUS_SUCCEED")
+        let video = try #require((stream.events.last?["videos"] as? [[String: Any]])?.first?["video_url"] as? String)
+        #expect(try await HTTP.get(video).status == 200)
+        // A finished task's stream is its one terminal event.
+        let again = try await Self.read(server.baseURL + "/v3/async/task-events?task_id=\(id)", key: key)
+        #expect(again.ended && again.events.count == 1)
+        await server.terminate()
+    }
+
+    @Test func streamsAreCappedPerKeyAndUnknownTasksAreRefused() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-streams-per-key", "1", "--event-keepalive-seconds", "0.2"], workers: 0)
+        let key = try #require(server.devKey)
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let id = try #require(try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "pan"]).json["task_id"] as? String)
+        let url = server.baseURL + "/v3/async/task-events?task_id=\(id)"
+        // The first stream stays open (the task waits in the queue): a second one for the same key is refused.
+        let first = Task { try await Self.read(url, key: key, limit: .seconds(2)) }
+        try await Task.sleep(for: .milliseconds(500))
+        let second = try await HTTP.get(url, key: key)
+        #expect(second.status == 429, "\(second.text)")
+        #expect(second.json["reason"] as? String == "RATE_LIMIT_EXCEEDED")
+        let held = try await first.value
+        #expect(Self.task(held.events.first ?? [:])["status"] as? String == "TASK_STATUS_QUEUED")
+        #expect(held.comments >= 2)
+        // Canceling ends the stream with the terminal event... once the first stream's slot is free again.
+        try await Task.sleep(for: .milliseconds(500))
+        let watcher = Task { try await Self.read(url, key: key, limit: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try await HTTP.request(
+            .POST, server.baseURL + "/v3/async/task-cancel", headers: [("Authorization", "Bearer \(key)"), ("Content-Type", "application/json")],
+            body: try JSONSerialization.data(withJSONObject: ["task_id": id]))
+        let canceled = try await watcher.value
+        #expect(canceled.ended)
+        #expect(Self.task(canceled.events.last ?? [:])["reason"] as? String == "canceled")
+
+        #expect(try await HTTP.get(server.baseURL + "/v3/async/task-events?task_id=\(UUID().uuidString.lowercased())", key: key).status == 404)
+        #expect(try await HTTP.get(server.baseURL + "/v3/async/task-events?task_id=nope", key: key).status == 400)
+        await server.terminate()
+    }
+}
