@@ -23,15 +23,15 @@ import NIOHTTP1
     @Test func aKeyOverItsRateGets429WithRetryAfterAndOthersAreUnaffected() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        // One token every 20 s: the test does not depend on how fast a loaded machine sends its requests (with one every
-        // 5 s, a test process starved for 5 s between two requests saw a refill and a 400 instead of the second 429).
-        try await server.start(["--rate-limit-rps", "0.05", "--rate-limit-burst", "3"], workers: 0)
+        // One token every 200 s: the test does not depend on how fast a loaded machine sends its requests (with one every
+        // 5 s, then 20 s, a test process starved that long between two requests saw a refill and a 400 instead of a 429).
+        try await server.start(["--rate-limit-rps", "0.005", "--rate-limit-burst", "3"], workers: 0)
         let key = try #require(server.devKey)
         let other = try await Self.newKey(server, tenant: "other")
         let poll = "\(server.baseURL)/v3/async/task-result?task_id=\(UUID().uuidString.lowercased())"
 
         // The burst of 3 passes (the unknown task answers 404); then requests are refused before any work
-        // (bounded: 10 requests; only a refill of a token every 20 s can let one more through).
+        // (bounded: 10 requests; only a refill of a token every 200 s can let one more through).
         for _ in 0..<3 { #expect(try await HTTP.get(poll, key: key).status == 404) }
         var refused = try await HTTP.get(poll, key: key)
         for _ in 0..<7 where refused.status != 429 { refused = try await HTTP.get(poll, key: key) }
@@ -42,8 +42,23 @@ import NIOHTTP1
         #expect(try await HTTP.get(poll, key: other).status == 404)
         #expect(try await HTTP.get(poll, key: "kin_" + String(repeating: "A", count: 43)).status == 403)
 
-        // Retry-After is honest: after waiting it, the key is served again.
+        #expect((Int(refused.headers.first(name: "Retry-After") ?? "") ?? 0) <= 200)
+        await server.terminate()
+    }
+
+    @Test func retryAfterIsHonest() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        // One token a second: after waiting Retry-After (a starved test waits longer, which only adds tokens), the key
+        // is served again.
+        try await server.start(["--rate-limit-rps", "1", "--rate-limit-burst", "1"], workers: 0)
+        let key = try #require(server.devKey)
+        let poll = "\(server.baseURL)/v3/async/task-result?task_id=\(UUID().uuidString.lowercased())"
+        var refused = try await HTTP.get(poll, key: key)
+        for _ in 0..<10 where refused.status != 429 { refused = try await HTTP.get(poll, key: key) }
+        Self.expectRateLimited(refused)
         let wait = Int(refused.headers.first(name: "Retry-After") ?? "1") ?? 1
+        #expect(wait <= 1)
         try await Task.sleep(for: .seconds(wait) + .milliseconds(100))
         #expect(try await HTTP.get(poll, key: key).status == 404)
         await server.terminate()

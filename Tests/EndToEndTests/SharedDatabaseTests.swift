@@ -90,7 +90,7 @@ import Testing
         // A render on the first node, canceled through the second: the renderer learns it at its next heartbeat and
         // stops (its log says so; a render that ignored it would end with "completion refused"). A render can win the
         // race against the heartbeat on a fast machine, so up to three tasks are tried; one must be stopped.
-        let big = try await Fixtures.image(width: 1920, height: 1080, format: "png").base64EncodedString()
+        let big = try await Fixtures.image(width: 1280, height: 720, format: "png").base64EncodedString()
         var stopped: String?
         for attempt in 1...3 where stopped == nil {
             let id = try #require(
