@@ -82,3 +82,8 @@ extension VideoEngine {
     public func waitUntilReady() async {}
     public func canceled(taskID: UUID, upstream: UpstreamHandle?) async {}
 }
+
+extension Duration {
+    /// The duration in seconds, fractions included (for logs, dates and arithmetic with `TimeInterval`).
+    public var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -202,10 +202,13 @@ public struct WorkerPool: Service {
             outcome = .failure(error)
         }
 
-        meta["seconds"] = "\(String(format: "%.2f", (ContinuousClock.now - started).seconds))"
+        meta["seconds"] = "\(String(format: "%.2f", (ContinuousClock.now - started).timeInterval))"
         if state.leaseLost.load(ordering: .relaxed) {
             // Canceled by its owner, or rescued for another worker: either way this render's output is not the result.
-            if let now = try? await source.task(id: task.id), now.status == .canceled {
+            if canceledHere.fired {
+                logger.notice("task canceled during render; stopped at once, result discarded", metadata: meta)
+                await engine.canceled(taskID: task.id, upstream: try? await source.task(id: task.id)?.upstream)
+            } else if let now = try? await source.task(id: task.id), now.status == .canceled {
                 logger.notice("task canceled during render; result discarded", metadata: meta)
                 await engine.canceled(taskID: task.id, upstream: now.upstream)
             } else {
@@ -292,8 +295,4 @@ private final class RenderState: Sendable {
     init(eta: Int) {
         progress = Mutex(RenderProgress(percent: 0, etaSeconds: eta))
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

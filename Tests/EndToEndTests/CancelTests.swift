@@ -75,10 +75,11 @@ import Testing
         let canceled = try await Self.cancel(server, key: key, id: id)
         #expect(Self.task(canceled)["reason"] as? String == "canceled")
         let progress = Self.task(canceled)["progress_percent"] as? Int
-        // The render learns it at its next heartbeat (2 s) and stops: no result is stored, and the task stays canceled.
+        // The cancel reached the node that renders: the render stops at once (not at its next heartbeat, which would log
+        // without "stopped at once"); no result is stored, and the task stays canceled.
         let stopped = ContinuousClock.now + .seconds(30)
         while !server.log.contains("task canceled during render"), ContinuousClock.now < stopped { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(server.log.contains("task canceled during render"))
+        #expect(server.log.contains("task canceled during render; stopped at once"), "\(server.log)")
         let after = Self.task(try await HTTP.result(server.baseURL, key: key, id: id))
         #expect(after["status"] as? String == "TASK_STATUS_FAILED")
         #expect(after["progress_percent"] as? Int == progress)

@@ -412,7 +412,3 @@ struct ProgressEstimate: Sendable {
         return RenderProgress(percent: min(95, Int(fraction * 100)), etaSeconds: max(pollSeconds, typicalSeconds - Int(elapsed)))
     }
 }
-
-extension Duration {
-    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
