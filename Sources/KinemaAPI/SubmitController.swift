@@ -79,9 +79,8 @@ struct SubmitController: Sendable {
         generation.seed = draft.requestedSeed ?? UInt32.random(in: 0...UInt32.max, using: &rng)
 
         let id = UUID()
-        let idText = id.uuidString.lowercased()
-        let imageKey = "inputs/\(idText)/image.\(image.format == .png ? "png" : "jpg")"
-        let endImageKey = endImage.map { "inputs/\(idText)/end_image.\($0.format == .png ? "png" : "jpg")" }
+        let imageKey = BlobKeys.input(taskID: id, ext: image.format == .png ? "png" : "jpg")
+        let endImageKey = endImage.map { BlobKeys.input(taskID: id, ext: $0.format == .png ? "png" : "jpg", end: true) }
         do {
             try await blobs.put(image.data, key: imageKey)
             if let endImage, let endImageKey { try await blobs.put(endImage.data, key: endImageKey) }
@@ -105,7 +104,7 @@ struct SubmitController: Sendable {
             throw APIError.createTaskFailed
         }
         signal.notify(engine: engine)
-        return JSONWire.response(SubmitResponseBody(taskID: idText))
+        return JSONWire.response(SubmitResponseBody(taskID: id.uuidString.lowercased()))
     }
 
     /// The `Idempotency-Key` header (ext), if sent: 1–255 printable ASCII characters, else 400 naming it.

@@ -138,14 +138,11 @@ public struct LocalBlobStore: BlobStore {
         return (attrs[.size] as? NSNumber)?.int64Value
     }
 
-    /// Removes the blob, and its folder once empty (a refused submit leaves no empty `inputs/<id>/` behind).
+    /// Removes the blob. Its folder stays: folders are shared by many tasks (`BlobKeys`), and removing one while
+    /// another task stores into it would fail that store.
     public func delete(_ key: String) async throws {
         let url = try path(key)
         if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-        let folder = url.deletingLastPathComponent()
-        if folder.standardizedFileURL.path != root.standardizedFileURL.path {
-            rmdir(folder.path) // fails harmlessly while other blobs are still there
-        }
     }
 
     // MARK: Blocking file work

@@ -124,6 +124,6 @@ public struct StoreWorkSource: WorkSource {
 
     /// One key per lease, so a zombie's late upload can never overwrite the real result.
     public static func resultKey(_ lease: TaskLease) -> String {
-        "results/\(lease.taskID.uuidString.lowercased())/\(lease.leaseID.uuidString.lowercased()).mp4"
+        BlobKeys.result(taskID: lease.taskID, leaseID: lease.leaseID)
     }
 }

@@ -233,7 +233,7 @@ struct BenchStore: AsyncParsableCommand {
     static func newTask(_ id: UUID) -> NewTask {
         NewTask(
             id: id, tenant: "bench", request: GenerationRequest(prompt: "store benchmark", duration: 5, seed: 1),
-            imageKey: "inputs/\(id.uuidString.lowercased())/image.png", endImageKey: nil, maxAttempts: 3, etaSeconds: 5
+            imageKey: BlobKeys.input(taskID: id, ext: "png"), endImageKey: nil, maxAttempts: 3, etaSeconds: 5
         )
     }
 

@@ -96,8 +96,7 @@ import Testing
             let after = Self.task(try await HTTP.result(server.baseURL, key: key, id: id))
             #expect(after["status"] as? String == "TASK_STATUS_FAILED")
             #expect(after["progress_percent"] as? Int == progress)
-            let results = server.dataDir.appendingPathComponent("blobs/results/\(id)")
-            #expect(!FileManager.default.fileExists(atPath: results.path))
+            #expect(server.storedResults(of: id).isEmpty)
             stoppedOne = true
         }
         #expect(stoppedOne, "every render finished before its cancel arrived: \(server.log)")

@@ -135,8 +135,7 @@ import NIOHTTP1
             reason: "IMAGE_FETCH_FAILED", field: "image")
 
         // Nothing was stored: no input blob exists for any of the refused requests.
-        let inputs = server.dataDir.appendingPathComponent("blobs/inputs")
-        let stored = (try? FileManager.default.contentsOfDirectory(atPath: inputs.path)) ?? []
+        let stored = server.storedInputs()
         #expect(stored.isEmpty, "\(stored)")
         let counts = try await DataDirectory(server.dataDir).openStore().countByStatus()
         #expect(counts.values.reduce(0, +) == 0, "\(counts)")

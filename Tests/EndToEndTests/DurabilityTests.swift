@@ -42,9 +42,8 @@ import NIOHTTP1
             #expect((done["videos"] as? [Any])?.count == 1)
         }
         // Exactly one result per task on disk: a killed attempt left no second result behind.
-        let results = server.dataDir.appendingPathComponent("blobs/results")
         for id in ids {
-            let files = try FileManager.default.contentsOfDirectory(atPath: results.appendingPathComponent(id).path)
+            let files = server.storedResults(of: id)
             #expect(files.filter { $0.hasSuffix(".mp4") }.count == 1, "\(id): \(files)")
         }
         await server.terminate()
@@ -178,8 +177,7 @@ import NIOHTTP1
             #expect(ok.status == 200, "\(ok.text)")
             let id = try #require(ok.json["task_id"] as? String)
             // The input was stored at submit: the task no longer depends on the URL.
-            let stored = try FileManager.default.contentsOfDirectory(atPath: open.dataDir.appendingPathComponent("blobs/inputs/\(id)").path)
-            #expect(stored == ["image.png"])
+            #expect(open.storedInputs() == ["\(id.prefix(2))/\(id).png"])
             let done = try await HTTP.waitForTerminal(open.baseURL, key: key, id: id)
             #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
             await open.terminate()

@@ -146,7 +146,7 @@ import NIOHTTP1
         let attempts = try await DataDirectory(server.dataDir).openStore().attempts(of: try #require(UUID(uuidString: id)))
         #expect(attempts.count == 2, "a full disk is retryable, so both attempts ran: \(attempts)")
         // Nothing half-written is left on the full filesystem.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: results.path).isEmpty)
+        #expect(ServerProcess.files(under: results).isEmpty)
 
         try await TinyDisk.mount(at: inputs)
         mounted.append(inputs)
@@ -155,7 +155,7 @@ import NIOHTTP1
         #expect(refused.json["reason"] as? String == "SERVICE_UNAVAILABLE", "\(refused.text)")
         #expect((refused.json["message"] as? String ?? "").contains("storage is full"), "\(refused.text)")
         #expect(refused.headers.first(name: "Retry-After") == "30")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: inputs.path).isEmpty, "the refused input left files behind")
+        #expect(ServerProcess.files(under: inputs).isEmpty, "the refused input left files behind")
         #expect(try await HTTP.get(base + "/healthz").status == 200)
         #expect(try await HTTP.get(base + "/readyz").status == 200)
 
@@ -182,7 +182,7 @@ import NIOHTTP1
         await server.terminate()
 
         // Header intact, pixel data gone: only a full decode notices.
-        let input = server.dataDir.appendingPathComponent("blobs/inputs/\(badID)/image.png")
+        let input = server.dataDir.appendingPathComponent("blobs/inputs/\(badID.prefix(2))/\(badID).png")
         #expect(FileManager.default.fileExists(atPath: input.path))
         try pngData.prefix(80).write(to: input)
 
@@ -227,7 +227,7 @@ import NIOHTTP1
         try await server.start(workers: 1)
         let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id)
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
-        let files = try FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path)
+        let files = server.storedResults(of: id)
         #expect(files.filter { $0.hasSuffix(".mp4") }.count == 1, "\(files)")
         await server.terminate()
     }

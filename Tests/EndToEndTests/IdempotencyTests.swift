@@ -12,7 +12,7 @@ import Testing
     }
 
     static func inputs(_ server: ServerProcess) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/inputs").path).count) ?? 0
+        server.storedInputs().count
     }
 
     /// A server without workers (tasks stay queued), its dev key, a PNG in base64 and a submit body with it.

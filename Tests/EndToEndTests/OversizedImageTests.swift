@@ -48,12 +48,12 @@ import NIOHTTP1
                 #expect(r.json["reason"] as? String == "REQUEST_BODY_TOO_LARGE", "\(r.text.prefix(300))")
             }
         }
-        // None of it stored anything: the first real submit is the only input folder.
+        // None of it stored anything: the first real submit's image is the only input file.
         let ok = try await HTTP.submit(server.baseURL, key: key, json: ["image": image, "prompt": "pan left"])
         #expect(ok.status == 200, "\(ok.text)")
-        let inputs = server.dataDir.appendingPathComponent("blobs/inputs")
-        let stored = try FileManager.default.contentsOfDirectory(atPath: inputs.path)
-        #expect(stored == [try #require(ok.json["task_id"] as? String)], "\(stored)")
+        let id = try #require(ok.json["task_id"] as? String)
+        let stored = server.storedInputs()
+        #expect(stored == ["\(id.prefix(2))/\(id).png"], "\(stored)")
         await server.terminate()
     }
 }

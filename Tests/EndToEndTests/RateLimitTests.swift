@@ -75,9 +75,8 @@ import NIOHTTP1
 
         for _ in 0..<2 { #expect(try await HTTP.submit(server.baseURL, key: key, json: body).status == 200) }
         Self.expectRateLimited(try await HTTP.submit(server.baseURL, key: key, json: body))
-        // The refused submit left no inputs behind: two tasks, two input folders.
-        let inputs = server.dataDir.appendingPathComponent("blobs/inputs")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: inputs.path).count == 2)
+        // The refused submit left no inputs behind: two tasks, two input files.
+        #expect(server.storedInputs().count == 2)
         // The cap is per tenant; polls are not capped.
         #expect(try await HTTP.submit(server.baseURL, key: other, json: body).status == 200)
         await server.terminate()

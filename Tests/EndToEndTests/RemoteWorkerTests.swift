@@ -101,7 +101,7 @@ import NIOFoundationEssentialsCompat
         #expect((done["videos"] as? [Any])?.count == 1)
         let owners = try await Self.attemptsOwners(server, taskID: id)
         #expect(owners.count == 2, "\(owners)")
-        let stored = try FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path)
+        let stored = server.storedResults(of: id)
         #expect(stored.count == 1, "\(stored)")
         #expect(await second.terminate() == 0)
         await server.terminate()
@@ -274,7 +274,7 @@ import NIOFoundationEssentialsCompat
         #expect(videos.count == 1)
         let url = try #require(videos.first?["video_url"] as? String)
         #expect(try await HTTP.get(url).body == mp4)
-        let stored = try FileManager.default.contentsOfDirectory(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path)
+        let stored = server.storedResults(of: id)
         #expect(stored.count == 1, "\(stored)")
         await server.terminate()
     }
@@ -376,7 +376,7 @@ import NIOFoundationEssentialsCompat
         // Refused uploads leave the lease intact and store nothing; a good one then completes the task.
         let result = try await HTTP.result(server.baseURL, key: key, id: id)
         #expect((result.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
-        #expect(!FileManager.default.fileExists(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path))
+        #expect(server.storedResults(of: id).isEmpty)
         let good = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: try await Self.makeMP4(seconds: 1))
         #expect(good.status == 200, "\(good.text)")
         await server.terminate()
@@ -421,7 +421,7 @@ import NIOFoundationEssentialsCompat
         #expect(ContinuousClock.now - started < .seconds(55), "the upload was not cut off")
 
         // Nothing was stored, the lease still holds the task, and a proper upload completes it.
-        #expect(!FileManager.default.fileExists(atPath: server.dataDir.appendingPathComponent("blobs/results/\(id)").path))
+        #expect(server.storedResults(of: id).isEmpty)
         let result = try await HTTP.result(server.baseURL, key: key, id: id)
         #expect((result.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_PROCESSING")
         let good = try await Self.upload(server, token: token, id: id, lease: lease.leaseID, body: mp4)

@@ -156,12 +156,13 @@ import Testing
 
             // One result: the succeeded lease's file. Any other file can only be a killed worker's copy that was
             // stored in the instant before its completion could be recorded (its lease then expired).
-            #expect(resultKeys[id] == "results/\(id)/\(success.leaseID).mp4", "\(id): \(resultKeys[id] ?? "none") vs \(attempts)")
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: blobs.appendingPathComponent("results/\(id)").path)) ?? []
-            let expiredLeases = Set(attempts.filter { $0.outcome == "expired" }.map { "\($0.leaseID).mp4" })
-            #expect(files.filter { $0 == "\(success.leaseID).mp4" }.count == 1, "\(id): \(files)")
-            #expect(files.allSatisfy { $0 == "\(success.leaseID).mp4" || expiredLeases.contains($0) }, "\(id): \(files) vs \(attempts)")
-            let data = try Data(contentsOf: blobs.appendingPathComponent("results/\(id)/\(success.leaseID).mp4"))
+            let succeeded = "\(id).\(success.leaseID).mp4"
+            #expect(resultKeys[id] == "results/\(id.prefix(2))/\(succeeded)", "\(id): \(resultKeys[id] ?? "none") vs \(attempts)")
+            let files = ServerProcess.storedResults(of: id, blobs: blobs)
+            let expiredLeases = Set(attempts.filter { $0.outcome == "expired" }.map { "\(id).\($0.leaseID).mp4" })
+            #expect(files.filter { $0 == succeeded }.count == 1, "\(id): \(files)")
+            #expect(files.allSatisfy { $0 == succeeded || expiredLeases.contains($0) }, "\(id): \(files) vs \(attempts)")
+            let data = try Data(contentsOf: blobs.appendingPathComponent("results/\(id.prefix(2))/\(succeeded)"))
             #expect(data.count > 8 && String(decoding: data[4..<8], as: UTF8.self) == "ftyp", "\(id): not an MP4")
         }
 

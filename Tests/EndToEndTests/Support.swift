@@ -392,3 +392,31 @@ enum TinyDisk {
         if (try? p.run()) != nil { p.waitUntilExit() }
     }
 }
+
+extension ServerProcess {
+    /// The result files stored for task `id` (one per lease that stored one), by name (`BlobKeys` layout).
+    func storedResults(of id: String) -> [String] { Self.storedResults(of: id, blobs: dataDir.appendingPathComponent("blobs")) }
+
+    /// The result files stored for task `id` under the blob folder `blobs` (a shared one in scale-out tests).
+    static func storedResults(of id: String, blobs: URL) -> [String] {
+        let folder = blobs.appendingPathComponent("results/\(id.prefix(2))")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasPrefix(id + ".") }.sorted()
+    }
+
+    /// Every file stored under `blobs/inputs`, as paths relative to it.
+    func storedInputs() -> [String] { Self.files(under: dataDir.appendingPathComponent("blobs/inputs")) }
+
+    /// Every file (not folder) under `root`, as paths relative to it.
+    static func files(under root: URL) -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: root.path) else { return [] }
+        var files: [String] = []
+        while let path = walker.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                files.append(path)
+            }
+        }
+        return files.sorted()
+    }
+}
