@@ -118,11 +118,14 @@ public struct KinemaServer: Sendable {
                 running: running)
         }
         let rescuer = LeaseRescuer(store: store, interval: config.rescueInterval, signal: signal, logger: logger)
+        let webhooks = WebhookDispatcher(
+            store: store, links: resultLinks, configuration: config.webhooks, allow: config.allowFetchFrom, nodeID: nodeID, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] =
             [
                 .init(service: app),
                 .init(service: workers, successTerminationBehavior: .ignore),
                 .init(service: rescuer, successTerminationBehavior: .ignore),
+                .init(service: webhooks, successTerminationBehavior: .ignore),
             ] + upstreamPools.map { .init(service: $0, successTerminationBehavior: .ignore) } + [
                 .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore)
             ]
@@ -147,11 +150,7 @@ public struct KinemaServer: Sendable {
         let limiter = (store as? any RateLimiter) ?? LocalRateLimiter()
         let auth = Authenticator(store: store, cacheTTL: configuration.authCacheSeconds, rateLimit: configuration.rateLimit, limiter: limiter)
         let config = configuration
-        let boundURL = self.boundURL
-        let links = ResultLinks(
-            baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
-            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
-        )
+        let links = resultLinks
         var fetchConfig = SafeFetcher.Configuration()
         fetchConfig.allow = config.allowFetchFrom
         fetchConfig.timeout = config.fetchTimeout
@@ -177,6 +176,7 @@ public struct KinemaServer: Sendable {
                 store: store, auth: auth, links: links, watch: watch,
                 limits: .init(keepAlive: config.eventKeepAlive, perKey: config.maxStreamsPerKey, total: max(1, config.maxConnections / 2)),
                 open: openStreams),
+            webhooks: TaskWebhooksController(store: store, auth: auth),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
             engineStatus: engineStatus, worker: worker
         )
@@ -194,6 +194,16 @@ public struct KinemaServer: Sendable {
             }.joined(separator: "/")
             return (route.method.rawValue.lowercased(), "/" + path)
         }
+    }
+
+    /// Absolute signed result URLs on this node's public (or bound) address.
+    private var resultLinks: ResultLinks {
+        let config = configuration
+        let boundURL = self.boundURL
+        return ResultLinks(
+            baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
+            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
+        )
     }
 
     private var scratchDirectory: URL {

@@ -70,9 +70,13 @@ enum OpenAPIDocument {
                 seed: {type: [integer, "null"], minimum: -1, maximum: 4294967295, default: -1, description: (ext) -1 draws a random seed.}
                 extra:
                   type: [object, "null"]
-                  description: extra.webhook.url (ext) is reserved for webhooks; extra.engine (ext) picks one of the engines the operator enabled (400 with metadata.field extra.engine otherwise); other keys are ignored.
+                  description: extra.webhook.url (ext) gets a signed POST when the task ends; extra.engine (ext) picks one of the engines the operator enabled (400 with metadata.field extra.engine otherwise); other keys are ignored.
                   properties:
                     engine: {type: string, description: (ext) motion, diffusers, novita, kling or fal, among those this server runs.}
+                    webhook:
+                      type: [object, "null"]
+                      properties:
+                        url: {type: [string, "null"], maxLength: 2048, description: "(ext) http(s) URL, a host, no credentials (400 with metadata.field extra.webhook.url otherwise). When the task ends it receives {event_type: ASYNC_TASK_RESULT, payload: <Task Result>} signed the Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature)."}
               example:
                 image: "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAASwAAAEsCAIAAAD2HxkiAAACe0lEQVR42u3TMQ0AAAgEsfeEJzzhFg1MLE2q4JJL9QCPIgGYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCCZUAUwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYETAgmBEwIJgRMCCYEE6oAJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEEwImBBMCJgQTAiYEE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCQETggkBE4IJAROCCcGEEoAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEgAnBhIAJwYSACcGEwM0C8xVSvcVDZq8AAAAASUVORK5CYII="
                 prompt: slow push in
@@ -132,6 +136,24 @@ enum OpenAPIDocument {
                   description: (ext) Upstream providers paused for every task (they refuse the account), with the provider's words.
                   type: object
                   additionalProperties: {type: string}
+            WebhookDeliveries:
+              type: object
+              required: [deliveries]
+              properties:
+                deliveries:
+                  type: array
+                  items:
+                    type: object
+                    required: [webhook_id, url, event_type, status, attempts, last_status_code, last_error, next_attempt_ms]
+                    properties:
+                      webhook_id: {type: string, description: The webhook-id header; the same on every retry of the event.}
+                      url: {type: string}
+                      event_type: {type: string, enum: [ASYNC_TASK_RESULT]}
+                      status: {type: string, enum: [pending, delivered, failed]}
+                      attempts: {type: integer, minimum: 0}
+                      last_status_code: {type: [integer, "null"]}
+                      last_error: {type: [string, "null"]}
+                      next_attempt_ms: {type: [integer, "null"], description: Unix milliseconds of the next attempt while pending.}
             CancelRequest:
               type: object
               required: [task_id]
@@ -265,6 +287,30 @@ enum OpenAPIDocument {
                   content:
                     text/event-stream:
                       schema: {type: string}
+                "400": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
+                "404": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+                "500": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Unavailable"}
+          /v3/async/task-webhooks:
+            get:
+              operationId: taskWebhooks
+              summary: (ext) The task's webhook deliveries and where each stands.
+              description: >-
+                Empty until the task ends, and for a task submitted without extra.webhook.url.
+              parameters:
+                - name: task_id
+                  in: query
+                  required: true
+                  description: The task_id from the submit answer.
+                  schema: {type: string, format: uuid}
+              responses:
+                "200":
+                  description: The deliveries.
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/WebhookDeliveries"}
                 "400": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}

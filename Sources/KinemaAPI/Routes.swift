@@ -10,6 +10,7 @@ public enum Routes {
     public static let taskResult = "/v3/async/task-result"
     public static let taskCancel = "/v3/async/task-cancel"
     public static let taskEvents = "/v3/async/task-events"
+    public static let taskWebhooks = "/v3/async/task-webhooks"
     public static let healthz = "/healthz"
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
@@ -22,7 +23,7 @@ public enum Routes {
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
     submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, events: TaskEventsController,
-    files: FilesController, store: any TaskStore,
+    webhooks: TaskWebhooksController, files: FilesController, store: any TaskStore,
     draining: DrainState,
     engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
@@ -44,6 +45,9 @@ func buildRouter(
     }
     router.get(RouterPath(stringLiteral: Routes.taskEvents)) { request, context in
         try await events.events(request, context: context)
+    }
+    router.get(RouterPath(stringLiteral: Routes.taskWebhooks)) { request, context in
+        try await webhooks.get(request, context: context)
     }
     router.get("/files/**") { request, context in
         try await files.get(request, context: context, headOnly: false)

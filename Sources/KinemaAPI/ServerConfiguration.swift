@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     /// Tasks each upstream provider runs at once on this node (`--upstream-concurrency`): I/O-bound workers, separate
     /// from the CPU render workers.
     public var upstreamConcurrency: Int = 16
+    /// Webhook delivery: attempts, backoff, time cap (`--webhook-…`).
+    public var webhooks = WebhookConfiguration()
     /// Comment line interval on event streams (`--event-keepalive-seconds`).
     public var eventKeepAlive: Duration = .seconds(15)
     /// Most event streams one API key may hold open on a node (`--max-streams-per-key`); a node holds at most half of

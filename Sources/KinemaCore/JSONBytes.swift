@@ -92,6 +92,13 @@ public struct JSONBytes: Sendable {
         needsComma = true
     }
 
+    /// A value that is already JSON (encoded elsewhere), written as it is.
+    public mutating func raw(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func null() {
         separate()
         bytes.append(contentsOf: "null".utf8)

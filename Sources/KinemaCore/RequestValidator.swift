@@ -152,7 +152,22 @@ public struct RequestValidator: Sendable {
             guard case .object = extra else {
                 throw ValidationError(.invalidRequestBody, field: "extra", "extra must be a JSON object, not \(extra.typeName).")
             }
-            if case .string(let url)? = present(extra["webhook"]?["url"]) { webhookURL = url }
+            if let webhook = present(extra["webhook"]) {
+                guard case .object = webhook else {
+                    throw ValidationError(
+                        .invalidRequestBody, field: "extra.webhook", "extra.webhook must be a JSON object such as {\"url\": \"https://…\"}.")
+                }
+                if let url = present(webhook["url"]) {
+                    guard case .string(let text) = url else {
+                        throw ValidationError(
+                            .invalidRequestBody, field: "extra.webhook.url", "extra.webhook.url must be a string, not \(url.typeName).")
+                    }
+                    if let problem = Self.webhookURLProblem(text) {
+                        throw ValidationError(.invalidRequestBody, field: "extra.webhook.url", "extra.webhook.url \(problem).")
+                    }
+                    webhookURL = text
+                }
+            }
             if let e = present(extra["engine"]) {
                 guard case .string(let name) = e, EngineNames.isWellFormed(name) else {
                     throw ValidationError(
@@ -287,5 +302,27 @@ public enum JSONNumber {
         guard digits.count + exponent <= 19 else { return nil }
         guard let base = Int64(digits + String(repeating: "0", count: exponent)) else { return nil }
         return negative ? -base : base
+    }
+}
+
+extension RequestValidator {
+    /// The longest webhook URL accepted.
+    public static let maxWebhookURLLength = 2048
+
+    /// Why `text` cannot be a webhook target (http or https, a host, at most 2048 characters, no credentials, no
+    /// spaces), or `nil` when it can. Where it points is checked at delivery, by the safe fetcher's address rules.
+    public static func webhookURLProblem(_ text: String) -> String? {
+        if text.isEmpty { return "is empty" }
+        if text.utf8.count > maxWebhookURLLength { return "is longer than \(maxWebhookURLLength) characters" }
+        if text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+            return "contains spaces or control characters"
+        }
+        guard let parts = URLComponents(string: text), let scheme = parts.scheme?.lowercased() else {
+            return "is not a URL (expected http://… or https://…)"
+        }
+        guard scheme == "http" || scheme == "https" else { return "must use http or https, not \(scheme)" }
+        guard let host = parts.host, !host.isEmpty else { return "has no host" }
+        if parts.user != nil || parts.password != nil { return "contains credentials (user:password@host), which are never sent" }
+        return nil
     }
 }

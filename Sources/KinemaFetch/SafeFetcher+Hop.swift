@@ -8,12 +8,24 @@ extension SafeFetcher {
     enum HopResult: Sendable {
         case body(Data)
         case redirect(status: UInt, location: String)
+        /// A delivery's answer, whatever its status (redirects are not followed), with at most `maxBytes` of its body.
+        case answer(status: Int, body: Data)
+    }
+
+    /// What one hop sends: a GET for a download, or a POST whose every answer is returned (a webhook delivery).
+    struct Outgoing: Sendable {
+        var method: HTTPMethod = .GET
+        var headers: [(String, String)] = []
+        var body: Data?
+
+        static let get = Outgoing()
+        var returnsAnyAnswer: Bool { method != .GET }
     }
 
     private static let redirectStatuses: Set<UInt> = [301, 302, 303, 307, 308]
 
     /// One request: check the host's addresses, then GET from a checked address; a redirect is returned, not followed.
-    func fetchHop(_ url: FetchURL, subject: String) async throws -> HopResult {
+    func fetchHop(_ url: FetchURL, subject: String, outgoing: Outgoing = .get) async throws -> HopResult {
         let addresses: [IPAddress]
         var named = subject
         switch url.host {
@@ -35,7 +47,7 @@ extension SafeFetcher {
         }
         var failures: [String] = []
         for address in addresses {
-            switch try await request(url, connectingTo: address) {
+            switch try await request(url, connectingTo: address, outgoing: outgoing) {
             case .finished(let result):
                 return result
             case .couldNotConnect(let reason):
@@ -53,14 +65,14 @@ extension SafeFetcher {
         case couldNotConnect(String)
     }
 
-    /// GET `url` over a connection to `address` only.
+    /// The request to `url` over a connection to `address` only.
     ///
     /// AsyncHTTPClient rather than raw NIO because it brings HTTP/1.1 and HTTP/2, TLS with certificate and SNI
     /// checks against the URL's host, and body streaming with back-pressure. Its `dnsOverride` maps the URL's
     /// host to the checked address, so it never resolves the name itself; `dnsOverride` is per client, so each
     /// hop gets its own short-lived client (on the shared event loops, so this costs no threads). As a second
     /// lock, each new connection's peer address is compared with the checked one before any request is written.
-    private func request(_ url: FetchURL, connectingTo address: IPAddress) async throws -> Attempt {
+    private func request(_ url: FetchURL, connectingTo address: IPAddress, outgoing: Outgoing) async throws -> Attempt {
         let peerCheck = PeerCheck(expected: address)
         var clientConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         clientConfiguration.dnsOverride = Self.dnsOverride(for: url, to: address)
@@ -72,7 +84,7 @@ extension SafeFetcher {
 
         let outcome: Result<Attempt, any Error>
         do {
-            outcome = .success(try await exchange(url, client: client, peerCheck: peerCheck))
+            outcome = .success(try await exchange(url, client: client, peerCheck: peerCheck, outgoing: outgoing))
         } catch {
             outcome = .failure(error)
         }
@@ -82,11 +94,13 @@ extension SafeFetcher {
         return try outcome.get()
     }
 
-    private func exchange(_ url: FetchURL, client: HTTPClient, peerCheck: PeerCheck) async throws -> Attempt {
+    private func exchange(_ url: FetchURL, client: HTTPClient, peerCheck: PeerCheck, outgoing: Outgoing) async throws -> Attempt {
         var request = HTTPClientRequest(url: url.requestURL)
-        request.method = .GET
+        request.method = outgoing.method
         request.headers.add(name: "User-Agent", value: "Kinema/1")
         request.headers.add(name: "Accept", value: configuration.accept)
+        for (name, value) in outgoing.headers { request.headers.add(name: name, value: value) }
+        if let body = outgoing.body { request.body = .bytes(ByteBuffer(bytes: body)) }
 
         let response: HTTPClientResponse
         do {
@@ -107,6 +121,9 @@ extension SafeFetcher {
         }
 
         let status = response.status.code
+        if outgoing.returnsAnyAnswer {
+            return .finished(.answer(status: Int(status), body: await readPrefix(response)))
+        }
         if Self.redirectStatuses.contains(status) {
             guard let location = response.headers.first(name: "location"), !location.isEmpty else {
                 throw FetchError(
@@ -156,6 +173,23 @@ extension SafeFetcher {
                 message: "the download from \(url.urlHost) broke off after \(body.readableBytes) bytes: \(Self.describeConnectionError(error))"
             )
         }
+        return body.withUnsafeReadableBytes { Data($0) }
+    }
+
+    /// Up to `maxBytes` of an answer's body; the rest is never read (the client is shut down after the hop), and a
+    /// body that breaks off is what arrived.
+    private func readPrefix(_ response: HTTPClientResponse) async -> Data {
+        var body = ByteBuffer()
+        do {
+            for try await var chunk in response.body {
+                let room = configuration.maxBytes - body.readableBytes
+                if chunk.readableBytes >= room {
+                    if let part = chunk.readSlice(length: room) { body.writeImmutableBuffer(part) }
+                    break
+                }
+                body.writeBuffer(&chunk)
+            }
+        } catch {}
         return body.withUnsafeReadableBytes { Data($0) }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 
 /// Fetches user-supplied image URLs without letting them reach the service's own network.
 ///
@@ -77,6 +78,46 @@ public struct SafeFetcher: Sendable {
         }
     }
 
+    /// An answer to `post`: its status and at most `maxBytes` of its body.
+    public struct Answer: Sendable {
+        public var status: Int
+        public var body: Data
+    }
+
+    /// POSTs `body` to `url` under the same address rules, once, and returns the answer whatever its status: a
+    /// redirect is returned, never followed. Throws when no answer came within `timeout` (or none could be had).
+    public func post(_ url: String, body: Data, headers: [(String, String)]) async throws(FetchError) -> Answer {
+        let timeout = configuration.timeout
+        let subject = configuration.subject
+        do {
+            let target = try FetchURL(parsing: url, subject: "the \(subject) URL")
+            return try await withThrowingTaskGroup(of: Answer?.self) { group in
+                group.addTask {
+                    let outgoing = Outgoing(method: .POST, headers: headers, body: body)
+                    guard case .answer(let status, let body) = try await self.fetchHop(target, subject: "the \(subject) URL", outgoing: outgoing)
+                    else { throw FetchError(code: .connectionFailed, message: "the \(subject) URL gave no answer") }
+                    return Answer(status: status, body: body)
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard case .some(.some(let answer)) = try await group.next() else {
+                    throw FetchError(code: .timeout, message: "the \(subject) URL did not answer within \(Self.describe(timeout))")
+                }
+                return answer
+            }
+        } catch let error as FetchError {
+            throw error
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                throw FetchError(code: .cancelled, message: "the \(subject) was cancelled before it was answered")
+            }
+            throw FetchError(code: .connectionFailed, message: "the \(subject) could not be sent: \(error)")
+        }
+    }
+
     private func fetchFollowingRedirects(_ text: String) async throws -> Data {
         var current = try FetchURL(parsing: text, subject: "the \(configuration.subject) URL")
         var visited: Set<String> = [current.requestURL]
@@ -84,7 +125,7 @@ public struct SafeFetcher: Sendable {
         while true {
             let subject = redirects == 0 ? "the \(configuration.subject) URL" : "the redirect target \(current)"
             switch try await fetchHop(current, subject: subject) {
-            case .body(let data):
+            case .body(let data), .answer(_, let data):
                 return data
             case .redirect(let status, let location):
                 let next = try current.resolving(location: location)

@@ -230,6 +230,63 @@ extension PostgresTaskStore {
                 // A queued task's eta reads its engine's last successes; this keeps that read short in a long history.
                 "CREATE INDEX tasks_succeeded_by_engine ON tasks (engine, finished_at) WHERE status = 'succeeded'"
             ]),
+        PostgresMigration(
+            version: 11, name: "webhook outbox and secrets",
+            statements: [
+                // The outbox: one row per task event, written by a trigger in the transaction that makes a task with a
+                // webhook URL terminal, so every path to a terminal status records its event and a crash loses none.
+                """
+                CREATE TABLE webhook_deliveries (
+                    webhook_id       TEXT    NOT NULL PRIMARY KEY,
+                    task_id          UUID    NOT NULL,
+                    tenant           TEXT    NOT NULL,
+                    url              TEXT    NOT NULL,
+                    event_type       TEXT    NOT NULL,
+                    status           TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                    attempts         INTEGER NOT NULL DEFAULT 0,
+                    last_status_code INTEGER,
+                    last_error       TEXT,
+                    next_attempt_at  BIGINT,
+                    claimed_by       TEXT,
+                    claimed_until    BIGINT,
+                    created_at       BIGINT  NOT NULL,
+                    CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL))
+                )
+                """,
+                "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'",
+                "CREATE INDEX webhook_deliveries_by_task ON webhook_deliveries (task_id)",
+                // The URL as the submit stored it (`webhook_url` in the versioned request JSON, `webhookURL` in the first).
+                """
+                CREATE FUNCTION kinema_webhook_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                    target TEXT := COALESCE(NEW.request_json::jsonb ->> 'webhook_url', NEW.request_json::jsonb ->> 'webhookURL');
+                BEGIN
+                    IF target IS NOT NULL THEN
+                        INSERT INTO webhook_deliveries (webhook_id, task_id, tenant, url, event_type, status, next_attempt_at, created_at)
+                        VALUES ('msg_' || replace(NEW.id::text, '-', ''), NEW.id, NEW.tenant, target, 'ASYNC_TASK_RESULT', 'pending',
+                                NEW.finished_at, NEW.finished_at)
+                        ON CONFLICT (webhook_id) DO NOTHING;
+                    END IF;
+                    RETURN NEW;
+                END
+                $$
+                """,
+                """
+                CREATE TRIGGER tasks_webhook_outbox AFTER UPDATE OF status ON tasks FOR EACH ROW
+                WHEN (NEW.status IN ('succeeded', 'failed', 'canceled') AND OLD.status NOT IN ('succeeded', 'failed', 'canceled'))
+                EXECUTE FUNCTION kinema_webhook_outbox()
+                """,
+                // Signing secrets, readable (HMAC needs them): whoever reads this database can sign as Kinema.
+                """
+                CREATE TABLE webhook_secrets (
+                    tenant         TEXT   NOT NULL PRIMARY KEY,
+                    secret         TEXT   NOT NULL,
+                    previous       TEXT,
+                    previous_until BIGINT,
+                    created_at     BIGINT NOT NULL
+                )
+                """,
+            ]),
     ]
 
     /// The schema version this build migrates databases to.

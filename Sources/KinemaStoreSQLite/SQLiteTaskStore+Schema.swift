@@ -210,6 +210,56 @@ extension SQLiteTaskStore {
             // A queued task's eta reads its engine's last successes; this keeps that read short in a long history.
             try db.execute(sql: "CREATE INDEX tasks_succeeded_by_engine ON tasks (engine, finished_at) WHERE status = 'succeeded'")
         },
+        SchemaMigration(version: 11, name: "webhook outbox and secrets") { db in
+            // The outbox: one row per task event. A trigger writes it in the transaction that makes a task with a
+            // webhook URL terminal, so every path to a terminal status (complete, fail, cancel, rescue) records its
+            // event, and a crash can lose none. Tasks made terminal before this migration never get one.
+            try db.execute(
+                sql: """
+                    CREATE TABLE webhook_deliveries (
+                        webhook_id       TEXT    NOT NULL PRIMARY KEY,
+                        task_id          TEXT    NOT NULL,
+                        tenant           TEXT    NOT NULL,
+                        url              TEXT    NOT NULL,
+                        event_type       TEXT    NOT NULL,
+                        status           TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                        attempts         INTEGER NOT NULL DEFAULT 0,
+                        last_status_code INTEGER,
+                        last_error       TEXT,
+                        next_attempt_at  INTEGER,
+                        claimed_by       TEXT,
+                        claimed_until    INTEGER,
+                        created_at       INTEGER NOT NULL,
+                        CHECK ((status = 'pending') = (next_attempt_at IS NOT NULL))
+                    ) STRICT
+                    """)
+            try db.execute(sql: "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'")
+            try db.execute(sql: "CREATE INDEX webhook_deliveries_by_task ON webhook_deliveries (task_id)")
+            // The URL as the submit stored it (`webhook_url` in the versioned request JSON, `webhookURL` in the first).
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER tasks_webhook_outbox AFTER UPDATE OF status ON tasks
+                    WHEN NEW.status IN ('succeeded', 'failed', 'canceled') AND OLD.status NOT IN ('succeeded', 'failed', 'canceled')
+                        AND COALESCE(json_extract(NEW.request_json, '$.webhook_url'), json_extract(NEW.request_json, '$.webhookURL')) IS NOT NULL
+                    BEGIN
+                        INSERT OR IGNORE INTO webhook_deliveries (webhook_id, task_id, tenant, url, event_type, status, next_attempt_at, created_at)
+                        VALUES ('msg_' || lower(replace(NEW.id, '-', '')), NEW.id, NEW.tenant,
+                                COALESCE(json_extract(NEW.request_json, '$.webhook_url'), json_extract(NEW.request_json, '$.webhookURL')),
+                                'ASYNC_TASK_RESULT', 'pending', NEW.finished_at, NEW.finished_at);
+                    END
+                    """)
+            // Signing secrets, readable (HMAC needs them): whoever reads this database can sign as Kinema.
+            try db.execute(
+                sql: """
+                    CREATE TABLE webhook_secrets (
+                        tenant         TEXT    NOT NULL PRIMARY KEY,
+                        secret         TEXT    NOT NULL,
+                        previous       TEXT,
+                        previous_until INTEGER,
+                        created_at     INTEGER NOT NULL
+                    ) STRICT
+                    """)
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -8,7 +8,8 @@ struct Kinema: AsyncParsableCommand {
         commandName: "kinema",
         abstract: "Self-hostable image-to-video generation, wire-compatible with the hosted Kling v3.0 Standard I2V API.",
         subcommands: [
-            Serve.self, Worker.self, Keys.self, WorkerTokens.self, Migrate.self, Generate.self, SoundtrackCommand.self, Bench.self, BenchStore.self,
+            Serve.self, Worker.self, Keys.self, WorkerTokens.self, Webhooks.self, Migrate.self, Generate.self, SoundtrackCommand.self, Bench.self,
+            BenchStore.self,
         ]
     )
 

@@ -198,6 +198,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "Upstream providers (--engine novita|kling|fal)")
     var upstream: UpstreamOptions
 
+    @OptionGroup(title: "Webhooks (extra.webhook.url)")
+    var webhooks: WebhookOptions
+
     @Flag(
         name: .customLong("group-access"),
         help:
@@ -299,6 +302,7 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("--event-keepalive-seconds must be 0.05…3600 and --max-streams-per-key at least 1.")
         }
         config.eventKeepAlive = .milliseconds(Int64(keepAlive * 1000))
+        config.webhooks = try webhooks.configuration()
         let database = self.database ?? Env.string("KINEMA_DATABASE_URL")
         let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR")
         let gateway = try upstream.gateway(

@@ -119,7 +119,7 @@ import Testing
             if ending()?.contains("canceled during render") == true { stopped = id }
         }
         let id = try #require(stopped, "no render was stopped by a cancel sent to the other node: \(renderer.log)")
-        #expect(!FileManager.default.fileExists(atPath: blobs.appendingPathComponent("results/\(id)").path))
+        #expect(ServerProcess.storedResults(of: id, blobs: blobs).isEmpty)
 
         // One Idempotency-Key, 20 concurrent submits spread over both nodes: one task.
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
@@ -146,5 +146,48 @@ import Testing
         await api.terminate()
         let stoppedDB = try await Tools.run("bash", [Self.script.path, "stop", pgDir.path])
         #expect(stoppedDB.status == 0, "\(stoppedDB.output)")
+    }
+
+    @Test func twoNodesDeliverEachWebhookOnceAndSignWithTheSharedSecret() async throws {
+        let pg = try await ThrowawayPostgres.start()
+        let shared = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-shared-\(UUID().uuidString)")
+        let blobs = shared.appendingPathComponent("blobs").path
+        let node1 = try ServerProcess(), node2 = try ServerProcess()
+        let receiver = try await WebhookReceiver()
+        defer {
+            node1.removeData()
+            node2.removeData()
+            try? FileManager.default.removeItem(at: shared)
+        }
+        let options = ["--database", pg.url, "--blob-dir", blobs, "--allow-fetch-from", "127.0.0.1/32"]
+        try await node1.start(options, workers: 0)
+        try await node2.start(options, workers: 0)
+        let key = try #require(node1.devKey)
+        let made = try await ServerProcess.cli(["webhooks", "secret", "--database", pg.url])
+        let secret = try #require(made.stdout.split(separator: "\n").last.map(String.init))
+
+        // 20 tasks with webhooks, submitted and canceled through either node: both nodes' dispatchers compete for the
+        // events, and each event reaches the receiver once.
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        var ids: [String] = []
+        for i in 0..<20 {
+            let node = i % 2 == 0 ? node1 : node2
+            let r = try await HTTP.submit(
+                node.baseURL, key: key, json: ["image": png, "prompt": "pan", "extra": ["webhook": ["url": receiver.url("/\(i)")]]])
+            let id = try #require(r.json["task_id"] as? String, "\(r.text)")
+            _ = try await CancelTests.cancel(i % 3 == 0 ? node1 : node2, key: key, id: id)
+            ids.append(id)
+        }
+        let arrived = try await receiver.waitFor(20)
+        try await Task.sleep(for: .seconds(2))
+        #expect(receiver.received.count == 20, "\(receiver.received.map(\.uri))")
+        #expect(Set(arrived.compactMap { $0.header("webhook-id") }) == Set(ids.map(WebhookTests.hex)))
+        #expect(arrived.allSatisfy { WebhookReceiver.verifies($0, with: secret) })
+        let rows = try await pg.query("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered' AND attempts = 1")
+        #expect(rows.first?.first == "20", "\(rows)")
+        await node1.terminate()
+        await node2.terminate()
+        await receiver.stop()
+        await pg.stop()
     }
 }

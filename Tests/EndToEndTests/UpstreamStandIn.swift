@@ -23,14 +23,8 @@ final class UpstreamStandIn: Sendable {
         case hang
     }
 
-    /// A request as it arrived.
-    struct Received: Sendable {
-        var method: String
-        var uri: String
-        var headers: [(String, String)]
-        var body: Data
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
-    }
+    typealias Received = LoopbackServer.Received
+    typealias Answer = LoopbackServer.Answer
 
     struct UpTask: Sendable {
         var id: String
@@ -58,11 +52,10 @@ final class UpstreamStandIn: Sendable {
     let secret: String
     let accessKey = "ak-standin-access"
     private let state = Mutex(State())
-    private let group: MultiThreadedEventLoopGroup
-    private let channel: any Channel
-    let port: Int
+    private let server: LoopbackServer
+    var port: Int { server.port }
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURL: String { server.baseURL }
 
     /// The environment `kinema serve` needs to use this stand-in's credentials.
     var environment: [String: String] {
@@ -82,27 +75,12 @@ final class UpstreamStandIn: Sendable {
         self.kind = kind
         self.video = video
         self.secret = "sk-standin-\(UUID().uuidString.lowercased())"
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.group = group
         let box = HandlerBox()
-        channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { child in
-                child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try child.pipeline.syncOperations.addHandler(StandInHandler(box: box))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        port = channel.localAddress?.port ?? 0
+        server = try await LoopbackServer { request in box.server.withLock { $0 }?.answer(request) }
         box.server.withLock { $0 = self }
     }
 
-    func stop() async {
-        try? await channel.close()
-        try? await group.shutdownGracefully()
-    }
+    func stop() async { await server.stop() }
 
     // MARK: What the test sees and steers
 
@@ -130,15 +108,6 @@ final class UpstreamStandIn: Sendable {
     }
 
     // MARK: Answers
-
-    struct Answer: Sendable {
-        var status: Int
-        var headers: [(String, String)] = [("Content-Type", "application/json")]
-        var body: Data
-        static func json(_ object: [String: Any], status: Int = 200) -> Answer {
-            Answer(status: status, body: (try? JSONSerialization.data(withJSONObject: object)) ?? Data())
-        }
-    }
 
     /// The answer to `request`, or `nil` to hang.
     func answer(_ request: Received) -> Answer? {
@@ -317,42 +286,4 @@ enum JWTCheck {
 /// The stand-in a connection's handler answers for (set once the server is up).
 private final class HandlerBox: Sendable {
     let server = Mutex<UpstreamStandIn?>(nil)
-}
-
-/// Collects one request at a time and writes the stand-in's answer (or nothing, to hang).
-private final class StandInHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let box: HandlerBox
-    private var head: HTTPRequestHead?
-    private var body = ByteBuffer()
-
-    init(box: HandlerBox) {
-        self.box = box
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body.clear()
-        case .body(var chunk):
-            body.writeBuffer(&chunk)
-        case .end:
-            guard let head, let server = box.server.withLock({ $0 }) else { return }
-            let request = UpstreamStandIn.Received(
-                method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
-                body: body.withUnsafeReadableBytes { Data($0) })
-            self.head = nil
-            guard let answer = server.answer(request) else { return } // hang: the client's timeout ends it
-            var headers = HTTPHeaders(answer.headers)
-            headers.add(name: "Content-Length", value: "\(answer.body.count)")
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: headers))),
-                promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: answer.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
 }
