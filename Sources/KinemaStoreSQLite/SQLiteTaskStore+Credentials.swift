@@ -9,7 +9,7 @@ extension SQLiteTaskStore {
     /// Inserts the credential; throws `.duplicateCredential` when its id or hash exists.
     public func insertCredential(_ record: CredentialRecord) async throws {
         do {
-            try await pool.write { db in
+            try await batcher.write { db in
                 try db.execute(
                     sql: "INSERT INTO credentials (\(Self.credentialColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     arguments: [

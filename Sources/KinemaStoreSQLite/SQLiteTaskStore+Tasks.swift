@@ -15,7 +15,7 @@ extension SQLiteTaskStore {
         let requestJSON = try TaskRow.encode(task.request)
         let nowMs = TaskRow.millis(now)
         do {
-            try await pool.write { db in
+            try await batcher.write { db in
                 // The write transaction holds SQLite's only write lock, so count and insert cannot interleave
                 // with another submit (nor the idempotency key's check and insert).
                 if let claim = task.idempotency, let existing = try Self.liveIdempotencyKey(db, tenant: task.tenant, key: claim.key, nowMs: nowMs) {

@@ -18,6 +18,8 @@ public final class SQLiteTaskStore: TaskStore {
     public static let busyTimeout: TimeInterval = 10
 
     let pool: DatabasePool
+    /// Group commit: concurrent writes of this process share synced commits (see `SQLiteWriteBatcher`).
+    let batcher: SQLiteWriteBatcher
 
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
     ///
@@ -52,6 +54,7 @@ public final class SQLiteTaskStore: TaskStore {
             throw Self.storeError(error, context: "cannot configure the task database at \(path)")
         }
         try Self.migrate(pool, path: path)
+        batcher = SQLiteWriteBatcher(pool: pool)
     }
 
     /// The writing connection's journal mode and `synchronous` level (2 = FULL), for operators' checks and the test
@@ -88,10 +91,11 @@ public final class SQLiteTaskStore: TaskStore {
 
     // MARK: Access with error mapping
 
-    /// Runs `body` in an IMMEDIATE write transaction, mapping database errors to `StoreError`.
+    /// Runs `body` in an IMMEDIATE write transaction (shared with concurrent writes, in a savepoint of its own), mapping
+    /// database errors to `StoreError`. Returns once the transaction committed.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.write(body)
+            return try await batcher.write(body)
         } catch {
             throw Self.storeError(error)
         }
