@@ -41,7 +41,7 @@ final class SQLiteWriteBatcher: Sendable {
                         }
                         outcome.withLock { $0 = .success(value!) }
                     } catch let error as DatabaseError where !Self.isLocal(error) {
-                        throw error  // the database's failure: the whole batch fails
+                        throw error // the database's failure: the whole batch fails
                     } catch {
                         outcome.withLock { $0 = .failure(error) }
                     }
