@@ -181,4 +181,42 @@ import Testing
             #expect(insert.output.contains("UNIQUE constraint failed"), "\(insert.output)")
         }
     }
+
+    /// Group commit: 40 concurrent writes share transactions, yet each fails alone (a duplicate id, an idempotency key
+    /// already taken) and each that succeeded is on disk when its caller resumes (read back by a second store).
+    @Test func concurrentWritesShareCommitsButFailAlone() async throws {
+        try await Self.withFile { path in
+            let store = try SQLiteTaskStore(path: path)
+            let taken = Fixtures.newTask()
+            try await store.enqueue(taken, now: Fixtures.at(0))
+            var keyed = Fixtures.newTask()
+            keyed.idempotency = IdempotencyClaim(key: "k", requestHash: "h1")
+            try await store.enqueue(keyed, now: Fixtures.at(0))
+            let outcomes = try await withThrowingTaskGroup(of: (UUID, String).self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        var task = Fixtures.newTask()
+                        if i % 10 == 3 { task.id = taken.id }
+                        if i % 10 == 7 { task.idempotency = IdempotencyClaim(key: "k", requestHash: "h2") }
+                        do {
+                            try await store.enqueue(task, now: Fixtures.at(1))
+                            return (task.id, "ok")
+                        } catch let error as StoreError where error.code == .duplicateTask {
+                            return (task.id, "duplicate")
+                        } catch is IdempotencyConflict {
+                            return (task.id, "conflict")
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(UUID, String)]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0.1 == "duplicate" }.count == 4)
+            #expect(outcomes.filter { $0.1 == "conflict" }.count == 4)
+            let stored = outcomes.filter { $0.1 == "ok" }.map(\.0)
+            #expect(stored.count == 32)
+            let other = try SQLiteTaskStore(path: path)
+            for id in stored { #expect(try await other.task(id: id)?.status == .queued) }
+            #expect(try await other.countByStatus()[.queued] == 34)
+        }
+    }
 }
