@@ -14,7 +14,9 @@ let package = Package(
     name: "kinema",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "kinema", targets: ["kinema"])
+        .executable(name: "kinema", targets: ["kinema"]),
+        // A typed client of the public API, for servers and apps: wire types and AsyncHTTPClient only.
+        .library(name: "KinemaClient", targets: ["KinemaClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -127,12 +129,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client library: the public API's operations over the wire types (KinemaAPIModels), nothing of the server.
+        .target(
+            name: "KinemaClient",
+            dependencies: [
+                "KinemaAPIModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // The CLI and composition root: opens stores, picks engines, wires the server or a worker.
         .executableTarget(
             name: "kinema",
             dependencies: [
                 "KinemaAPI", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaFetch",
-                "KinemaMedia", "KinemaMotion", "KinemaEngines", "KinemaWorker",
+                "KinemaMedia", "KinemaMotion", "KinemaEngines", "KinemaWorker", "KinemaClient", "KinemaAPIModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -180,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "KinemaAPI", "KinemaAPIModels", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaEngines",
+                "KinemaAPI", "KinemaAPIModels", "KinemaClient", "KinemaCore", "KinemaStore", "KinemaStoreSQLite", "KinemaEngines",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -176,7 +176,7 @@ public struct KinemaServer: Sendable {
                 store: store, auth: auth, links: links, watch: watch,
                 limits: .init(keepAlive: config.eventKeepAlive, perKey: config.maxStreamsPerKey, total: max(1, config.maxConnections / 2)),
                 open: openStreams),
-            webhooks: TaskWebhooksController(store: store, auth: auth),
+            webhooks: TaskWebhooksController(store: store, auth: auth), list: TaskListController(store: store, auth: auth, links: links),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
             engineStatus: engineStatus, worker: worker
         )

@@ -136,6 +136,14 @@ enum OpenAPIDocument {
                   description: (ext) Upstream providers paused for every task (they refuse the account), with the provider's words.
                   type: object
                   additionalProperties: {type: string}
+            TaskList:
+              type: object
+              required: [tasks, next_cursor]
+              properties:
+                tasks:
+                  type: array
+                  items: {$ref: "#/components/schemas/TaskResult"}
+                next_cursor: {type: [string, "null"], description: Pass as cursor for the next page; null on the last.}
             WebhookDeliveries:
               type: object
               required: [deliveries]
@@ -290,6 +298,32 @@ enum OpenAPIDocument {
                 "400": {$ref: "#/components/responses/Error"}
                 "403": {$ref: "#/components/responses/Error"}
                 "404": {$ref: "#/components/responses/Error"}
+                "429": {$ref: "#/components/responses/RateLimited"}
+                "500": {$ref: "#/components/responses/Error"}
+                "503": {$ref: "#/components/responses/Unavailable"}
+          /v3/async/tasks:
+            get:
+              operationId: listTasks
+              summary: (ext) The caller's tenant's tasks, newest first.
+              parameters:
+                - name: limit
+                  in: query
+                  required: false
+                  description: Tasks per page, 1 to 100 (default 20).
+                  schema: {type: integer, minimum: 1, maximum: 100, default: 20}
+                - name: cursor
+                  in: query
+                  required: false
+                  description: The next_cursor of the previous page.
+                  schema: {type: string}
+              responses:
+                "200":
+                  description: One page.
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/TaskList"}
+                "400": {$ref: "#/components/responses/Error"}
+                "403": {$ref: "#/components/responses/Error"}
                 "429": {$ref: "#/components/responses/RateLimited"}
                 "500": {$ref: "#/components/responses/Error"}
                 "503": {$ref: "#/components/responses/Unavailable"}

@@ -11,6 +11,7 @@ public enum Routes {
     public static let taskCancel = "/v3/async/task-cancel"
     public static let taskEvents = "/v3/async/task-events"
     public static let taskWebhooks = "/v3/async/task-webhooks"
+    public static let tasks = "/v3/async/tasks"
     public static let healthz = "/healthz"
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
@@ -23,7 +24,7 @@ public enum Routes {
 /// Builds the router with every controller and the contract error middleware.
 func buildRouter(
     submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, events: TaskEventsController,
-    webhooks: TaskWebhooksController, files: FilesController, store: any TaskStore,
+    webhooks: TaskWebhooksController, list: TaskListController, files: FilesController, store: any TaskStore,
     draining: DrainState,
     engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
@@ -45,6 +46,9 @@ func buildRouter(
     }
     router.get(RouterPath(stringLiteral: Routes.taskEvents)) { request, context in
         try await events.events(request, context: context)
+    }
+    router.get(RouterPath(stringLiteral: Routes.tasks)) { request, context in
+        try await list.list(request, context: context)
     }
     router.get(RouterPath(stringLiteral: Routes.taskWebhooks)) { request, context in
         try await webhooks.get(request, context: context)

@@ -161,3 +161,20 @@ public struct ErrorBody: Codable, Sendable, Equatable {
         self.metadata = metadata
     }
 }
+
+/// The body of `GET /v3/async/tasks` (ext): one page of the tenant's tasks, newest first.
+public struct TaskListBody: Codable, Sendable, Equatable {
+    public var tasks: [TaskResultBody]
+    /// Pass as `cursor` for the next page; `nil` on the last page.
+    public var nextCursor: String?
+
+    public init(tasks: [TaskResultBody], nextCursor: String?) {
+        self.tasks = tasks
+        self.nextCursor = nextCursor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tasks
+        case nextCursor = "next_cursor"
+    }
+}

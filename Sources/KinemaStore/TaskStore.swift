@@ -26,6 +26,9 @@ public protocol TaskStore: WebhookStore {
     /// node; the streams checked the tenant when they opened).
     func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord]
 
+    /// Up to `limit` of the tenant's tasks, newest first (by submit time, then id), after `cursor` when given.
+    func tasks(tenant: String, limit: Int, after cursor: TaskPageCursor?) async throws -> [TaskStatusRecord]
+
     /// The task with this id whatever its tenant (workers, operators).
     func task(id: UUID) async throws -> TaskRecord?
 

@@ -116,6 +116,22 @@ extension PostgresTaskStore {
     }
 
     /// The statuses of the tasks with these ids.
+    public func tasks(tenant: String, limit: Int, after cursor: TaskPageCursor?) async throws -> [TaskStatusRecord] {
+        if let cursor {
+            let ms = PostgresTaskRow.millis(cursor.createdAt)
+            return try await rows(
+                """
+                SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks
+                WHERE tenant = \(tenant) AND (created_at < \(ms) OR (created_at = \(ms) AND id < \(cursor.id)))
+                ORDER BY created_at DESC, id DESC LIMIT \(limit)
+                """
+            ).map(PostgresTaskRow.statusRecord)
+        }
+        return try await rows(
+            "SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks WHERE tenant = \(tenant) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
+        ).map(PostgresTaskRow.statusRecord)
+    }
+
     public func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord] {
         guard !ids.isEmpty else { return [] }
         return try await rows("SELECT \(unescaped: PostgresTaskRow.statusColumns) FROM tasks WHERE id = ANY(\(ids))").map(

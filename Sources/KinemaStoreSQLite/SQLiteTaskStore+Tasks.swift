@@ -107,6 +107,26 @@ extension SQLiteTaskStore {
     }
 
     /// The statuses of the tasks with these ids (in batches within SQLite's parameter limit).
+    public func tasks(tenant: String, limit: Int, after cursor: TaskPageCursor?) async throws -> [TaskStatusRecord] {
+        try await read { db in
+            if let cursor {
+                let ms = TaskRow.millis(cursor.createdAt)
+                return try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(TaskRow.statusColumns) FROM tasks WHERE tenant = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+                        ORDER BY created_at DESC, id DESC LIMIT ?
+                        """,
+                    arguments: [tenant, ms, ms, cursor.id.uuidString, limit]
+                ).map(TaskRow.statusRecord)
+            }
+            return try Row.fetchAll(
+                db, sql: "SELECT \(TaskRow.statusColumns) FROM tasks WHERE tenant = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+                arguments: [tenant, limit]
+            ).map(TaskRow.statusRecord)
+        }
+    }
+
     public func taskStatuses(ids: [UUID]) async throws -> [TaskStatusRecord] {
         guard !ids.isEmpty else { return [] }
         let texts = ids.map(\.uuidString)

@@ -77,7 +77,7 @@ struct Generate: AsyncParsableCommand {
         var rng = SystemRandomNumberGenerator()
         request.seed = draft.requestedSeed ?? UInt32.random(in: 0...UInt32.max, using: &rng)
 
-        let bar = ProgressBar(interactive: isatty(STDERR_FILENO) == 1)
+        let bar = ProgressBar(interactive: isatty(STDERR_FILENO) == 1, plainStep: 10)
         let started = ContinuousClock.now
         try await EngineCatalog.motion().render(
             RenderJob(request: request, image: imageData, endImage: endData),
@@ -109,36 +109,5 @@ struct Generate: AsyncParsableCommand {
         case let f where f.hasPrefix("multi_prompt"): "--shot \(f)"
         default: field
         }
-    }
-}
-
-/// A one-line progress bar on a terminal, plain progress lines otherwise.
-final class ProgressBar: @unchecked Sendable {
-    // SAFETY: `last` is only touched under `lock`.
-    private let lock = NSLock()
-    private let interactive: Bool
-    private var last = -1
-
-    init(interactive: Bool) {
-        self.interactive = interactive
-    }
-
-    func update(_ p: RenderProgress) {
-        lock.lock()
-        defer { lock.unlock() }
-        if interactive {
-            guard p.percent != last else { return }
-            let filled = p.percent * 30 / 100
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
-            FileHandle.standardError.write(Data("\r[\(bar)] \(p.percent)%  eta \(p.etaSeconds)s ".utf8))
-        } else {
-            guard p.percent / 10 != last / 10 || last < 0 else { return }
-            FileHandle.standardError.write(Data("progress \(p.percent)% eta \(p.etaSeconds)s\n".utf8))
-        }
-        last = p.percent
-    }
-
-    func finish() {
-        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -81,6 +81,9 @@ import Testing
         let video = try #require(streams.first { $0["codec_type"] as? String == "video" })
         #expect(video["nb_read_frames"] as? String == "120")
         #expect(streams.contains { $0["codec_type"] as? String == "audio" })
+        // cli.mp4: the CLI's submit --wait -o with the same multi-megabyte photo.
+        let cli = try await Tools.probe(work.appendingPathComponent("cli.mp4"))
+        #expect(cli.first { $0["codec_type"] as? String == "video" }?["nb_read_frames"] as? String == "72")
         let offline = try await Tools.probe(work.appendingPathComponent("offline.mp4"))
         #expect(offline.contains { $0["codec_type"] as? String == "video" })
         await server.terminate()
