@@ -29,6 +29,8 @@ func buildRouter(
     engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
 ) -> Router<KinemaRequestContext> {
     let router = Router(context: KinemaRequestContext.self)
+    // Outermost: it logs the answer the contract middleware made of any error, and stamps X-Request-Id on it.
+    router.add(middleware: RequestLogMiddleware())
     router.add(
         middleware: ContractErrorMiddleware { request in
             if request.uri.path.hasPrefix(WorkerProtocolPaths.base + "/") { return APIError.workerRequestFailed }

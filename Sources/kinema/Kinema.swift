@@ -16,7 +16,10 @@ struct Kinema: AsyncParsableCommand {
 
     /// Sets up logging (every logged value escaped, one event per line) before any command runs.
     static func main() async {
-        LoggingSystem.bootstrap { label in EscapingLogHandler(StreamLogHandler.standardError(label: label)) }
+        let format = LogFormat.chosen()
+        LoggingSystem.bootstrap { label in
+            format == .json ? JSONLogHandler(label: label) as any LogHandler : EscapingLogHandler(StreamLogHandler.standardError(label: label))
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -175,6 +175,11 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String?
 
     @Option(
+        name: .customLong("log-format"),
+        help: "json (one object per line) or text (env KINEMA_LOG_FORMAT; default text on a terminal, json otherwise).")
+    var logFormat: LogFormat?
+
+    @Option(
         name: .customLong("engine"),
         help:
             "An engine tasks may be routed to: \(EngineNames.known.joined(separator: ", ")); repeatable, the first is the default (env KINEMA_ENGINES, comma-separated; default motion). In-process workers run motion and the upstream providers (novita, kling, fal); diffusers tasks wait for remote workers."

@@ -73,6 +73,11 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env KINEMA_LOG_LEVEL, default info).")
     var logLevel: String?
 
+    @Option(
+        name: .customLong("log-format"),
+        help: "json (one object per line) or text (env KINEMA_LOG_FORMAT; default text on a terminal, json otherwise).")
+    var logFormat: LogFormat?
+
     @Flag(
         name: .customLong("group-access"),
         help:

@@ -546,7 +546,7 @@ final class RemoteWorkerProcess: @unchecked Sendable {
     static func start(_ args: [String]) async throws -> RemoteWorkerProcess {
         let p = Process()
         p.executableURL = ServerProcess.binary
-        p.arguments = ["worker", "--log-level", "info"] + args
+        p.arguments = ["worker", "--log-level", "info", "--log-format", "text"] + args
         let worker = RemoteWorkerProcess(process: p)
         let out = Pipe()
         p.standardOutput = out

@@ -60,7 +60,10 @@ final class ServerProcess: @unchecked Sendable {
         if !environment.isEmpty {
             p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
-        p.arguments = ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", logLevel] + extra
+        // Text logs: tests read them line by line (one test reads the JSON format on purpose).
+        p.arguments =
+            ["serve", "--port", "0", "--data-dir", dataDir.path, "--workers", String(workers), "--log-level", logLevel, "--log-format", "text"]
+            + extra
         let out = Pipe()
         p.standardOutput = out
         let errors = captureLog ? Pipe() : nil

@@ -1,0 +1,44 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// One log line per request (method, path, status, duration, request id), and an `X-Request-Id` on every answer: the
+/// client's own when it sent a usable one (1–128 printable ASCII characters), else a new one. The id is also in the
+/// request's logger metadata, so every line a request logs carries it.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var header: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let id = Self.usable(request.headers[Self.header]) ?? UUID().uuidString.lowercased()
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(id)
+        let started = ContinuousClock.now
+        do {
+            var response = try await next(request, context)
+            response.headers[Self.header] = id
+            log(request, status: Int(response.status.code), started: started, logger: context.logger)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            log(request, status: Int(status), started: started, logger: context.logger)
+            throw error
+        }
+    }
+
+    func log(_ request: Request, status: Int, started: ContinuousClock.Instant, logger: Logger) {
+        let ms = (ContinuousClock.now - started).components
+        let duration = Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15
+        logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
+                "duration_ms": "\(String(format: "%.1f", duration))",
+            ])
+    }
+
+    static func usable(_ value: String?) -> String? {
+        guard let value, (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return value
+    }
+}
