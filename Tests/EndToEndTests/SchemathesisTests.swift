@@ -52,7 +52,9 @@ import Testing
                 "--suppress-health-check", "all",
                 "--report-dir", reports.path,
                 "--no-color",
-            ], direct: true)
+            ], direct: true,
+            // Nine operations at 30 examples each, one worker, beside the rest of the suite on two cores: about 2 min.
+            timeout: .seconds(420))
         #expect(run.status == 0, "schemathesis found problems:\n\(run.output.suffix(12_000))")
         // A run that tested nothing would also exit 0: every documented operation must have been exercised,
         // and the generated cases all passed.
