@@ -30,6 +30,9 @@ let package = Package(
         // Already in the graph through Hummingbird; named so KinemaAPI's connection guard can use their types directly.
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Metrics: modules record through the swift-metrics facade; the CLI backs it with Prometheus (--metrics-port).
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Domain: validation, requests, task states, engine protocol. Foundation only.
@@ -98,6 +101,7 @@ let package = Package(
             name: "KinemaWorker",
             dependencies: [
                 "KinemaCore", "KinemaStore", "KinemaAPIModels",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -113,6 +117,7 @@ let package = Package(
             name: "KinemaAPI",
             dependencies: [
                 "KinemaCore", "KinemaAPIModels", "KinemaStore", "KinemaFetch", "KinemaWorker",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -148,6 +153,8 @@ let package = Package(
                 "KinemaMedia", "KinemaMotion", "KinemaEngines", "KinemaWorker", "KinemaClient", "KinemaAPIModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

@@ -129,6 +129,9 @@ public struct KinemaServer: Sendable {
             ] + upstreamPools.map { .init(service: $0, successTerminationBehavior: .ignore) } + [
                 .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore)
             ]
+        if let metrics = config.metrics {
+            services.append(.init(service: Self.metricsApplication(metrics, logger: logger)))
+        }
         // An API-only node on PostgreSQL still long-polls for remote workers: wake those polls on the
         // database's notifications too (with in-process workers, their pool already relays them).
         if config.workers == 0, let notifications = store as? any WorkNotifications {
@@ -194,6 +197,23 @@ public struct KinemaServer: Sendable {
             }.joined(separator: "/")
             return (route.method.rawValue.lowercased(), "/" + path)
         }
+    }
+
+    /// The metrics listener: `GET /metrics` and nothing else, on its own address.
+    static func metricsApplication(_ endpoint: MetricsEndpoint, logger: Logger) -> some Service {
+        let router = Router()
+        router.get("/metrics") { _, _ -> Response in
+            let body = await endpoint.render()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        return Application(
+            router: router, configuration: .init(address: .hostname(endpoint.host, port: endpoint.port), serverName: "Kinema metrics"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? endpoint.port
+                logger.notice("metrics listening", metadata: ["url": "http://\(endpoint.host):\(port)/metrics"])
+            }, logger: logger)
     }
 
     /// Absolute signed result URLs on this node's public (or bound) address.

@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     /// Tasks each upstream provider runs at once on this node (`--upstream-concurrency`): I/O-bound workers, separate
     /// from the CPU render workers.
     public var upstreamConcurrency: Int = 16
+    /// `GET /metrics` on a listener of its own (`--metrics-port`), never on the public port; `nil`: none.
+    public var metrics: MetricsEndpoint?
     /// Webhook delivery: attempts, backoff, time cap (`--webhook-…`).
     public var webhooks = WebhookConfiguration()
     /// Comment line interval on event streams (`--event-keepalive-seconds`).
@@ -86,5 +88,19 @@ public struct ServerConfiguration: Sendable {
 
     public init(dataDirectory: URL) {
         self.dataDirectory = dataDirectory
+    }
+}
+
+/// Where the metrics listener binds and what it serves: `render` returns the Prometheus text exposition (the composition
+/// root owns the registry, so this module depends on the swift-metrics facade only).
+public struct MetricsEndpoint: Sendable {
+    public var host: String
+    public var port: Int
+    public var render: @Sendable () async -> [UInt8]
+
+    public init(host: String, port: Int, render: @escaping @Sendable () async -> [UInt8]) {
+        self.host = host
+        self.port = port
+        self.render = render
     }
 }

@@ -5,6 +5,7 @@ import KinemaAPIModels
 import KinemaCore
 import KinemaFetch
 import Logging
+import Metrics
 import KinemaStore
 import KinemaWorker
 import NIOPosix
@@ -104,6 +105,7 @@ struct SubmitController: Sendable {
             throw APIError.createTaskFailed
         }
         signal.notify(engine: engine)
+        Counter(label: "kinema_tasks_submitted_total", dimensions: [("engine", engine)]).increment()
         return JSONWire.response(SubmitResponseBody(taskID: id.uuidString.lowercased()))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KinemaStore
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Periodically puts tasks whose worker stopped heartbeating back in the queue (or fails them at max attempts).
@@ -28,6 +29,8 @@ public struct LeaseRescuer: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let report = try await store.rescueExpiredLeases(now: now())
+                Counter(label: "kinema_lease_rescues_total", dimensions: [("outcome", "requeued")]).increment(by: report.requeued.count)
+                Counter(label: "kinema_lease_rescues_total", dimensions: [("outcome", "attempts_exhausted")]).increment(by: report.failed.count)
                 if !report.requeued.isEmpty || !report.failed.isEmpty {
                     logger.notice("rescued expired leases", metadata: ["requeued": "\(report.requeued.count)", "failed": "\(report.failed.count)"])
                     for _ in report.requeued { signal.notify() }

@@ -2,6 +2,7 @@ import Foundation
 import KinemaCore
 import KinemaStore
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -222,6 +223,12 @@ public struct WorkerPool: Service {
                 let completed = try await detached { try await source.complete(lease, resultFile: output) }
                 if completed {
                     logger.info("render succeeded", metadata: meta)
+                    let seconds = ContinuousClock.now - started
+                    Timer(label: "kinema_render_seconds", dimensions: [("engine", engine.name)]).recordNanoseconds(
+                        seconds.components.seconds * 1_000_000_000 + seconds.components.attoseconds / 1_000_000_000)
+                    Recorder(label: "kinema_render_seconds_per_video_second", dimensions: [("engine", engine.name)]).record(
+                        seconds.timeInterval / Double(max(1, task.request.duration)))
+                    Counter(label: "kinema_renders_total", dimensions: [("engine", engine.name), ("outcome", "succeeded")]).increment()
                 } else {
                     logger.warning("completion refused: lease no longer held", metadata: meta)
                 }
@@ -244,6 +251,7 @@ public struct WorkerPool: Service {
             }
             let (reason, retryable) = Self.classify(error)
             await finish { try await source.fail(lease, reason: reason, retryable: retryable) }
+            Counter(label: "kinema_renders_total", dimensions: [("engine", engine.name), ("outcome", "failed")]).increment()
             logger.warning("render failed", metadata: meta.merging(["reason": "\(reason)", "retryable": "\(retryable)"]) { $1 })
         }
     }

@@ -206,6 +206,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "Webhooks (extra.webhook.url)")
     var webhooks: WebhookOptions
 
+    @OptionGroup(title: "Metrics")
+    var metrics: MetricsOptions
+
     @Flag(
         name: .customLong("group-access"),
         help:
@@ -341,6 +344,8 @@ struct Serve: AsyncParsableCommand {
         defer { lock.release() }
         let store = try dataDirectory.openStore()
         let devKey = try await Self.createDevKeyIfNone(store)
+        var config = config
+        config.metrics = try metrics.endpoint(store: store)
         let server = KinemaServer(
             configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
             imageVerifier: MediaImageVerifier(),
@@ -369,6 +374,8 @@ struct Serve: AsyncParsableCommand {
         try await store.withRunning {
             if migrate { try await store.migrate() }
             let devKey = try await Self.createDevKeyIfNone(store)
+            var config = config
+            config.metrics = try metrics.endpoint(store: store)
             let server = KinemaServer(
                 configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
                 signingSecret: secret, nodeID: node, logger: logger, upstreamEngines: gateway?.engines ?? [],

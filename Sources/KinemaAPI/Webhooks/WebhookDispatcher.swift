@@ -4,6 +4,7 @@ import KinemaCore
 import KinemaFetch
 import KinemaStore
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Delivery settings (`kinema serve --webhook-…`).
@@ -96,6 +97,13 @@ struct WebhookDispatcher: Service {
         }
         let recorded = (try? await store.recordWebhookAttempt(webhookID: delivery.webhookID, claimer: claimer, outcome: outcome, now: Date()))
         meta["attempt"] = "\(delivery.attempts + 1)"
+        let name: String
+        switch outcome {
+        case .delivered: name = "delivered"
+        case .retry: name = "retry"
+        case .failed: name = "failed"
+        }
+        Counter(label: "kinema_webhook_deliveries_total", dimensions: [("outcome", name)]).increment()
         switch outcome {
         case .delivered(let code):
             logger.info("webhook delivered", metadata: meta.merging(["status": "\(code)"]) { $1 })
