@@ -87,8 +87,10 @@ import NIOFoundationEssentialsCompat
         let args = ["--server", server.baseURL, "--worker-token", token, "--worker-id", "box", "--claim-wait", "5", "--lease-seconds", "600"]
         let first = try await RemoteWorkerProcess.start(args)
         defer { first.kill() }
-        let png = try await Fixtures.image(width: 640, height: 360, format: "png")
-        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan right", "duration": 5])
+        // A render of several seconds: a short one could start and finish between two polls of a starved test
+        // process (seen once in CI), and the test would wait for a PROCESSING it never saw.
+        let png = try await Fixtures.image(width: 1280, height: 720, format: "png")
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png.base64EncodedString(), "prompt": "pan right", "duration": 15])
         let id = try #require(r.json["task_id"] as? String)
         try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_PROCESSING")
         first.kill()
