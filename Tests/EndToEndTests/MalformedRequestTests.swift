@@ -109,8 +109,9 @@ import NIOHTTP1
         let waited = ContinuousClock.now - started
         #expect(gotContinue, "no 100 Continue: \(ok.text)")
         // Before the fix no 100 came at all (curl waits 1 s, then sends anyway); the bound leaves room for a starved
-        // test machine while still catching a 100 that only comes after a timer.
-        #expect(waited < .seconds(2), "100 Continue took \(waited)")
+        // test machine (2.2 s seen once under the whole suite) while still catching a 100 that only comes after a
+        // long timer.
+        #expect(waited < .seconds(4), "100 Continue took \(waited)")
         await ok.send("[]")
         expectContractError(
             await ok.receiveResponse(timeout: .seconds(5)), status: 400, reason: "INVALID_REQUEST_BODY", closes: false, "body after 100 Continue")
