@@ -45,12 +45,24 @@ import Testing
         #expect(tokenRun.status == 0, "\(tokenRun.stdout)")
         let token = try #require(tokenRun.stdout.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) })
 
+        // The smallest clips the contract allows: 3 s from a 300x300 image (720x720 output, 72 frames).
+        let png = try await Fixtures.image(width: 300, height: 300, format: "png").base64EncodedString()
+        var ids: [String] = []
+        for i in 0..<Self.taskCount {
+            let node = i.isMultiple(of: 2) ? nodeA : nodeB
+            let r = try await HTTP.submit(node.baseURL, key: key, json: ["image": png, "prompt": "static shot", "duration": 3])
+            #expect(r.status == 200, "submit \(i): \(r.text)")
+            ids.append(try #require(r.json["task_id"] as? String))
+        }
+
         func databaseWorker(_ id: String) async throws -> RemoteWorkerProcess {
             try await RemoteWorkerProcess.start([
                 "--database", pg.url, "--blob-dir", blobs.path, "--worker-id", id,
                 "--lease-seconds", Self.leaseSeconds, "--rescue-seconds", Self.rescueSeconds,
             ])
         }
+        // The workers start once every task is queued: when they ran during the submits, a starved test process
+        // (a fresh-clone CI run: 100 submits in 90 s) could see every task finished before it looked for a busy worker.
         let doomedWorker = try await databaseWorker("db1")
         workers.append(doomedWorker)
         workers.append(try await databaseWorker("db2"))
@@ -65,16 +77,6 @@ import Testing
                 "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
                 "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
             ]))
-
-        // The smallest clips the contract allows: 3 s from a 300x300 image (720x720 output, 72 frames).
-        let png = try await Fixtures.image(width: 300, height: 300, format: "png").base64EncodedString()
-        var ids: [String] = []
-        for i in 0..<Self.taskCount {
-            let node = i.isMultiple(of: 2) ? nodeA : nodeB
-            let r = try await HTTP.submit(node.baseURL, key: key, json: ["image": png, "prompt": "static shot", "duration": 3])
-            #expect(r.status == 200, "submit \(i): \(r.text)")
-            ids.append(try #require(r.json["task_id"] as? String))
-        }
 
         // Mid-run: some tasks done and the doomed worker busy (it claims the next task the moment it finishes one).
         // It is frozen (SIGSTOP) before the check, so what it holds cannot change between the check and the kill;

@@ -231,15 +231,53 @@ import NIOHTTP1
     }
 
     @Test func reportsAConnectionFailureOnAClosedPort() async throws {
-        // Find a port that nothing listens on: start a server, note its port, stop it.
-        let port = try await TestImageServer.with { $0.port }
+        // A port that nothing listens on and nothing else can take meanwhile: bound by a socket that never listens
+        // (a freed port could be handed to another test's server between the check and the request).
+        let reserved = try ReservedPort()
+        defer { reserved.release() }
         let error = try #require(
-            await failure(SafeFetcher(configuration: Self.loopbackAllowed), "http://127.0.0.1:\(port)/image")
+            await failure(SafeFetcher(configuration: Self.loopbackAllowed), "http://127.0.0.1:\(reserved.port)/image")
         )
-        #expect(error.code == .connectionFailed)
-        #expect(error.message.contains("127.0.0.1"))
+        #expect(error.code == .connectionFailed, "\(error.code): \(error.message)")
+        #expect(error.message.contains("127.0.0.1"), "\(error.message)")
     }
 }
+
+/// A loopback TCP port held by a bound socket that never listens: a connection to it is refused at once.
+struct ReservedPort {
+    let descriptor: Int32
+    let port: UInt16
+
+    init() throws {
+        #if canImport(Darwin)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #else
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #endif
+        guard fd >= 0 else { throw ReservedPortError(message: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard bound == 0, named == 0 else {
+            close(fd)
+            throw ReservedPortError(message: "bind/getsockname: \(errno)")
+        }
+        descriptor = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func release() { close(descriptor) }
+}
+
+struct ReservedPortError: Error { var message: String }
 
 /// Whether a socket can bind to ::1 (containers without IPv6 have no such address).
 func hasIPv6Loopback() -> Bool {
