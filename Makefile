@@ -22,9 +22,11 @@ serve: build
 ## since test builds enable testability).
 ## Then the diffusers worker's own suite, whose end-to-end tests run that same release `kinema`.
 ## First the layout checks: Package.swift declares exactly what each target imports and the architecture's arrows
-## hold; the Swift sources are laid out as .swift-format says (the formatter ships with the toolchain).
+## hold; the Swift sources are laid out as .swift-format says (the formatter ships with the toolchain); the playground
+## compiled into the binary is what web/playground/ holds.
 test: deps lint
 	python3 scripts/check-dependencies
+	python3 scripts/embed-playground --check
 	$(SWIFT) test -c release
 	$(MAKE) --no-print-directory test-worker
 

@@ -40,7 +40,8 @@ let package = Package(
         // Wire DTOs exactly as the contract's JSON.
         .target(name: "KinemaAPIModels", dependencies: ["KinemaCore"], swiftSettings: strict),
         // TaskStore protocol, records, stored formats, blob store; implementations live in their own targets.
-        .target(name: "KinemaStore", dependencies: ["KinemaCore"], swiftSettings: strict),
+        .target(
+            name: "KinemaStore", dependencies: ["KinemaCore", .product(name: "Metrics", package: "swift-metrics")], swiftSettings: strict),
         // The embedded store (SQLite through GRDB) and the embedded node's data directory.
         .target(
             name: "KinemaStoreSQLite",
@@ -76,6 +77,7 @@ let package = Package(
             dependencies: [
                 "KinemaCore", "KinemaMedia", "KinemaMotion", "KinemaFetch",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

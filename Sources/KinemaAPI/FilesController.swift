@@ -66,11 +66,13 @@ struct FilesController: Sendable {
             headers[.contentLength] = String(range.count)
             if headOnly { return Response(status: .partialContent, headers: headers) }
             let body = try await fileIO.loadFile(path: url.path, range: range, context: context)
+            BlobMetrics.served(Int64(range.count), key: key)
             return Response(status: .partialContent, headers: headers, body: body)
         }
         headers[.contentLength] = String(size)
         if headOnly { return Response(status: .ok, headers: headers) }
         let body = try await fileIO.loadFile(path: url.path, context: context)
+        BlobMetrics.served(size, key: key)
         return Response(status: .ok, headers: headers, body: body)
     }
 }

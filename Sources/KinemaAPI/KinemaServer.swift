@@ -181,7 +181,10 @@ public struct KinemaServer: Sendable {
                 open: openStreams),
             webhooks: TaskWebhooksController(store: store, auth: auth), list: TaskListController(store: store, auth: auth, links: links),
             files: FilesController(blobs: blobs, signer: URLSigner(secret: signingSecret)), store: store, draining: draining,
-            engineStatus: engineStatus, worker: worker
+            engineStatus: engineStatus, worker: worker,
+            playground: config.playground
+                ? Playground(engines: config.engines, limits: config.limits, mediaOrigin: config.publicURL.flatMap(Playground.origin(of:)))
+                : nil
         )
     }
 

@@ -16,6 +16,8 @@ public enum Routes {
     public static let readyz = "/readyz"
     public static let openAPI = "/openapi.yaml"
     public static let files = "/files/{key}"
+    /// The web playground's page and files (`--no-playground` turns them off): not API, so not in the OpenAPI document.
+    public static let playground = ["/", Playground.scriptPath, Playground.stylePath]
 
     /// (method, path) of every remote worker route (`docs/worker-protocol.md`); internal, so not in the OpenAPI document.
     public static let workerRoutes: [(method: String, path: String)] = WorkerRoute.allCases.map { ($0.method.lowercased(), $0.template) }
@@ -26,7 +28,7 @@ func buildRouter(
     submit: SubmitController, taskResult: TaskResultController, cancel: TaskCancelController, events: TaskEventsController,
     webhooks: TaskWebhooksController, list: TaskListController, files: FilesController, store: any TaskStore,
     draining: DrainState,
-    engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil
+    engineStatus: EngineStatusBoard = EngineStatusBoard(), worker: WorkerProtocolController? = nil, playground: Playground? = nil
 ) -> Router<KinemaRequestContext> {
     let router = Router(context: KinemaRequestContext.self)
     // Outermost: it logs the answer the contract middleware made of any error, and stamps X-Request-Id on it.
@@ -37,6 +39,7 @@ func buildRouter(
             return request.method == .post ? APIError.createTaskFailed : APIError.getResultFailed
         })
     worker?.addRoutes(to: router)
+    playground?.addRoutes(to: router)
     router.post(RouterPath(stringLiteral: Routes.submit)) { request, context in
         try await submit.submit(request, context: context)
     }

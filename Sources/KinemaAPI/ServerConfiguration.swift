@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var upstreamConcurrency: Int = 16
     /// `GET /metrics` on a listener of its own (`--metrics-port`), never on the public port; `nil`: none.
     public var metrics: MetricsEndpoint?
+    /// The web playground at `/` (`--no-playground` turns it off).
+    public var playground = true
     /// Webhook delivery: attempts, backoff, time cap (`--webhook-…`).
     public var webhooks = WebhookConfiguration()
     /// Comment line interval on event streams (`--event-keepalive-seconds`).

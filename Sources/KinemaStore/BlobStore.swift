@@ -88,6 +88,7 @@ public struct LocalBlobStore: BlobStore {
                 throw Self.wrap(error, "could not write blob \(key)")
             }
         }
+        BlobMetrics.written(Int64(data.count), key: key)
     }
 
     /// Flushes the file, then moves it in (rename within one filesystem, else copy + flush + rename), and
@@ -118,6 +119,7 @@ public struct LocalBlobStore: BlobStore {
                 throw Self.wrap(error, "could not store blob \(key)")
             }
         }
+        BlobMetrics.written(size(of: key) ?? 0, key: key)
     }
 
     public func get(_ key: String) async throws -> Data {

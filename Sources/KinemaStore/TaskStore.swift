@@ -81,6 +81,10 @@ public protocol TaskStore: WebhookStore {
     /// Number of tasks per status (for health and benchmarks).
     func countByStatus() async throws -> [TaskStatus: Int]
 
+    /// Number of tasks per status and engine, only the pairs that have any (queue depth and running tasks by engine,
+    /// for the metrics endpoint).
+    func countByStatusAndEngine() async throws -> [TaskCount]
+
     // MARK: Worker presence
 
     /// Records that `workerID` is looking for work of `route` at `now` (every claim does, at most every few seconds),
@@ -120,5 +124,18 @@ extension TaskStore {
     /// Claims a task routed to `engine` (any features).
     public func claim(workerID: String, engine: String, leaseDuration: TimeInterval, now: Date) async throws -> ClaimedTask? {
         try await claim(workerID: workerID, route: .engine(engine), leaseDuration: leaseDuration, now: now)
+    }
+}
+
+/// How many tasks of one engine are in one status (`TaskStore.countByStatusAndEngine`).
+public struct TaskCount: Sendable, Equatable, Hashable {
+    public var status: TaskStatus
+    public var engine: String
+    public var count: Int
+
+    public init(status: TaskStatus, engine: String, count: Int) {
+        self.status = status
+        self.engine = engine
+        self.count = count
     }
 }

@@ -204,4 +204,11 @@ extension PostgresTaskStore {
         }
         return counts
     }
+
+    public func countByStatusAndEngine() async throws -> [TaskCount] {
+        try await rows("SELECT status, engine, COUNT(*) FROM tasks GROUP BY status, engine").map { row in
+            let (name, engine, count) = try PostgresTaskRow.readable { try row.decode((String, String?, Int).self) }
+            return TaskCount(status: try PostgresTaskRow.status(name), engine: engine ?? EngineNames.motion, count: count)
+        }
+    }
 }

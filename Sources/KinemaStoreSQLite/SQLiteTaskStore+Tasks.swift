@@ -220,4 +220,12 @@ extension SQLiteTaskStore {
             return counts
         }
     }
+
+    public func countByStatusAndEngine() async throws -> [TaskCount] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT status, engine, COUNT(*) AS n FROM tasks GROUP BY status, engine").map { row in
+                TaskCount(status: try TaskRow.status(row["status"]), engine: row["engine"] ?? EngineNames.motion, count: row["n"])
+            }
+        }
+    }
 }

@@ -19,15 +19,21 @@ struct MetricsOptions: ParsableArguments {
     var host: String?
 
     /// The endpoint to serve, or `nil` when metrics are off. Backs the swift-metrics facade with a Prometheus registry
-    /// (once per process) and adds, at each scrape, the store's task counts by status.
-    func endpoint(store: any TaskStore) throws -> MetricsEndpoint? {
+    /// (once per process) and adds, at each scrape, the store's task counts by status and engine (every status of the
+    /// enabled engines, zeros included, and of any other engine that has tasks).
+    func endpoint(store: any TaskStore, engines: [String]) throws -> MetricsEndpoint? {
         guard let port = port ?? Env.int("KINEMA_METRICS_PORT") else { return nil }
         guard (0...65535).contains(port) else { throw CLIError("--metrics-port must be 0…65535.") }
         let registry = Self.registry
         return MetricsEndpoint(host: host ?? Env.string("KINEMA_METRICS_HOST") ?? "127.0.0.1", port: port) {
-            if let counts = try? await store.countByStatus() {
-                for status in TaskStatus.allCases {
-                    registry.makeGauge(descriptor: Self.tasksGauge, labels: [("status", status.rawValue)]).set(Double(counts[status] ?? 0))
+            if let counts = try? await store.countByStatusAndEngine() {
+                let seen = Set(counts.map(\.engine)).union(engines)
+                for engine in seen.sorted() {
+                    for status in TaskStatus.allCases {
+                        let count = counts.first { $0.engine == engine && $0.status == status }?.count ?? 0
+                        registry.makeGauge(descriptor: Self.tasksGauge, labels: [("status", status.rawValue), ("engine", engine)])
+                            .set(Double(count))
+                    }
                 }
             }
             return registry.emitToBuffer()
@@ -36,7 +42,8 @@ struct MetricsOptions: ParsableArguments {
 
     static var tasksGauge: MetricNameDescriptor {
         MetricNameDescriptor(
-            namespace: "kinema", metricName: "tasks", unitName: "", helpText: "Tasks in the store by status, read at each scrape.")
+            namespace: "kinema", metricName: "tasks", unitName: "",
+            helpText: "Tasks in the store by status and engine (queue depth, running), read at each scrape.")
     }
 
     /// The process's registry, bootstrapped into swift-metrics on first use.

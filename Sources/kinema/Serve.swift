@@ -200,6 +200,11 @@ struct Serve: AsyncParsableCommand {
     )
     var maxStreamsPerKey: Int?
 
+    @Flag(
+        name: .customLong("no-playground"),
+        help: "Do not serve the web playground at / (env KINEMA_PLAYGROUND=0); the API is unchanged.")
+    var noPlayground = false
+
     @OptionGroup(title: "Upstream providers (--engine novita|kling|fal)")
     var upstream: UpstreamOptions
 
@@ -306,6 +311,7 @@ struct Serve: AsyncParsableCommand {
         config.upstreamConcurrency = try upstream.concurrency()
         let keepAlive = eventKeepAliveSeconds ?? Env.double("KINEMA_EVENT_KEEPALIVE_SECONDS") ?? 15
         config.maxStreamsPerKey = maxStreamsPerKey ?? Env.int("KINEMA_MAX_STREAMS_PER_KEY") ?? config.maxStreamsPerKey
+        config.playground = !noPlayground && Env.int("KINEMA_PLAYGROUND") != 0
         guard (0.05...3600).contains(keepAlive), config.maxStreamsPerKey >= 1 else {
             throw CLIError("--event-keepalive-seconds must be 0.05…3600 and --max-streams-per-key at least 1.")
         }
@@ -345,7 +351,7 @@ struct Serve: AsyncParsableCommand {
         let store = try dataDirectory.openStore()
         let devKey = try await Self.createDevKeyIfNone(store)
         var config = config
-        config.metrics = try metrics.endpoint(store: store)
+        config.metrics = try metrics.endpoint(store: store, engines: config.engines)
         let server = KinemaServer(
             configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
             imageVerifier: MediaImageVerifier(),
@@ -375,7 +381,7 @@ struct Serve: AsyncParsableCommand {
             if migrate { try await store.migrate() }
             let devKey = try await Self.createDevKeyIfNone(store)
             var config = config
-            config.metrics = try metrics.endpoint(store: store)
+            config.metrics = try metrics.endpoint(store: store, engines: config.engines)
             let server = KinemaServer(
                 configuration: config, store: store, blobs: blobs, engine: EngineCatalog.motion(), imageVerifier: MediaImageVerifier(),
                 signingSecret: secret, nodeID: node, logger: logger, upstreamEngines: gateway?.engines ?? [],

@@ -101,6 +101,25 @@ import Testing
             #expect(try await store.claim(workerID: "g", route: .engine("diffusers"), leaseDuration: 30, now: Fixtures.at(4))?.task.id == id)
         }
     }
+
+    @Test(arguments: StoreBackend.allCases)
+    func countsByStatusAndEngine(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            #expect(try await store.countByStatusAndEngine().isEmpty)
+            for second in 0..<3 { _ = try await Self.enqueue(store, engine: "motion", at: Double(second)) }
+            for second in 3..<5 { _ = try await Self.enqueue(store, engine: "diffusers", at: Double(second)) }
+            let claimed = try #require(
+                try await store.claim(workerID: "gpu-1", engine: "diffusers", leaseDuration: Fixtures.lease, now: Fixtures.at(6)))
+            #expect(try await store.complete(claimed.lease, resultKey: "out.mp4", now: Fixtures.at(7)))
+            _ = try await store.claim(workerID: "cpu-1", engine: "motion", leaseDuration: Fixtures.lease, now: Fixtures.at(8))
+            let counts = Set(try await store.countByStatusAndEngine())
+            #expect(
+                counts == [
+                    TaskCount(status: .queued, engine: "motion", count: 2), TaskCount(status: .processing, engine: "motion", count: 1),
+                    TaskCount(status: .queued, engine: "diffusers", count: 1), TaskCount(status: .succeeded, engine: "diffusers", count: 1),
+                ], "\(counts)")
+        }
+    }
 }
 
 /// The stored request schema: written once, versioned, readable across versions.

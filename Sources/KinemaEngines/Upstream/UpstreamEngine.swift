@@ -91,7 +91,7 @@ final class UpstreamEngine: VideoEngine {
             return
         }
         do {
-            let response = try await http.send(request, timeout: settings.requestTimeout)
+            let response = try await http.send(request, timeout: settings.requestTimeout, provider: provider.name, call: "cancel")
             logger.info("canceled the upstream task", metadata: meta.merging(["status": "\(response.status)"]) { $1 })
         } catch {
             logger.warning("canceling the upstream task failed", metadata: meta.merging(["why": "\(error)"]) { $1 })
@@ -127,7 +127,7 @@ final class UpstreamEngine: VideoEngine {
             let attempt: SubmitAttempt = await Task.detached {
                 let response: UpstreamResponse
                 do {
-                    response = try await http.send(request, timeout: timeout)
+                    response = try await http.send(request, timeout: timeout, provider: provider.name, call: "submit")
                 } catch let error as UpstreamTransportError {
                     return .transport(error)
                 } catch {
@@ -208,7 +208,8 @@ final class UpstreamEngine: VideoEngine {
             try Task.checkCancellation()
             let outcome: LookupOutcome
             do {
-                outcome = provider.readLookup(try await http.send(request, timeout: settings.requestTimeout))
+                outcome = provider.readLookup(
+                    try await http.send(request, timeout: settings.requestTimeout, provider: provider.name, call: "lookup"))
             } catch let error as UpstreamTransportError {
                 outcome = .fault(.transient("\(error)"))
             }
@@ -290,9 +291,11 @@ final class UpstreamEngine: VideoEngine {
     /// One poll (and, for fal, the read of the outcome when it is complete); transport failures are transient faults.
     private func pollOnce(_ handle: UpstreamHandle) async -> PollOutcome {
         do {
-            let outcome = provider.readPoll(try await http.send(try provider.poll(handle), timeout: settings.requestTimeout))
+            let outcome = provider.readPoll(
+                try await http.send(try provider.poll(handle), timeout: settings.requestTimeout, provider: provider.name, call: "poll"))
             guard case .completedElsewhere = outcome, let request = try provider.result(handle) else { return outcome }
-            return provider.readResult(try await http.send(request, timeout: settings.requestTimeout))
+            return provider.readResult(
+                try await http.send(request, timeout: settings.requestTimeout, provider: provider.name, call: "result"))
         } catch let error as UpstreamTransportError {
             return .fault(.transient("\(display): \(error)"))
         } catch let error as EngineError {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import KinemaCore
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -90,6 +91,28 @@ final class UpstreamHTTP: Sendable {
     /// For a start that fails before anything ran.
     func syncShutdown() {
         try? client.syncShutdown()
+    }
+
+    /// Sends `request` as `send(_:timeout:)` does and counts it: `kinema_upstream_calls_total{provider,call,outcome}`
+    /// (outcome: the answer's status class, `not_sent` or `no_answer`) and `kinema_upstream_call_duration_seconds`.
+    func send(_ request: UpstreamRequest, timeout: Duration, provider: String, call: String) async throws -> UpstreamResponse {
+        let started = ContinuousClock.now
+        var outcome = "no_answer"
+        defer {
+            Counter(label: "kinema_upstream_calls_total", dimensions: [("provider", provider), ("call", call), ("outcome", outcome)])
+                .increment()
+            let elapsed = ContinuousClock.now - started
+            Timer(label: "kinema_upstream_call_duration_seconds", dimensions: [("provider", provider), ("call", call)])
+                .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        }
+        do {
+            let response = try await send(request, timeout: timeout)
+            outcome = "\(response.status / 100)xx"
+            return response
+        } catch let error as UpstreamTransportError {
+            if case .notSent = error { outcome = "not_sent" } else { outcome = "no_answer" }
+            throw error
+        }
     }
 
     /// Sends `request`, waiting at most `timeout` for the whole answer.
