@@ -34,10 +34,24 @@ struct FilesController: Sendable {
         case .valid:
             break
         }
-        guard let url = blobs.localURL(for: key), let size = blobs.size(of: key) else {
+        let size: Int64?
+        do {
+            size = try await blobs.size(of: key)
+        } catch let error as BlobError where error.code == .unavailable {
+            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The file store is unreachable; retry shortly.", retryAfter: 5)
+        }
+        guard let size else {
+            // A valid link to a result whose file is gone: retention deleted it (`--result-retention`).
+            if key.hasPrefix(BlobKeys.resultsFolder + "/") {
+                throw APIError(
+                    .notFound, "RESULT_EXPIRED",
+                    "This video was deleted after the server's retention period (--result-retention); it cannot be downloaded any more.")
+            }
             throw APIError(.notFound, "FILE_NOT_FOUND", "The file behind this link no longer exists.")
         }
-        let etag = Self.entityTag(key: key, size: size, modified: Self.modificationTime(url))
+        // Local files are served from disk; others (object storage) are streamed from the store as they arrive.
+        let url = blobs.localURL(for: key)
+        let etag = Self.entityTag(key: key, size: size, modified: url.map(Self.modificationTime) ?? 0)
         var headers: HTTPFields = [
             .contentType: Self.contentType(key),
             .acceptRanges: "bytes",
@@ -65,15 +79,35 @@ struct FilesController: Sendable {
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
             headers[.contentLength] = String(range.count)
             if headOnly { return Response(status: .partialContent, headers: headers) }
-            let body = try await fileIO.loadFile(path: url.path, range: range, context: context)
+            let body = try await self.body(key: key, url: url, range: range, context: context)
             BlobMetrics.served(Int64(range.count), key: key)
             return Response(status: .partialContent, headers: headers, body: body)
         }
         headers[.contentLength] = String(size)
         if headOnly { return Response(status: .ok, headers: headers) }
-        let body = try await fileIO.loadFile(path: url.path, context: context)
+        let body = try await self.body(key: key, url: url, range: nil, context: context)
         BlobMetrics.served(size, key: key)
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// The bytes to send: from the local file, or streamed from the store (a failure mid-body ends the connection,
+    /// which the client sees as a short download against Content-Length).
+    func body(key: String, url: URL?, range: ClosedRange<Int>?, context: some RequestContext) async throws -> ResponseBody {
+        if let url {
+            if let range { return try await fileIO.loadFile(path: url.path, range: range, context: context) }
+            return try await fileIO.loadFile(path: url.path, context: context)
+        }
+        let stream: AsyncThrowingStream<Data, any Error>?
+        do {
+            stream = try await blobs.stream(key, range: range.map { Int64($0.lowerBound)...Int64($0.upperBound) })
+        } catch let error as BlobError where error.code == .unavailable {
+            throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The file store is unreachable; retry shortly.", retryAfter: 5)
+        }
+        guard let stream else { throw APIError(.notFound, "FILE_NOT_FOUND", "The file behind this link no longer exists.") }
+        return ResponseBody { writer in
+            for try await chunk in stream { try await writer.write(ByteBuffer(bytes: chunk)) }
+            try await writer.finish(nil)
+        }
     }
 }
 

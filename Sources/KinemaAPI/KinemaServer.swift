@@ -126,6 +126,10 @@ public struct KinemaServer: Sendable {
                 .init(service: workers, successTerminationBehavior: .ignore),
                 .init(service: rescuer, successTerminationBehavior: .ignore),
                 .init(service: webhooks, successTerminationBehavior: .ignore),
+                .init(
+                    service: RetentionSweeper(
+                        store: store, blobs: blobs, policy: config.retention, interval: config.retentionInterval, holder: nodeID, logger: logger),
+                    successTerminationBehavior: .ignore),
             ] + upstreamPools.map { .init(service: $0, successTerminationBehavior: .ignore) } + [
                 .init(service: DrainMonitor(state: draining), successTerminationBehavior: .ignore)
             ]
@@ -223,9 +227,14 @@ public struct KinemaServer: Sendable {
     private var resultLinks: ResultLinks {
         let config = configuration
         let boundURL = self.boundURL
+        let blobs = self.blobs
+        var presign: (@Sendable (String, Int) -> String?)? = nil
+        if config.presignedVideoURLs {
+            presign = { key, ttl in blobs.presignedURL(for: key, method: "GET", expires: ttl) }
+        }
         return ResultLinks(
             baseURL: { config.publicURL ?? boundURL.value.withLock { $0 } ?? "http://\(config.host):\(config.port)" },
-            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL
+            signer: URLSigner(secret: signingSecret), ttl: config.videoURLTTL, presign: presign
         )
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import KinemaCore
 import KinemaFetch
 import KinemaStore
+import KinemaWorker
 
 /// Everything `kinema serve` is configured with, read once (command line > environment > defaults) and passed down.
 public struct ServerConfiguration: Sendable {
@@ -33,6 +34,12 @@ public struct ServerConfiguration: Sendable {
     public var eventPollInterval: Duration = .milliseconds(250)
     /// Address ranges the safe fetcher may fetch from although they are normally refused.
     public var allowFetchFrom: [IPNetwork] = []
+    /// What is deleted and when (`--keep-inputs`, `--result-retention`); one node at a time sweeps.
+    public var retention = RetentionPolicy()
+    /// How often the retention sweep runs.
+    public var retentionInterval: Duration = .seconds(60)
+    /// `--video-url-mode presigned`: `video_url` is the blob store's own presigned URL (S3), not a `/files/` link.
+    public var presignedVideoURLs = false
     /// Lifetime of signed video URLs, in seconds.
     public var videoURLTTL: Int = 3600
     /// Largest accepted request body, checked before parsing (two 10 MB images in base64 fit).

@@ -102,6 +102,10 @@ struct SubmitController: Sendable {
             context.logger.error("submit failed", metadata: ["error": "\(error)"])
             if let e = error as? StoreError, e.code == .unavailable { throw APIError.unavailable }
             if let e = error as? BlobError, e.code == .noSpace { throw APIError.storageFull }
+            if let e = error as? BlobError, e.code == .unavailable {
+                throw APIError(
+                    .serviceUnavailable, "SERVICE_UNAVAILABLE", "The file store is unreachable; nothing was stored. Retry shortly.", retryAfter: 5)
+            }
             throw APIError.createTaskFailed
         }
         signal.notify(engine: engine)

@@ -70,9 +70,13 @@ struct ResultLinks: Sendable {
     let baseURL: @Sendable () -> String
     let signer: URLSigner
     let ttl: Int
+    /// `--video-url-mode presigned`: links straight to the object store (an S3 presigned GET), so video bytes never
+    /// pass through the API nodes; `nil`: Kinema's own signed `/files/` links.
+    var presign: (@Sendable (_ key: String, _ ttl: Int) -> String?)? = nil
 
     func url(forKey key: String, now: Date) -> String {
-        "\(baseURL())/files/\(key)?\(signer.query(key: key, ttl: ttl, now: now))"
+        if let presign, let url = presign(key, ttl) { return url }
+        return "\(baseURL())/files/\(key)?\(signer.query(key: key, ttl: ttl, now: now))"
     }
 }
 

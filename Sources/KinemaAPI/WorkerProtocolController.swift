@@ -46,7 +46,8 @@ struct WorkerProtocolController: Sendable {
         "This lease is no longer held (it expired and the task was rescued, was given back, or the task already ended); stop working on the task and discard its result."
     )
 
-    var source: StoreWorkSource { StoreWorkSource(store: store, blobs: blobs) }
+    /// Stores remote workers' uploads; a blob store that is down is answered with 503 at once (the worker retries).
+    var source: StoreWorkSource { StoreWorkSource(store: store, blobs: blobs, uploadPatience: .zero) }
 
     func addRoutes(to router: Router<KinemaRequestContext>) {
         for route in WorkerRoute.allCases {

@@ -8,6 +8,9 @@ import Foundation
 /// gateway"). Keys are recorded in the task row, so blobs stored under the earlier `inputs/<id>/image.png` layout
 /// stay readable.
 public enum BlobKeys {
+    /// The top folder of every result key, in every layout so far.
+    public static let resultsFolder = "results"
+
     /// The first image (`end: false`) or the end image of a task; `ext` is `png` or `jpg`.
     public static func input(taskID: UUID, ext: String, end: Bool = false) -> String {
         let id = taskID.uuidString.lowercased()

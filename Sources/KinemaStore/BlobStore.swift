@@ -5,20 +5,30 @@ import Glibc
 
 /// Inputs and outputs by key. Keys are relative paths made of `[A-Za-z0-9._-]` segments separated by `/`.
 ///
-/// Local directory today; the protocol leaves room for an S3-compatible store.
+/// A local directory (`LocalBlobStore`) or an S3-compatible bucket (`KinemaS3.S3BlobStore`); both pass the same
+/// conformance suite.
 public protocol BlobStore: Sendable {
     /// Stores `data` under `key` atomically (readers never see a partial blob).
     func put(_ data: Data, key: String) async throws
-    /// Moves a finished local file into the store under `key` (atomic where the platform allows).
+    /// Moves a finished local file into the store under `key` (atomic where the platform allows); the file is gone
+    /// afterwards.
     func putFile(at url: URL, key: String) async throws
     /// The blob's bytes; throws `BlobError.notFound` when missing.
     func get(_ key: String) async throws -> Data
-    /// A local file path for reading the blob (range requests), or `nil` when missing.
+    /// A local file path for reading the blob (range requests), or `nil` when missing or not on this machine.
     func localURL(for key: String) -> URL?
+    /// The bytes of `range` (or all) as they arrive, or `nil` when missing: for stores without local files.
+    func stream(_ key: String, range: ClosedRange<Int64>?) async throws -> AsyncThrowingStream<Data, any Error>?
     /// Size in bytes, or `nil` when missing.
-    func size(of key: String) -> Int64?
+    func size(of key: String) async throws -> Int64?
     /// Removes the blob if present.
     func delete(_ key: String) async throws
+    /// A URL that lets its holder GET (or PUT) `key` directly for `expires` seconds, where the store can make one.
+    func presignedURL(for key: String, method: String, expires: Int) -> String?
+}
+
+extension BlobStore {
+    public func presignedURL(for key: String, method: String, expires: Int) -> String? { nil }
 }
 
 /// Errors of the blob store.
@@ -27,6 +37,8 @@ public struct BlobError: Error, Sendable, CustomStringConvertible {
         case notFound, invalidKey, io
         /// The filesystem is full (or the quota is used up): a retry may succeed once space is freed.
         case noSpace
+        /// The store could not be reached or is failing (object storage down, throttling): a retry may succeed.
+        case unavailable
     }
 
     public var code: Code
@@ -133,6 +145,30 @@ public struct LocalBlobStore: BlobStore {
     public func localURL(for key: String) -> URL? {
         guard let url = try? path(key), FileManager.default.fileExists(atPath: url.path) else { return nil }
         return url
+    }
+
+    /// The file's bytes in 1 MiB chunks, read off the cooperative pool (downloads use `localURL` instead).
+    public func stream(_ key: String, range: ClosedRange<Int64>?) async throws -> AsyncThrowingStream<Data, any Error>? {
+        guard let url = localURL(for: key) else { return nil }
+        let handle = try FileHandle(forReadingFrom: url)
+        let start = range?.lowerBound ?? 0
+        let length = range.map { $0.upperBound - $0.lowerBound + 1 } ?? Int64.max
+        try handle.seek(toOffset: UInt64(start))
+        return AsyncThrowingStream { continuation in
+            DispatchQueue.global().async {
+                defer { try? handle.close() }
+                var left = length
+                do {
+                    while left > 0, let chunk = try handle.read(upToCount: Int(min(left, 1 << 20))), !chunk.isEmpty {
+                        continuation.yield(chunk)
+                        left -= Int64(chunk.count)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+        }
     }
 
     public func size(of key: String) -> Int64? {

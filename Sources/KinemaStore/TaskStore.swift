@@ -7,7 +7,7 @@ import KinemaCore
 /// conformance suite. Time is always passed in (`now`) so behaviour is testable without sleeping.
 /// Worker writes (`heartbeat`, `complete`, `fail`, `release`) are fenced by the lease: they return
 /// `false` and change nothing unless the task is still PROCESSING under that exact lease.
-public protocol TaskStore: WebhookStore {
+public protocol TaskStore: WebhookStore, RetentionStore {
     // MARK: Tasks
 
     /// Stores a new QUEUED task. Throws `StoreError.duplicateTask` if the id exists.

@@ -17,7 +17,7 @@ enum PostgresTaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
     static let statusColumns = """
-        id, status, COALESCE((upstream::jsonb ->> 'seed')::bigint, (request_json::jsonb ->> 'seed')::bigint) AS seed, engine, features, result_key, reason, progress_percent,
+        id, status, COALESCE((upstream::jsonb ->> 'seed')::bigint, (request_json::jsonb ->> 'seed')::bigint) AS seed, engine, features, CASE WHEN result_deleted_at IS NULL THEN result_key END AS result_key, reason, progress_percent,
         eta_seconds, created_at, started_at, finished_at
         """
 

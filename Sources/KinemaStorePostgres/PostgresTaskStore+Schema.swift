@@ -287,6 +287,26 @@ extension PostgresTaskStore {
                 )
                 """,
             ]),
+        PostgresMigration(
+            version: 12, name: "retention",
+            statements: [
+                // When retention deleted a task's inputs and its result (the row stays; a deleted result reads as none).
+                "ALTER TABLE tasks ADD COLUMN inputs_deleted_at BIGINT",
+                "ALTER TABLE tasks ADD COLUMN result_deleted_at BIGINT",
+                """
+                CREATE INDEX tasks_inputs_due ON tasks (finished_at)
+                WHERE status IN ('succeeded', 'failed', 'canceled') AND inputs_deleted_at IS NULL
+                """,
+                "CREATE INDEX tasks_results_due ON tasks (finished_at) WHERE status = 'succeeded' AND result_deleted_at IS NULL",
+                // One node at a time runs each maintenance job (the retention sweep).
+                """
+                CREATE TABLE maintenance_claims (
+                    name          TEXT   NOT NULL PRIMARY KEY,
+                    holder        TEXT   NOT NULL,
+                    claimed_until BIGINT NOT NULL
+                )
+                """,
+            ]),
     ]
 
     /// The schema version this build migrates databases to.

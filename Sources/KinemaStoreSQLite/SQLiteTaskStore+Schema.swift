@@ -260,6 +260,26 @@ extension SQLiteTaskStore {
                     ) STRICT
                     """)
         },
+        SchemaMigration(version: 12, name: "retention") { db in
+            // When retention deleted a task's inputs and its result (the row stays; a deleted result reads as none).
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN inputs_deleted_at INTEGER")
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN result_deleted_at INTEGER")
+            try db.execute(
+                sql: """
+                    CREATE INDEX tasks_inputs_due ON tasks (finished_at)
+                    WHERE status IN ('succeeded', 'failed', 'canceled') AND inputs_deleted_at IS NULL
+                    """)
+            try db.execute(sql: "CREATE INDEX tasks_results_due ON tasks (finished_at) WHERE status = 'succeeded' AND result_deleted_at IS NULL")
+            // One node at a time runs each maintenance job (the retention sweep).
+            try db.execute(
+                sql: """
+                    CREATE TABLE maintenance_claims (
+                        name          TEXT    NOT NULL PRIMARY KEY,
+                        holder        TEXT    NOT NULL,
+                        claimed_until INTEGER NOT NULL
+                    ) STRICT
+                    """)
+        },
     ]
 
     /// Applies pending migrations in one IMMEDIATE transaction, so processes opening a fresh file at

@@ -17,7 +17,7 @@ enum TaskRow {
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task.
     static let statusColumns = """
-        id, status, COALESCE(json_extract(upstream, '$.seed'), json_extract(request_json, '$.seed')) AS seed, engine, features, result_key, reason, progress_percent, eta_seconds,
+        id, status, COALESCE(json_extract(upstream, '$.seed'), json_extract(request_json, '$.seed')) AS seed, engine, features, CASE WHEN result_deleted_at IS NULL THEN result_key END AS result_key, reason, progress_percent, eta_seconds,
         created_at, started_at, finished_at
         """
 

@@ -137,13 +137,23 @@ public struct RemoteWorkSource: WorkSource {
         } catch {
             throw WorkerError(.io, "cannot read the result file \(resultFile.path): \(error.localizedDescription)")
         }
-        var request = HTTPClientRequest(url: url(WorkerProtocolPaths.result(taskID: lease.taskID) + "?lease_id=" + Self.text(lease.leaseID)))
-        request.method = .PUT
-        request.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
-        request.headers.add(name: "Content-Type", value: "video/mp4")
-        request.body = .stream(FileChunks(url: resultFile), length: .known(size))
-        let response = try await client.execute(request, timeout: Self.timeAmount(configuration.uploadTimeout))
-        let answer = (status: response.status, body: try await response.body.collect(upTo: 1024 * 1024))
+        // A node whose blob store is down answers 503: the upload is sent again (1 s, doubling to 30 s, for up to
+        // 10 minutes) while the pool heartbeats the lease.
+        let giveUp = ContinuousClock.now + .seconds(600)
+        var delay = Duration.seconds(1)
+        var answer: (status: HTTPResponseStatus, body: ByteBuffer)
+        while true {
+            var request = HTTPClientRequest(url: url(WorkerProtocolPaths.result(taskID: lease.taskID) + "?lease_id=" + Self.text(lease.leaseID)))
+            request.method = .PUT
+            request.headers.add(name: "Authorization", value: "Bearer \(configuration.token)")
+            request.headers.add(name: "Content-Type", value: "video/mp4")
+            request.body = .stream(FileChunks(url: resultFile), length: .known(size))
+            let response = try await client.execute(request, timeout: Self.timeAmount(configuration.uploadTimeout))
+            answer = (status: response.status, body: try await response.body.collect(upTo: 1024 * 1024))
+            guard answer.status == .serviceUnavailable, ContinuousClock.now + delay < giveUp else { break }
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(30))
+        }
         switch answer.status {
         case .ok: return true
         case .conflict: return false

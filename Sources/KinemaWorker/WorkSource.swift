@@ -46,10 +46,17 @@ public struct StoreWorkSource: WorkSource {
     let store: any TaskStore
     let blobs: any BlobStore
     let now: @Sendable () -> Date
+    /// How long a result upload is retried while the blob store is unavailable (object storage down); the worker
+    /// heartbeats meanwhile, so the task stays its own. Zero where someone else retries (the node storing a remote
+    /// worker's upload answers 503 and the worker sends it again).
+    let uploadPatience: Duration
 
-    public init(store: any TaskStore, blobs: any BlobStore, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        store: any TaskStore, blobs: any BlobStore, uploadPatience: Duration = .seconds(600), now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.blobs = blobs
+        self.uploadPatience = uploadPatience
         self.now = now
     }
 
@@ -72,10 +79,28 @@ public struct StoreWorkSource: WorkSource {
         try await store.heartbeat(lease, progress: progress, leaseDuration: leaseDuration, now: now())
     }
 
+    /// Stores the result, trying again (1 s, doubling to 30 s) while the store is unavailable, up to `uploadPatience`.
+    func storeRetrying(_ file: URL, key: String, taskID: UUID) async throws {
+        let giveUp = ContinuousClock.now + uploadPatience
+        var delay = Duration.seconds(1)
+        while true {
+            do {
+                try await blobs.putFile(at: file, key: key)
+                return
+            } catch let error as BlobError where error.code == .unavailable && ContinuousClock.now + delay < giveUp {
+                Logger(label: "kinema.worker").warning(
+                    "the blob store is unavailable; the result upload will be tried again",
+                    metadata: ["task": "\(taskID)", "retry_in_seconds": "\(delay.components.seconds)", "error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
     public func complete(_ lease: TaskLease, resultFile: URL) async throws -> Bool {
         let key = Self.resultKey(lease)
         do {
-            try await blobs.putFile(at: resultFile, key: key)
+            try await storeRetrying(resultFile, key: key, taskID: lease.taskID)
         } catch {
             // The reason is shown to the caller: no paths or system errors in it; the log has them.
             Logger(label: "kinema.worker").error("storing a result failed", metadata: ["task": "\(lease.taskID)", "error": "\(error)"])
@@ -93,7 +118,7 @@ public struct StoreWorkSource: WorkSource {
             // is gone, so nothing else removes it): only this lease's copy is the result.
             for attempt in attempts where attempt.leaseID != lease.leaseID {
                 let other = TaskLease(taskID: lease.taskID, leaseID: attempt.leaseID, workerID: attempt.workerID, attempt: attempt.attempt)
-                if blobs.size(of: Self.resultKey(other)) != nil { try? await blobs.delete(Self.resultKey(other)) }
+                if (try? await blobs.size(of: Self.resultKey(other))) != nil { try? await blobs.delete(Self.resultKey(other)) }
             }
         }
         return completed

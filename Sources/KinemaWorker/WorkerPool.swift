@@ -220,7 +220,13 @@ public struct WorkerPool: Service {
         switch outcome {
         case .success:
             do {
-                let completed = try await detached { try await source.complete(lease, resultFile: output) }
+                // Heartbeats go on while the result is stored: an upload retried while object storage is down keeps
+                // the lease instead of letting the task be rescued and rendered again.
+                let completed = try await detached {
+                    try await Self.heartbeating(lease, source: source, configuration: configuration) {
+                        try await source.complete(lease, resultFile: output)
+                    }
+                }
                 if completed {
                     logger.info("render succeeded", metadata: meta)
                     let seconds = ContinuousClock.now - started
@@ -253,6 +259,33 @@ public struct WorkerPool: Service {
             await finish { try await source.fail(lease, reason: reason, retryable: retryable) }
             Counter(label: "kinema_renders_total", dimensions: [("engine", engine.name), ("outcome", "failed")]).increment()
             logger.warning("render failed", metadata: meta.merging(["reason": "\(reason)", "retryable": "\(retryable)"]) { $1 })
+        }
+    }
+
+    /// Runs `body` while heartbeating `lease` (no progress change); a lost lease cancels `body`.
+    static func heartbeating<T: Sendable>(
+        _ lease: TaskLease, source: any WorkSource, configuration: WorkerConfiguration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: configuration.heartbeatInterval)
+                    let alive =
+                        (try? await source.heartbeat(
+                            lease, progress: RenderProgress(percent: 99, etaSeconds: 0), leaseDuration: configuration.leaseDuration))
+                        ?? true
+                    if !alive { throw CancellationError() }
+                }
+                return nil
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw CancellationError()
         }
     }
 

@@ -5,6 +5,7 @@ import KinemaCore
 import KinemaEngines
 import KinemaFetch
 import KinemaMotion
+import KinemaS3
 import KinemaStore
 import KinemaStoreSQLite
 import KinemaStorePostgres
@@ -205,6 +206,19 @@ struct Serve: AsyncParsableCommand {
         help: "Do not serve the web playground at / (env KINEMA_PLAYGROUND=0); the API is unchanged.")
     var noPlayground = false
 
+    @Option(
+        name: .customLong("video-url-mode"),
+        help:
+            "kinema: video_url is this server's signed /files/ link (bytes pass through the API node); presigned: an S3 presigned GET URL straight to the bucket (needs --blob-store; env KINEMA_VIDEO_URL_MODE, default kinema)."
+    )
+    var videoURLMode: String?
+
+    @OptionGroup(title: "Object storage (--blob-store s3://…)")
+    var blobOptions: BlobStoreOptions
+
+    @OptionGroup(title: "Retention")
+    var retention: RetentionOptions
+
     @OptionGroup(title: "Upstream providers (--engine novita|kling|fal)")
     var upstream: UpstreamOptions
 
@@ -312,6 +326,11 @@ struct Serve: AsyncParsableCommand {
         let keepAlive = eventKeepAliveSeconds ?? Env.double("KINEMA_EVENT_KEEPALIVE_SECONDS") ?? 15
         config.maxStreamsPerKey = maxStreamsPerKey ?? Env.int("KINEMA_MAX_STREAMS_PER_KEY") ?? config.maxStreamsPerKey
         config.playground = !noPlayground && Env.int("KINEMA_PLAYGROUND") != 0
+        config.retention = try retention.policy()
+        if let seconds = Env.double("KINEMA_RETENTION_SWEEP_SECONDS"), seconds >= 0.05 {
+            // For tests and operators who want deletions to follow retention closely (default: once a minute).
+            config.retentionInterval = .milliseconds(Int64(seconds * 1000))
+        }
         guard (0.05...3600).contains(keepAlive), config.maxStreamsPerKey >= 1 else {
             throw CLIError("--event-keepalive-seconds must be 0.05…3600 and --max-streams-per-key at least 1.")
         }
@@ -319,17 +338,35 @@ struct Serve: AsyncParsableCommand {
         config.webhooks = try webhooks.configuration()
         let database = self.database ?? Env.string("KINEMA_DATABASE_URL")
         let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR")
+        let s3 = try blobOptions.s3Store()
+        if s3 != nil, blobPath != nil { throw CLIError("--blob-store and --blob-dir exclude each other: blobs live in one place.") }
+        // Nodes sharing a database and a bucket share the secret kept in the bucket.
+        switch videoURLMode ?? Env.string("KINEMA_VIDEO_URL_MODE") ?? "kinema" {
+        case "kinema": config.presignedVideoURLs = false
+        case "presigned":
+            guard s3 != nil else { throw CLIError("--video-url-mode presigned needs --blob-store s3://…: only object storage presigns URLs.") }
+            guard config.videoURLTTL <= 604_800 else {
+                throw CLIError("--video-url-mode presigned allows --video-url-ttl up to 604800 (7 days, S3's limit).")
+            }
+            config.presignedVideoURLs = true
+        case let other: throw CLIError("--video-url-mode must be kinema or presigned, not \(other).")
+        }
+        let bucketSecret: [UInt8]?
+        if database != nil, let s3 { bucketSecret = try await BlobStoreOptions.sharedSigningSecret(s3) } else { bucketSecret = nil }
         let gateway = try upstream.gateway(
             enabled: config.engines, allowFetchFrom: config.allowFetchFrom, publicURL: config.publicURL, logger: logger,
             signingSecret: {
                 // The secret this node signs links with: beside the shared blobs with --database, else the data dir's.
+                if let bucketSecret { return bucketSecret }
                 if database != nil, let blobPath {
                     return try Self.sharedSecrets(blobRoot: URL(fileURLWithPath: blobPath, isDirectory: true), access: access).signingSecret()
                 }
                 return try dataDirectory.signingSecret()
             })
         do {
-            try await serve(config: config, dataDirectory: dataDirectory, access: access, gateway: gateway, logger: logger)
+            try await serve(
+                config: config, dataDirectory: dataDirectory, access: access, gateway: gateway, s3: s3, bucketSecret: bucketSecret,
+                logger: logger)
         } catch {
             await gateway?.shutdown()
             throw error
@@ -339,10 +376,25 @@ struct Serve: AsyncParsableCommand {
 
     /// Runs the node on the embedded data directory, or on the shared database when one is given.
     func serve(
-        config: ServerConfiguration, dataDirectory: DataDirectory, access: FileAccess, gateway: UpstreamGateway?, logger: Logger
+        config: ServerConfiguration, dataDirectory: DataDirectory, access: FileAccess, gateway: UpstreamGateway?, s3: S3BlobStore?,
+        bucketSecret: [UInt8]?, logger: Logger
     ) async throws {
         if let url = database ?? Env.string("KINEMA_DATABASE_URL") {
-            try await runShared(databaseURL: url, config: config, access: access, gateway: gateway, logger: logger)
+            let blobs: any BlobStore
+            let secret: [UInt8]
+            let place: String
+            if let s3, let bucketSecret {
+                (blobs, secret, place) = (s3, bucketSecret, "blobs: s3://\(s3.client.configuration.bucket)")
+            } else {
+                guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
+                    throw CLIError(
+                        "--database needs --blob-dir (or KINEMA_BLOB_DIR), a directory every node and worker shares, or --blob-store s3://BUCKET.")
+                }
+                let local = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
+                (blobs, secret, place) = (local, try Self.sharedSecrets(blobRoot: local.root, access: access).signingSecret(), "blobs: \(blobPath)")
+            }
+            try await runShared(
+                databaseURL: url, config: config, blobs: blobs, secret: secret, place: place, gateway: gateway, logger: logger)
             return
         }
 
@@ -353,7 +405,7 @@ struct Serve: AsyncParsableCommand {
         var config = config
         config.metrics = try metrics.endpoint(store: store, engines: config.engines)
         let server = KinemaServer(
-            configuration: config, store: store, blobs: try dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
+            configuration: config, store: store, blobs: try s3 ?? dataDirectory.openBlobs(), engine: EngineCatalog.motion(),
             imageVerifier: MediaImageVerifier(),
             signingSecret: try dataDirectory.signingSecret(), nodeID: try dataDirectory.nodeID(), logger: logger,
             upstreamEngines: gateway?.engines ?? [], engineStatus: gateway?.status ?? EngineStatusBoard()
@@ -368,12 +420,10 @@ struct Serve: AsyncParsableCommand {
 
     /// Scale-out mode: tasks in a shared PostgreSQL, blobs (and the URL-signing secret) in a shared directory.
     /// No data-dir lock: any number of nodes may serve the same database.
-    func runShared(databaseURL: String, config: ServerConfiguration, access: FileAccess, gateway: UpstreamGateway?, logger: Logger) async throws {
-        guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
-            throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): a directory every node and worker shares.")
-        }
-        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
-        let secret = try Self.sharedSecrets(blobRoot: blobs.root, access: access).signingSecret()
+    func runShared(
+        databaseURL: String, config: ServerConfiguration, blobs: any BlobStore, secret: [UInt8], place: String, gateway: UpstreamGateway?,
+        logger: Logger
+    ) async throws {
         let node = nodeID ?? Env.string("KINEMA_NODE_ID") ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
         let store = try PostgresTaskStore(url: databaseURL, logger: logger)
         let migrate = !noMigrate
@@ -390,7 +440,7 @@ struct Serve: AsyncParsableCommand {
             let workers = config.workers
             try await server.run { url in
                 Self.announce(
-                    url: url, where: "database, blobs: \(blobs.root.path)", workers: workers, devKey: devKey,
+                    url: url, where: "database, \(place)", workers: workers, devKey: devKey,
                     keysHint: "--database URL")
             }
         }

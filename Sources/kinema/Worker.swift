@@ -3,6 +3,7 @@ import Foundation
 import KinemaAPI
 import KinemaCore
 import KinemaEngines
+import KinemaS3
 import KinemaStore
 import KinemaStorePostgres
 import KinemaWorker
@@ -57,6 +58,9 @@ struct Worker: AsyncParsableCommand {
 
     @Option(name: .customLong("blob-dir"), help: "With --database: the blob directory the API nodes share (env KINEMA_BLOB_DIR).")
     var blobDir: String?
+
+    @OptionGroup(title: "Object storage (with --database: --blob-store s3://… instead of --blob-dir)")
+    var blobOptions: BlobStoreOptions
 
     @Option(
         name: .customLong("poll-seconds"),
@@ -134,13 +138,27 @@ struct Worker: AsyncParsableCommand {
     /// Database mode: claims from the shared PostgreSQL, blobs from the shared directory, and a lease rescuer of
     /// its own (safe beside the API nodes' rescuers: each task is rescued once).
     func runOnDatabase(url: String, id: String, count: Int, timing: Timing, access: FileAccess, logger: Logger) async throws {
-        guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
-            throw CLIError("--database needs --blob-dir (or KINEMA_BLOB_DIR): the blob directory the API nodes share.")
+        let blobs: any BlobStore
+        let scratch: URL
+        if let s3 = try blobOptions.s3Store() {
+            guard blobDir ?? Env.string("KINEMA_BLOB_DIR") == nil else {
+                throw CLIError("--blob-store and --blob-dir exclude each other: blobs live in one place.")
+            }
+            blobs = s3
+            scratch = URL(
+                fileURLWithPath: scratchDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("kinema-worker-\(id)").path,
+                isDirectory: true)
+        } else {
+            guard let blobPath = blobDir ?? Env.string("KINEMA_BLOB_DIR") else {
+                throw CLIError(
+                    "--database needs --blob-dir (or KINEMA_BLOB_DIR), the blob directory the API nodes share, or --blob-store s3://BUCKET.")
+            }
+            let local = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
+            blobs = local
+            // Same filesystem as the blobs, so a finished render is moved, not copied.
+            scratch = URL(
+                fileURLWithPath: scratchDir ?? local.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
         }
-        let blobs = try LocalBlobStore(root: URL(fileURLWithPath: blobPath, isDirectory: true), access: access)
-        // Same filesystem as the blobs, so a finished render is moved, not copied.
-        let scratch = URL(
-            fileURLWithPath: scratchDir ?? blobs.root.deletingLastPathComponent().appendingPathComponent("scratch").path, isDirectory: true)
         let config = timing.apply(to: WorkerConfiguration(count: count, nodeID: id, scratchDirectory: scratch))
         let store = try PostgresTaskStore(url: url, logger: logger)
         FileHandle.standardOutput.write(Data("Kinema worker \(id) pulling tasks from the database (concurrency \(count))\n".utf8))

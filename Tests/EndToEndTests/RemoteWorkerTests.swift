@@ -545,9 +545,12 @@ final class RemoteWorkerProcess: @unchecked Sendable {
     }
 
     /// Starts `kinema worker ARGS` and waits (bounded) for its start line.
-    static func start(_ args: [String]) async throws -> RemoteWorkerProcess {
+    static func start(_ args: [String], environment: [String: String] = [:]) async throws -> RemoteWorkerProcess {
         let p = Process()
         p.executableURL = ServerProcess.binary
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         p.arguments = ["worker", "--log-level", "info", "--log-format", "text"] + args
         let worker = RemoteWorkerProcess(process: p)
         let out = Pipe()

@@ -1,0 +1,141 @@
+import Foundation
+import KinemaTestSupport
+import NIOHTTP1
+import Testing
+
+/// Kinema on several machines with no shared filesystem: PostgreSQL and an S3-protocol server (moto, signatures
+/// checked) hold everything; API nodes and workers share nothing else.
+@Suite(.serialized) struct ObjectStorageTests {
+    static func s3Options(_ moto: MotoServer, prefix: String) -> [String] {
+        ["--blob-store", "s3://\(moto.bucket)/\(prefix)", "--s3-endpoint", moto.endpoint, "--s3-path-style"]
+    }
+
+    @Test func twoNodesAndTwoWorkersShareOnlyTheDatabaseAndTheBucket() async throws {
+        let pg = try await ThrowawayPostgres.start()
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let nodeA = try ServerProcess(), nodeB = try ServerProcess(), presigning = try ServerProcess()
+        var workers: [RemoteWorkerProcess] = []
+        defer {
+            for w in workers { w.kill() }
+            for node in [nodeA, nodeB, presigning] {
+                if let p = node.process { send(SIGKILL, to: p) }
+                node.removeData()
+            }
+        }
+        let s3 = Self.s3Options(moto, prefix: "deploy")
+        try await nodeA.start(["--database", pg.url] + s3, workers: 0, environment: moto.environment)
+        try await nodeB.start(["--database", pg.url] + s3, workers: 0, environment: moto.environment)
+        let key = try #require(nodeA.devKey)
+
+        // One database worker (uploads straight to the bucket) and one remote worker (uploads through node A).
+        let tokenRun = try await ServerProcess.cli(["worker-token", "create", "--name", "s3", "--database", pg.url])
+        let token = try #require(tokenRun.stdout.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) })
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-s3-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        workers.append(
+            try await RemoteWorkerProcess.start(
+                ["--database", pg.url, "--worker-id", "db1", "--scratch-dir", scratch.appendingPathComponent("db1").path] + s3,
+                environment: moto.environment))
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote1", "--scratch-dir",
+                scratch.appendingPathComponent("remote1").path,
+            ]))
+
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        var ids: [String] = []
+        for _ in 0..<6 {
+            let r = try await HTTP.submit(nodeA.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 3])
+            #expect(r.status == 200, "\(r.text)")
+            ids.append(try #require(r.json["task_id"] as? String))
+        }
+        var owners: Set<String> = []
+        for id in ids {
+            let done = try await HTTP.waitForTerminal(nodeB.baseURL, key: key, id: id, timeout: .seconds(180))
+            #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+            let worker = try await pg.query("SELECT worker_id FROM task_attempts WHERE task_id = '\(id)' AND outcome = 'succeeded'")
+            owners.insert(String(worker.first?.first?.split(separator: "/").first ?? ""))
+        }
+        #expect(owners.contains("db1") && owners.contains("remote"), "both kinds of worker rendered: \(owners)")
+
+        // Downloaded from node B, which streams the object from the bucket; ranges too.
+        let result = try await HTTP.result(nodeB.baseURL, key: key, id: ids[0])
+        let url = try #require(((result.json["videos"] as? [[String: Any]])?.first)?["video_url"] as? String)
+        #expect(url.hasPrefix(nodeB.baseURL + "/files/results/"))
+        let whole = try await HTTP.get(url)
+        #expect(whole.status == 200 && whole.body.count > 1000 && String(decoding: whole.body[4..<8], as: UTF8.self) == "ftyp")
+        let part = try await HTTP.get(url, headers: [("Range", "bytes=100-1099")])
+        #expect(part.status == 206 && part.body == whole.body[100...1099])
+        #expect(part.headers.first(name: "Content-Range") == "bytes 100-1099/\(whole.body.count)")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("kinema-s3-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try whole.body.write(to: file)
+        let video = try #require(try await Tools.probe(file).first { $0["codec_type"] as? String == "video" })
+        #expect(video["nb_read_frames"] as? String == "72")
+        // Nothing was written beside the nodes: no blob folder in their data directories.
+        for node in [nodeA, nodeB] {
+            #expect(!FileManager.default.fileExists(atPath: node.dataDir.appendingPathComponent("blobs/results").path))
+        }
+
+        // Presigned mode: video_url goes straight to the bucket, and a plain client fetches the same bytes.
+        try await presigning.start(
+            ["--database", pg.url, "--video-url-mode", "presigned"] + s3, workers: 0, environment: moto.environment)
+        let direct = try await HTTP.result(presigning.baseURL, key: key, id: ids[0])
+        let presigned = try #require(((direct.json["videos"] as? [[String: Any]])?.first)?["video_url"] as? String)
+        #expect(presigned.hasPrefix("\(moto.endpoint)/\(moto.bucket)/deploy/results/") && presigned.contains("X-Amz-Signature="))
+        let fetched = try await HTTP.get(presigned)
+        #expect(fetched.status == 200 && fetched.body == whole.body)
+        let ranged = try await HTTP.get(presigned, headers: [("Range", "bytes=0-99")])
+        #expect(ranged.status == 206 && ranged.body == whole.body[0...99])
+
+        for w in workers { _ = await w.terminate() }
+        for node in [nodeA, nodeB, presigning] { await node.terminate() }
+        await pg.stop()
+    }
+
+    @Test func whileS3IsDownSubmitsAnswer503AndARunningTaskWaitsToUpload() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(Self.s3Options(moto, prefix: "outage"), workers: 1, environment: moto.environment)
+        let key = try #require(server.devKey)
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+
+        // A task that renders for a few seconds; S3 goes down before it finishes.
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "orbit around", "duration": 15])
+        let id = try #require(r.json["task_id"] as? String)
+        let running = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < running {
+            let task = try await HTTP.result(server.baseURL, key: key, id: id).json["task"] as? [String: Any]
+            if task?["status"] as? String == "TASK_STATUS_PROCESSING" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await moto.down()
+
+        // Submits are refused with 503 and Retry-After, and nothing is stored.
+        let refused = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "x", "duration": 3])
+        #expect(refused.status == 503, "\(refused.text)")
+        #expect(refused.headers.first(name: "Retry-After") != nil)
+        #expect(refused.json["reason"] as? String == "SERVICE_UNAVAILABLE")
+        let list = try await HTTP.get(server.baseURL + "/v3/async/tasks?limit=10", key: key)
+        #expect((list.json["tasks"] as? [Any])?.count == 1, "only the first task exists: \(list.text)")
+
+        // The render finishes and its upload waits (the worker keeps its lease); S3 comes back and the task succeeds.
+        let waitingLogged = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < waitingLogged, !server.log.contains("the result upload will be tried again") {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(server.log.contains("the result upload will be tried again"), "\(server.log.suffix(2000))")
+        try await moto.up()
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(120))
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+        let attempts = try await HTTP.get(server.baseURL + "/v3/async/task-result?task_id=\(id)", key: key)
+        #expect(attempts.status == 200)
+        let url = try #require(((done["videos"] as? [[String: Any]])?.first)?["video_url"] as? String)
+        let video = try await HTTP.get(url)
+        #expect(video.status == 200 && String(decoding: video.body[4..<8], as: UTF8.self) == "ftyp")
+        await server.terminate()
+    }
+}
