@@ -40,12 +40,13 @@ test-worker:
 	cd workers/diffusers && ../../.venv-worker/bin/pytest -q
 
 ## Print the benchmark figures recorded in docs/benchmarks.md (motion engine, API load, upstream gateway, event streams,
-## webhook dispatch).
+## webhook dispatch, blob stores).
 bench: build
 	bash scripts/bench
 	python3 scripts/bench-gateway
 	python3 scripts/bench-streams
 	python3 scripts/bench-webhooks
+	python3 scripts/bench-blobs
 
 ## Soak: 500 short tasks at a steady rate while the server and workers are SIGKILLed at random moments, on SQLite and
 ## on a throwaway PostgreSQL; fails unless 0 tasks are lost, 0 results duplicated and no 5xx comes outside a kill window.

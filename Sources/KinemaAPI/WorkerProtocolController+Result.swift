@@ -63,6 +63,60 @@ extension WorkerProtocolController {
             WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.succeeded.contractName, leaseSeconds: 0))
     }
 
+    /// `POST …/uploaded`: the worker PUT its result to the claim's presigned URL. The node checks the object (the size
+    /// the worker reports, under the cap, an ISO BMFF `ftyp` box first) and completes the task with it; a bad object
+    /// is deleted and answered 400, and the lease stays held (the worker may upload again, through the node).
+    func uploaded(_ request: Request, context: KinemaRequestContext) async throws -> Response {
+        let token = try await auth.token(for: request)
+        let taskID = try Self.taskID(context)
+        let body = try await decode(WorkerUploadedRequest.self, from: request, context: context)
+        let lease = try await resolveLease(taskID: taskID, leaseID: body.leaseID, token: token)
+        let key = BlobKeys.result(taskID: taskID, leaseID: lease.leaseID)
+        func refuse(_ message: String) async throws -> Never {
+            try? await blobs.delete(key)
+            throw APIError(.badRequest, "INVALID_RESULT", message, metadata: ["field": "size"])
+        }
+        let size: Int64?
+        let head: Data
+        do {
+            size = try await blobs.size(of: key)
+            var bytes = Data()
+            if let size, size >= 12, let stream = try await blobs.stream(key, range: 0...11) {
+                for try await chunk in stream { bytes.append(chunk) }
+            }
+            head = bytes
+        } catch let error as BlobError where error.code == .unavailable {
+            throw APIError.unavailable
+        }
+        guard let size else {
+            throw APIError(.badRequest, "INVALID_RESULT", "No result was uploaded to the claim's result_upload URL.", metadata: ["field": "size"])
+        }
+        guard size == body.size else { try await refuse("The uploaded result has \(size) bytes, not the \(body.size) reported.") }
+        guard size <= Int64(configuration.maxResultBytes) else {
+            try await refuse("The uploaded result has \(size) bytes; the limit is \(configuration.maxResultBytes) bytes.")
+        }
+        guard Self.startsWithFileType(head) else {
+            try await refuse("The uploaded result is not an MP4 file (it must start with an ISO BMFF 'ftyp' box).")
+        }
+        let completed: Bool
+        do {
+            completed = try await source.completeStored(lease, key: key)
+        } catch let error as StoreError where error.code == .unavailable {
+            throw APIError.unavailable
+        }
+        guard completed else { throw Self.leaseLost }
+        context.logger.info("remote result stored directly", metadata: ["task": "\(taskID)", "worker": "\(lease.workerID)", "bytes": "\(size)"])
+        return JSONWire.response(
+            WorkerTaskStateResponse(taskID: taskID.uuidString.lowercased(), status: TaskStatus.succeeded.contractName, leaseSeconds: 0))
+    }
+
+    /// Whether the first 12 bytes hold an ISO BMFF `ftyp` box header (size ≥ 8, then the type at bytes 4…7).
+    static func startsWithFileType(_ head: Data) -> Bool {
+        guard head.count >= 12 else { return false }
+        let size = head.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        return head[head.startIndex + 4..<head.startIndex + 8].elementsEqual("ftyp".utf8) && size >= 8
+    }
+
     /// Whether the file starts with an ISO BMFF `ftyp` box (size, then the type at bytes 4…7).
     static func looksLikeMP4(_ file: URL) -> Bool {
         guard let handle = try? FileHandle(forReadingFrom: file) else { return false }

@@ -66,6 +66,7 @@ struct WorkerProtocolController: Sendable {
         case .input: try await input(request, context: context)
         case .heartbeat: try await heartbeat(request, context: context)
         case .result: try await result(request, context: context)
+        case .uploaded: try await uploaded(request, context: context)
         case .fail: try await fail(request, context: context)
         case .release: try await release(request, context: context)
         }
@@ -107,7 +108,16 @@ struct WorkerProtocolController: Sendable {
                         "task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)",
                         "engine": "\(claimed.task.engine ?? "")", "model": "\(body.model ?? "")",
                     ])
-                return JSONWire.response(Self.claimResponse(claimed, leaseSeconds: leaseSeconds))
+                var answer = Self.claimResponse(claimed, leaseSeconds: leaseSeconds)
+                if body.directUpload == true {
+                    // Valid for long enough to render and upload under a renewed lease; the node checks what landed.
+                    let expires = max(3600, leaseSeconds * 4)
+                    let key = BlobKeys.result(taskID: claimed.task.id, leaseID: claimed.lease.leaseID)
+                    answer.resultUpload = blobs.presignedURL(for: key, method: "PUT", expires: expires).map {
+                        WorkerDirectUploadBody(url: $0, expiresSeconds: expires)
+                    }
+                }
+                return JSONWire.response(answer)
             }
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero || Task.isCancelled { return Response(status: .noContent) }

@@ -19,6 +19,8 @@ public enum WorkerProtocolPaths {
     public static func heartbeat(taskID: UUID) -> String { WorkerRoute.heartbeat.path(taskID: taskID) }
     /// `PUT`: upload the finished MP4 and complete the task.
     public static func result(taskID: UUID) -> String { WorkerRoute.result.path(taskID: taskID) }
+    /// `POST`: the result was PUT to the claim's presigned URL; check it and complete the task.
+    public static func uploaded(taskID: UUID) -> String { WorkerRoute.uploaded.path(taskID: taskID) }
     /// `POST`: end the attempt with an error.
     public static func fail(taskID: UUID) -> String { WorkerRoute.fail.path(taskID: taskID) }
     /// `POST`: give the task back without counting the attempt.
@@ -28,14 +30,14 @@ public enum WorkerProtocolPaths {
 /// The remote worker protocol's routes, written once: the server registers these, the client builds its URLs from
 /// them, and docs/worker-protocol.md lists them (a test compares).
 public enum WorkerRoute: String, CaseIterable, Sendable {
-    case claim, orphans, input, heartbeat, result, fail, release
+    case claim, orphans, input, heartbeat, result, uploaded, fail, release
 
     /// The HTTP method, upper case.
     public var method: String {
         switch self {
         case .input: "GET"
         case .result: "PUT"
-        case .claim, .orphans, .heartbeat, .fail, .release: "POST"
+        case .claim, .orphans, .heartbeat, .uploaded, .fail, .release: "POST"
         }
     }
 
@@ -46,7 +48,7 @@ public enum WorkerRoute: String, CaseIterable, Sendable {
         case .claim: WorkerProtocolPaths.base + "/claim"
         case .orphans: WorkerProtocolPaths.base + "/orphans"
         case .input: task + "/inputs/{name}"
-        case .heartbeat, .result, .fail, .release: task + "/" + rawValue
+        case .heartbeat, .result, .uploaded, .fail, .release: task + "/" + rawValue
         }
     }
 
@@ -76,12 +78,16 @@ public struct WorkerClaimRequest: Codable, Sendable, Equatable {
     public var leaseSeconds: Int?
     /// How long to wait for a task when none is queued, 0…30 (default 0).
     public var waitSeconds: Int?
+    /// Asks for a presigned URL to PUT the result straight into object storage (`result_upload` in the answer; only
+    /// where the node's blob store makes them).
+    public var directUpload: Bool?
 
     /// Creates a claim request.
     public init(
         workerID: String, engine: String? = nil, engines: [String]? = nil, capabilities: [String]? = nil, model: String? = nil,
-        leaseSeconds: Int? = nil, waitSeconds: Int? = nil
+        leaseSeconds: Int? = nil, waitSeconds: Int? = nil, directUpload: Bool? = nil
     ) {
+        self.directUpload = directUpload
         self.workerID = workerID
         self.engine = engine
         self.engines = engines
@@ -96,6 +102,7 @@ public struct WorkerClaimRequest: Codable, Sendable, Equatable {
         case engine, engines, capabilities, model
         case leaseSeconds = "lease_seconds"
         case waitSeconds = "wait_seconds"
+        case directUpload = "direct_upload"
     }
 }
 
@@ -304,13 +311,16 @@ public struct WorkerClaimResponse: Codable, Sendable, Equatable {
     public var leaseSeconds: Int
     /// Where to download the inputs.
     public var inputs: Inputs
+    /// Where to PUT the result directly (object storage), when the claim asked and the node can; absent otherwise.
+    public var resultUpload: WorkerDirectUploadBody?
 
     /// Creates a claim answer.
-    public init(task: TaskBody, lease: WorkerLeaseBody, leaseSeconds: Int, inputs: Inputs) {
+    public init(task: TaskBody, lease: WorkerLeaseBody, leaseSeconds: Int, inputs: Inputs, resultUpload: WorkerDirectUploadBody? = nil) {
         self.task = task
         self.lease = lease
         self.leaseSeconds = leaseSeconds
         self.inputs = inputs
+        self.resultUpload = resultUpload
     }
 
     enum CodingKeys: String, CodingKey {
@@ -318,6 +328,44 @@ public struct WorkerClaimResponse: Codable, Sendable, Equatable {
         case lease
         case leaseSeconds = "lease_seconds"
         case inputs
+        case resultUpload = "result_upload"
+    }
+}
+
+/// A presigned URL for the result: PUT the MP4 there (no Authorization header; `Content-Type: video/mp4`), then
+/// report it with `POST …/tasks/{task_id}/uploaded`.
+public struct WorkerDirectUploadBody: Codable, Sendable, Equatable {
+    /// The absolute URL to PUT to.
+    public var url: String
+    /// Seconds from the claim the URL stays valid.
+    public var expiresSeconds: Int
+
+    public init(url: String, expiresSeconds: Int) {
+        self.url = url
+        self.expiresSeconds = expiresSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url
+        case expiresSeconds = "expires_seconds"
+    }
+}
+
+/// `POST …/tasks/{task_id}/uploaded` request: the result is in object storage at the claim's `result_upload` URL.
+public struct WorkerUploadedRequest: Codable, Sendable, Equatable {
+    /// The lease from the claim.
+    public var leaseID: String
+    /// The size of the uploaded file in bytes: the node checks the stored object has exactly this size.
+    public var size: Int64
+
+    public init(leaseID: String, size: Int64) {
+        self.leaseID = leaseID
+        self.size = size
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case leaseID = "lease_id"
+        case size
     }
 }
 

@@ -70,6 +70,8 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
     /// S3's error code (`NoSuchKey`, `SignatureDoesNotMatch`, `SlowDown`…), or a word of ours (`Unreachable`).
     public var code: String
     public var message: String
+    /// How many times the request was sent before this error was given up on (1: not retried).
+    public var attempts: Int = 1
 
     /// Whether S3 could not be reached or was failing (5xx, throttled): a later attempt may succeed.
     public var isUnavailable: Bool { status == nil || status! >= 500 || status == 429 || code == "SlowDown" }
@@ -148,13 +150,16 @@ public final class S3Client: Sendable {
                 if (200..<300).contains(status) || accept.contains(status) {
                     return Answer(status: status, headers: response.headers, body: collected)
                 }
-                let error = Self.error(status: status, body: collected, method: method)
+                var error = Self.error(status: status, body: collected, method: method)
+                error.attempts = attempt
                 guard error.isUnavailable, attempt < configuration.maxAttempts else { throw error }
-            } catch let error as S3Error {
+            } catch var error as S3Error {
+                error.attempts = attempt
                 guard error.isUnavailable, attempt < configuration.maxAttempts else { throw error }
             } catch {
                 try Task.checkCancellation()
-                let failure = S3Error(status: nil, code: "Unreachable", message: "\(base.origin): \(Self.describe(error))")
+                var failure = S3Error(status: nil, code: "Unreachable", message: "\(base.origin): \(Self.describe(error))")
+                failure.attempts = attempt
                 guard attempt < configuration.maxAttempts else { throw failure }
             }
             try await Task.sleep(for: jittered(delay))

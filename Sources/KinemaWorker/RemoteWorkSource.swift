@@ -3,9 +3,11 @@ import Foundation
 import KinemaAPIModels
 import KinemaCore
 import KinemaStore
+import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 
 /// Works through a Kinema API node over HTTP with a worker token (`docs/worker-protocol.md`), for workers
 /// that cannot reach the database. The server applies the same lease fencing as for local workers.
@@ -24,6 +26,9 @@ public struct RemoteWorkSource: WorkSource {
         public var requestTimeout: Duration = .seconds(30)
         /// Timeout of a result upload.
         public var uploadTimeout: Duration = .seconds(600)
+        /// Ask for presigned URLs and PUT results straight into object storage (`--direct-upload`), where the node's
+        /// blob store makes them; otherwise, or when the direct PUT fails, results go through the node.
+        public var directUpload = false
 
         /// Creates a configuration with the defaults above.
         public init(serverURL: String, token: String) {
@@ -36,6 +41,16 @@ public struct RemoteWorkSource: WorkSource {
 
     let configuration: Configuration
     let client: HTTPClient
+    /// The presigned result URL of each lease claimed with `directUpload`, taken when its result is uploaded.
+    let uploadURLs = UploadURLs()
+
+    /// Presigned result URLs by lease, shared by the copies of this source the worker loops hold.
+    final class UploadURLs: Sendable {
+        private let urls = Mutex<[UUID: String]>([:])
+
+        func put(_ url: String, for lease: UUID) { urls.withLock { $0[lease] = url } }
+        func take(_ lease: UUID) -> String? { urls.withLock { $0.removeValue(forKey: lease) } }
+    }
 
     /// A source that talks to `configuration.serverURL` through `client`.
     public init(configuration: Configuration, client: HTTPClient = .shared) {
@@ -66,7 +81,8 @@ public struct RemoteWorkSource: WorkSource {
 
     public func claim(workerID: String, engine: String, leaseDuration: TimeInterval) async throws -> ClaimedTask? {
         let body = WorkerClaimRequest(
-            workerID: workerID, engine: engine, leaseSeconds: Int(leaseDuration.rounded()), waitSeconds: configuration.claimWaitSeconds
+            workerID: workerID, engine: engine, leaseSeconds: Int(leaseDuration.rounded()), waitSeconds: configuration.claimWaitSeconds,
+            directUpload: configuration.directUpload ? true : nil
         )
         let timeout = configuration.requestTimeout + .seconds(configuration.claimWaitSeconds)
         // A long-poll must not hold up shutdown: a claim the server made meanwhile is requeued by the
@@ -84,7 +100,9 @@ public struct RemoteWorkSource: WorkSource {
             return nil
         case .ok:
             let response = try decode(WorkerClaimResponse.self, answer.body)
-            return try Self.claimedTask(response, engine: engine)
+            let claimed = try Self.claimedTask(response, engine: engine)
+            if let upload = response.resultUpload { uploadURLs.put(upload.url, for: claimed.lease.leaseID) }
+            return claimed
         default:
             throw Self.unexpected(answer, doing: "claim a task")
         }
@@ -137,6 +155,12 @@ public struct RemoteWorkSource: WorkSource {
         } catch {
             throw WorkerError(.io, "cannot read the result file \(resultFile.path): \(error.localizedDescription)")
         }
+        if let direct = uploadURLs.take(lease.leaseID) {
+            switch try await uploadDirectly(lease, resultFile: resultFile, size: size, to: direct) {
+            case .some(let completed): return completed
+            case .none: break // the direct PUT failed: through the node, below
+            }
+        }
         // A node whose blob store is down answers 503: the upload is sent again (1 s, doubling to 30 s, for up to
         // 10 minutes) while the pool heartbeats the lease.
         let giveUp = ContinuousClock.now + .seconds(600)
@@ -162,6 +186,38 @@ public struct RemoteWorkSource: WorkSource {
             throw EngineError("the server refused the result: \(Self.serverMessage(answer.body))", retryable: false)
         default:
             throw Self.unexpected(answer, doing: "upload the result")
+        }
+    }
+
+    /// PUTs the result to its presigned URL, then reports it: whether the task completed (`false`: lease lost), or
+    /// `nil` when the object store did not take the file (the caller uploads through the node instead).
+    func uploadDirectly(_ lease: TaskLease, resultFile: URL, size: Int64, to target: String) async throws -> Bool? {
+        var put = HTTPClientRequest(url: target)
+        put.method = .PUT
+        put.headers.add(name: "Content-Type", value: "video/mp4")
+        put.body = .stream(FileChunks(url: resultFile), length: .known(size))
+        do {
+            let response = try await client.execute(put, timeout: Self.timeAmount(configuration.uploadTimeout))
+            let body = try await response.body.collect(upTo: 64 * 1024)
+            guard (200..<300).contains(Int(response.status.code)) else {
+                Logger(label: "kinema.worker").warning(
+                    "direct upload refused; uploading through the node",
+                    metadata: ["task": "\(lease.taskID)", "status": "\(response.status.code)", "answer": "\(String(buffer: body).prefix(200))"])
+                return nil
+            }
+        } catch {
+            try Task.checkCancellation()
+            Logger(label: "kinema.worker").warning(
+                "direct upload failed; uploading through the node", metadata: ["task": "\(lease.taskID)", "error": "\(error)"])
+            return nil
+        }
+        let report = WorkerUploadedRequest(leaseID: Self.text(lease.leaseID), size: size)
+        let answer = try await send(.POST, WorkerProtocolPaths.uploaded(taskID: lease.taskID), json: report, timeout: configuration.requestTimeout)
+        switch answer.status {
+        case .ok: return true
+        case .conflict: return false
+        case .badRequest: return nil // the node found the object wrong and deleted it: send the file through the node
+        default: throw Self.unexpected(answer, doing: "report the uploaded result")
         }
     }
 

@@ -68,33 +68,39 @@ public struct StoreWorkSource: WorkSource {
         try await store.recordWorkerPresence(workerID: workerID, route: .engine(engine), now: now())
     }
 
+    /// The task's images; while the blob store is unavailable (object storage down) they are fetched again, like
+    /// uploads (the pool heartbeats meanwhile), so an outage does not cost the task an attempt.
     public func inputs(of claimed: ClaimedTask) async throws -> (image: Data, endImage: Data?) {
-        let image = try await blobs.get(claimed.task.imageKey)
+        let image = try await retrying(claimed.task.id) { try await blobs.get(claimed.task.imageKey) }
         var endImage: Data?
-        if let key = claimed.task.endImageKey { endImage = try await blobs.get(key) }
+        if let key = claimed.task.endImageKey { endImage = try await retrying(claimed.task.id) { try await blobs.get(key) } }
         return (image, endImage)
+    }
+
+    /// Runs `body`, again after 1 s (doubling to 30 s) while the blob store is unavailable, up to `uploadPatience`.
+    func retrying<T>(_ taskID: UUID, _ body: () async throws -> T) async throws -> T {
+        let giveUp = ContinuousClock.now + uploadPatience
+        var delay = Duration.seconds(1)
+        while true {
+            do {
+                return try await body()
+            } catch let error as BlobError where error.code == .unavailable && ContinuousClock.now + delay < giveUp {
+                Logger(label: "kinema.worker").warning(
+                    "the blob store is unavailable; trying again",
+                    metadata: ["task": "\(taskID)", "retry_in_seconds": "\(delay.components.seconds)", "error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
     }
 
     public func heartbeat(_ lease: TaskLease, progress: RenderProgress, leaseDuration: TimeInterval) async throws -> Bool {
         try await store.heartbeat(lease, progress: progress, leaseDuration: leaseDuration, now: now())
     }
 
-    /// Stores the result, trying again (1 s, doubling to 30 s) while the store is unavailable, up to `uploadPatience`.
+    /// Stores the result, trying again while the store is unavailable (`retrying`).
     func storeRetrying(_ file: URL, key: String, taskID: UUID) async throws {
-        let giveUp = ContinuousClock.now + uploadPatience
-        var delay = Duration.seconds(1)
-        while true {
-            do {
-                try await blobs.putFile(at: file, key: key)
-                return
-            } catch let error as BlobError where error.code == .unavailable && ContinuousClock.now + delay < giveUp {
-                Logger(label: "kinema.worker").warning(
-                    "the blob store is unavailable; the result upload will be tried again",
-                    metadata: ["task": "\(taskID)", "retry_in_seconds": "\(delay.components.seconds)", "error": "\(error)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(30))
-            }
-        }
+        try await retrying(taskID) { try await blobs.putFile(at: file, key: key) }
     }
 
     public func complete(_ lease: TaskLease, resultFile: URL) async throws -> Bool {
@@ -109,6 +115,13 @@ public struct StoreWorkSource: WorkSource {
             throw EngineError(
                 "the result could not be stored (\(full ? "the server's storage is full" : "a storage failure on the server"))", retryable: true)
         }
+        return try await completeStored(lease, key: key)
+    }
+
+    /// Completes the task with a result already in the blob store under `key` (stored by `complete`, or uploaded
+    /// straight to object storage by a remote worker); a copy that lost its lease is deleted, and so are copies left
+    /// by earlier attempts that died between storing and completing.
+    public func completeStored(_ lease: TaskLease, key: String) async throws -> Bool {
         let completed = try await store.complete(lease, resultKey: key, now: now())
         if !completed {
             // Fenced out (the task was rescued meanwhile): this copy is not the result.

@@ -155,7 +155,12 @@ public struct WorkerPool: Service {
         defer { running?.remove(task.id) }
         let outcome: Result<Void, any Error>
         do {
-            let inputs = try await source.inputs(of: claimed)
+            // Heartbeats go on while the inputs are fetched (retried while object storage is down).
+            let inputs = try await Self.heartbeating(
+                lease, progress: RenderProgress(percent: 0, etaSeconds: task.etaSeconds), source: source, configuration: configuration
+            ) {
+                try await source.inputs(of: claimed)
+            }
             let job = RenderJob(
                 request: task.request, image: inputs.image, endImage: inputs.endImage, taskID: task.id, upstream: task.upstream,
                 journal: SourceJournal(source: source, taskID: task.id), imageKey: task.imageKey, endImageKey: task.endImageKey)
@@ -223,7 +228,9 @@ public struct WorkerPool: Service {
                 // Heartbeats go on while the result is stored: an upload retried while object storage is down keeps
                 // the lease instead of letting the task be rescued and rendered again.
                 let completed = try await detached {
-                    try await Self.heartbeating(lease, source: source, configuration: configuration) {
+                    try await Self.heartbeating(
+                        lease, progress: RenderProgress(percent: 99, etaSeconds: 0), source: source, configuration: configuration
+                    ) {
                         try await source.complete(lease, resultFile: output)
                     }
                 }
@@ -262,9 +269,10 @@ public struct WorkerPool: Service {
         }
     }
 
-    /// Runs `body` while heartbeating `lease` (no progress change); a lost lease cancels `body`.
+    /// Runs `body` while heartbeating `lease` with `progress`; a lost lease cancels `body`.
     static func heartbeating<T: Sendable>(
-        _ lease: TaskLease, source: any WorkSource, configuration: WorkerConfiguration, _ body: @escaping @Sendable () async throws -> T
+        _ lease: TaskLease, progress: RenderProgress, source: any WorkSource, configuration: WorkerConfiguration,
+        _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
@@ -272,8 +280,7 @@ public struct WorkerPool: Service {
                 while !Task.isCancelled {
                     try await Task.sleep(for: configuration.heartbeatInterval)
                     let alive =
-                        (try? await source.heartbeat(
-                            lease, progress: RenderProgress(percent: 99, etaSeconds: 0), leaseDuration: configuration.leaseDuration))
+                        (try? await source.heartbeat(lease, progress: progress, leaseDuration: configuration.leaseDuration))
                         ?? true
                     if !alive { throw CancellationError() }
                 }

@@ -10,7 +10,7 @@ struct Kinema: AsyncParsableCommand {
         abstract: "Self-hostable image-to-video generation, wire-compatible with the hosted Kling v3.0 Standard I2V API.",
         subcommands: [
             Serve.self, Worker.self, Keys.self, WorkerTokens.self, Webhooks.self, Migrate.self, Generate.self, SoundtrackCommand.self, Bench.self,
-            BenchStore.self, Submit.self, Status.self, Wait.self, Cancel.self, Download.self, Blobs.self,
+            BenchStore.self, BenchBlobs.self, Submit.self, Status.self, Wait.self, Cancel.self, Download.self, Blobs.self,
         ]
     )
 

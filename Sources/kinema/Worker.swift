@@ -59,6 +59,13 @@ struct Worker: AsyncParsableCommand {
     @Option(name: .customLong("blob-dir"), help: "With --database: the blob directory the API nodes share (env KINEMA_BLOB_DIR).")
     var blobDir: String?
 
+    @Flag(
+        name: .customLong("direct-upload"),
+        help:
+            "With --server: PUT results straight into the node's object storage through presigned URLs the node hands out with each claim (env KINEMA_DIRECT_UPLOAD=1); through the node when it has none or the PUT fails."
+    )
+    var directUpload = false
+
     @OptionGroup(title: "Object storage (with --database: --blob-store s3://… instead of --blob-dir)")
     var blobOptions: BlobStoreOptions
 
@@ -207,6 +214,7 @@ struct Worker: AsyncParsableCommand {
         }
         var remote = RemoteWorkSource.Configuration(serverURL: server, token: token)
         remote.claimWaitSeconds = claimWait
+        remote.directUpload = directUpload || Env.int("KINEMA_DIRECT_UPLOAD") == 1
         return (remote, remote.serverURL)
     }
 }

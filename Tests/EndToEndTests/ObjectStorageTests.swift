@@ -25,7 +25,7 @@ import Testing
         }
         let s3 = Self.s3Options(moto, prefix: "deploy")
         try await nodeA.start(["--database", pg.url] + s3, workers: 0, environment: moto.environment)
-        try await nodeB.start(["--database", pg.url] + s3, workers: 0, environment: moto.environment)
+        try await nodeB.start(["--database", pg.url] + s3, workers: 0, logLevel: "info", environment: moto.environment)
         let key = try #require(nodeA.devKey)
 
         // One database worker (uploads straight to the bucket) and one remote worker (uploads through node A).
@@ -39,13 +39,21 @@ import Testing
                 environment: moto.environment))
         workers.append(
             try await RemoteWorkerProcess.start([
-                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote1", "--scratch-dir",
+                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote1", "--claim-wait", "1", "--scratch-dir",
                 scratch.appendingPathComponent("remote1").path,
+            ]))
+
+        // And one remote worker that PUTs its results straight into the bucket (presigned URLs from node B).
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "direct1", "--direct-upload", "--claim-wait", "1",
+                "--scratch-dir",
+                scratch.appendingPathComponent("direct1").path,
             ]))
 
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
         var ids: [String] = []
-        for _ in 0..<6 {
+        for _ in 0..<9 {
             let r = try await HTTP.submit(nodeA.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 3])
             #expect(r.status == 200, "\(r.text)")
             ids.append(try #require(r.json["task_id"] as? String))
@@ -55,9 +63,12 @@ import Testing
             let done = try await HTTP.waitForTerminal(nodeB.baseURL, key: key, id: id, timeout: .seconds(180))
             #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
             let worker = try await pg.query("SELECT worker_id FROM task_attempts WHERE task_id = '\(id)' AND outcome = 'succeeded'")
-            owners.insert(String(worker.first?.first?.split(separator: "/").first ?? ""))
+            let parts = (worker.first?.first ?? "").split(separator: "/")
+            owners.insert(parts.first == "remote" && parts.count > 2 ? String(parts[2]) : String(parts.first ?? ""))
         }
-        #expect(owners.contains("db1") && owners.contains("remote"), "both kinds of worker rendered: \(owners)")
+        #expect(owners == ["db1", "remote1", "direct1"], "every worker rendered: \(owners)")
+        // The direct worker's results went straight to the bucket; node B only checked and recorded them.
+        #expect(nodeB.log.contains("remote result stored directly"), "\(nodeB.log.suffix(3000))")
 
         // Downloaded from node B, which streams the object from the bucket; ranges too.
         let result = try await HTTP.result(nodeB.baseURL, key: key, id: ids[0])
@@ -89,7 +100,44 @@ import Testing
         let ranged = try await HTTP.get(presigned, headers: [("Range", "bytes=0-99")])
         #expect(ranged.status == 206 && ranged.body == whole.body[0...99])
 
+        // The node checks what a worker says it uploaded: a wrong object is refused (400) and deleted, the lease stays
+        // held, and the same result sent through the node completes the task.
         for w in workers { _ = await w.terminate() }
+        // A stopped remote worker's last long-poll lives on in its node until the claim wait (1 s here) runs out; a task
+        // submitted before that would be claimed for the dead worker.
+        try await Task.sleep(for: .seconds(2))
+        let extra = try #require(
+            try await HTTP.submit(nodeA.baseURL, key: key, json: ["image": png, "prompt": "zoom", "duration": 3]).json["task_id"] as? String)
+        let claim = try await HTTP.request(
+            .POST, nodeA.baseURL + "/internal/v1/worker/claim",
+            headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+            body: Data(#"{"worker_id":"manual","direct_upload":true,"wait_seconds":5}"#.utf8))
+        #expect(claim.status == 200, "\(claim.text)")
+        let lease = try #require((claim.json["lease"] as? [String: Any])?["lease_id"] as? String)
+        let uploadURL = try #require((claim.json["result_upload"] as? [String: Any])?["url"] as? String, "\(claim.text)")
+        #expect(uploadURL.hasPrefix(moto.endpoint) && ((claim.json["task"] as? [String: Any])?["task_id"] as? String) == extra)
+        let notVideo = Data(repeating: 0x41, count: 5000)
+        #expect(try await HTTP.request(.PUT, uploadURL, headers: [("Content-Type", "video/mp4")], body: notVideo).status == 200)
+        let report = { (size: Int) in
+            try await HTTP.request(
+                .POST, nodeA.baseURL + "/internal/v1/worker/tasks/\(extra)/uploaded",
+                headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")],
+                body: Data(#"{"lease_id":"\#(lease)","size":\#(size)}"#.utf8))
+        }
+        let wrongSize = try await report(4999)
+        #expect(wrongSize.status == 400 && wrongSize.json["reason"] as? String == "INVALID_RESULT", "\(wrongSize.text)")
+        let gone = try await report(5000)
+        #expect(gone.status == 400 && (gone.json["message"] as? String ?? "").contains("No result was uploaded"), "deleted: \(gone.text)")
+        #expect(try await HTTP.request(.PUT, uploadURL, headers: [("Content-Type", "video/mp4")], body: notVideo).status == 200)
+        let notMP4 = try await report(5000)
+        #expect(notMP4.status == 400 && (notMP4.json["message"] as? String ?? "").contains("not an MP4"), "\(notMP4.text)")
+        let viaNode = try await HTTP.request(
+            .PUT, nodeA.baseURL + "/internal/v1/worker/tasks/\(extra)/result?lease_id=\(lease)",
+            headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "video/mp4")], body: whole.body)
+        #expect(viaNode.status == 200, "\(viaNode.text)")
+        let extraDone = try await HTTP.result(nodeB.baseURL, key: key, id: extra)
+        #expect((extraDone.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED")
+
         for node in [nodeA, nodeB, presigning] { await node.terminate() }
         await pg.stop()
     }
@@ -103,13 +151,13 @@ import Testing
         let key = try #require(server.devKey)
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
 
-        // A task that renders for a few seconds; S3 goes down before it finishes.
+        // A task that renders for a few seconds; S3 goes down once it renders (its inputs fetched), before it ends.
         let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "orbit around", "duration": 15])
         let id = try #require(r.json["task_id"] as? String)
         let running = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < running {
             let task = try await HTTP.result(server.baseURL, key: key, id: id).json["task"] as? [String: Any]
-            if task?["status"] as? String == "TASK_STATUS_PROCESSING" { break }
+            if task?["status"] as? String == "TASK_STATUS_PROCESSING", (task?["progress_percent"] as? Int ?? 0) > 0 { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         try await moto.down()
@@ -124,10 +172,10 @@ import Testing
 
         // The render finishes and its upload waits (the worker keeps its lease); S3 comes back and the task succeeds.
         let waitingLogged = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < waitingLogged, !server.log.contains("the result upload will be tried again") {
+        while ContinuousClock.now < waitingLogged, !server.log.contains("the blob store is unavailable; trying again") {
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(server.log.contains("the result upload will be tried again"), "\(server.log.suffix(2000))")
+        #expect(server.log.contains("the blob store is unavailable; trying again"), "\(server.log.suffix(2000))")
         try await moto.up()
         let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(120))
         #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")

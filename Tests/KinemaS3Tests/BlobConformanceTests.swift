@@ -6,7 +6,7 @@ import Testing
 
 /// What every blob store must do, run against the local directory store and against S3 (moto on loopback, with
 /// signature checking): the same keys, the same answers.
-@Suite struct BlobConformanceTests {
+@Suite(.serialized) struct BlobConformanceTests {
     enum Backend: String, CaseIterable, CustomTestStringConvertible {
         case local, s3
         var testDescription: String { rawValue }
