@@ -174,7 +174,13 @@ public final class S3Client: Sendable {
         -> HTTPClientRequest
     {
         let now = Date()
-        let payloadHash = body.map { buffer in buffer.withUnsafeReadableBytes { SigV4Signer.hex(SHA256.hash($0)) } } ?? SigV4Signer.emptyPayloadHash
+        let payloadHash: String
+        if let checksum = extra.first(where: { $0.0 == "x-amz-checksum-sha256" }), let digest = Data(base64Encoded: checksum.1), digest.count == 32 {
+            // The caller hashed this body for the checksum header already: one SHA-256 pass, not two.
+            payloadHash = SigV4Signer.hex([UInt8](digest))
+        } else {
+            payloadHash = body.map { buffer in buffer.withUnsafeReadableBytes { SigV4Signer.hex(SHA256.hash($0)) } } ?? SigV4Signer.emptyPayloadHash
+        }
         var headers: [(String, String)] = [("host", base.host), ("x-amz-date", SigV4Signer.amzDate(now)), ("x-amz-content-sha256", payloadHash)]
         if let token = configuration.credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
         headers += extra
