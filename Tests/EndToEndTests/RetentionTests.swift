@@ -17,8 +17,8 @@ import Testing
     @Test func inputsGoAtTheEndResultsAfterRetentionAndNothingElseEver() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }
-        let retention: Int64 = 6000
-        try await server.start(["--result-retention", "6s"], workers: 1, environment: ["KINEMA_RETENTION_SWEEP_SECONDS": "0.25"])
+        let retention: Int64 = 20_000
+        try await server.start(["--result-retention", "20s"], workers: 1, environment: ["KINEMA_RETENTION_SWEEP_SECONDS": "0.25"])
         let key = try #require(server.devKey)
         let png = try await Fixtures.image(width: 300, height: 300, format: "png").base64EncodedString()
         var generator = SystemRandomNumberGenerator()
