@@ -12,6 +12,10 @@ final class RawConnection: @unchecked Sendable {
     let fd: Int32
     private var received: [UInt8] = []
     private var peerClosed = false
+    /// How the server's side ended, when it did: "EOF" or the errno of a failed read (a reset).
+    private var closeCause = ""
+    /// When the connection was opened (for diagnostics).
+    private let opened = ContinuousClock.now
 
     private init(fd: Int32) {
         self.fd = fd
@@ -83,6 +87,12 @@ final class RawConnection: @unchecked Sendable {
     var text: String { String(decoding: bytes, as: UTF8.self) }
     /// Whether the server closed its side.
     var isClosedByPeer: Bool { lock.withLock { peerClosed } }
+    /// The connection's state for a failure message: open or how it ended, bytes received, and its age.
+    var state: String {
+        lock.withLock {
+            "\(peerClosed ? "closed by the server (\(closeCause))" : "still open"), \(received.count) bytes received, \(ContinuousClock.now - opened) after opening"
+        }
+    }
 
     /// Reads until `done` holds for what was received, the server closes, or `timeout` passes; returns whether `done` held.
     @discardableResult
@@ -104,7 +114,11 @@ final class RawConnection: @unchecked Sendable {
                 if n > 0 {
                     lock.withLock { received += chunk[0..<n] }
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                    lock.withLock { peerClosed = true }
+                    let cause = n == 0 ? "EOF" : "errno \(errno)"
+                    lock.withLock {
+                        peerClosed = true
+                        closeCause = cause
+                    }
                 }
             }
         }
