@@ -42,6 +42,7 @@ test-worker:
 ## Print the benchmark figures recorded in docs/benchmarks.md (motion engine, API load, upstream gateway, event streams,
 ## webhook dispatch, blob stores).
 bench: build
+	$(SWIFT) build -c release --product kinema-floor
 	bash scripts/bench
 	python3 scripts/bench-gateway
 	python3 scripts/bench-streams
@@ -58,7 +59,7 @@ clean:
 
 ## Layout of the Swift sources (.swift-format: 4 spaces, 150 columns). `make format` rewrites files to match.
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
 
 format:
-	$(SWIFT) format format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format format --in-place --recursive Sources Tests Benchmarks Package.swift

@@ -171,6 +171,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The framework's floor for `make bench` (issue 16): bare Hummingbird answering Kinema's hot routes with constant
+        // bodies; in this package so that it links the very Hummingbird version Kinema does.
+        .executableTarget(
+            name: "kinema-floor",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/FloorApp", swiftSettings: strict
+        ),
 
         // Helpers the test targets share (seeded generator, child processes, EXIF builder, heap perturbation).
         .target(name: "KinemaTestSupport", path: "Tests/Support", swiftSettings: strict),

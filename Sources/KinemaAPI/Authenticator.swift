@@ -122,18 +122,28 @@ final class APIKeyCache: Sendable {
 
 extension Request {
     /// The secret of `Authorization: Bearer <secret>`: `missing` when there is none, `invalid` for another scheme.
+    /// Read byte by byte (every authenticated request passes here).
     func bearerSecret(missing: APIError, invalid: APIError) throws(APIError) -> String {
         guard let header = headers[.authorization] else { throw missing }
-        let trimmed = header.trimmingASCIIWhitespace()
-        if trimmed.isEmpty { throw missing }
-        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
-            // One word: a bare scheme ("Bearer") is a missing secret, anything else a wrong scheme.
-            throw trimmed.lowercased() == "bearer" ? missing : invalid
+        let bytes = header.utf8
+        func isBlank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, isBlank(bytes[start]) { start = bytes.index(after: start) }
+        while end > start, isBlank(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        if start == end { throw missing }
+        func isBearer(_ word: Substring.UTF8View) -> Bool {
+            word.count == 6 && zip(word, "bearer".utf8).allSatisfy { $0 | 0x20 == $1 }
         }
-        guard trimmed[..<space].lowercased() == "bearer" else { throw invalid }
-        let secret = trimmed[space...].trimmingASCIIWhitespace()
-        if secret.isEmpty { throw missing }
-        return String(secret)
+        guard let space = bytes[start..<end].firstIndex(where: isBlank) else {
+            // One word: a bare scheme ("Bearer") is a missing secret, anything else a wrong scheme.
+            throw isBearer(bytes[start..<end]) ? missing : invalid
+        }
+        guard isBearer(bytes[start..<space]) else { throw invalid }
+        var secretStart = space
+        while secretStart < end, isBlank(bytes[secretStart]) { secretStart = bytes.index(after: secretStart) }
+        if secretStart == end { throw missing }
+        return String(header[secretStart..<end])
     }
 }
 

@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KinemaAPIModels
+import KinemaCore
 import Logging
 import Metrics
+import Synchronization
 
 /// One log line per request (method, path, status, duration, request id), and an `X-Request-Id` on every answer: the
 /// client's own when it sent a usable one (1–128 printable ASCII characters), else a new one. The id is also in the
@@ -12,7 +14,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     static var header: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let id = Self.usable(request.headers[Self.header]) ?? UUID().uuidString.lowercased()
+        let id = Self.usable(request.headers[Self.header]) ?? RequestIDs.next()
         var context = context
         context.logger[metadataKey: "request_id"] = .string(id)
         let started = ContinuousClock.now
@@ -32,10 +34,9 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let elapsed = ContinuousClock.now - started
         let ms = elapsed.components
         let duration = Double(ms.seconds) * 1000 + Double(ms.attoseconds) / 1e15
-        let route = Self.route(request.uri.path)
-        Counter(label: "kinema_http_requests_total", dimensions: [("route", route), ("status", "\(status)")]).increment()
-        Timer(label: "kinema_http_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(
-            ms.seconds * 1_000_000_000 + ms.attoseconds / 1_000_000_000)
+        let metrics = RequestMetrics.handles(route: Self.route(request.uri.path), status: status)
+        metrics.requests.increment()
+        metrics.duration.recordNanoseconds(ms.seconds * 1_000_000_000 + ms.attoseconds / 1_000_000_000)
         logger.info(
             "request",
             metadata: [
@@ -60,5 +61,51 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     static func usable(_ value: String?) -> String? {
         guard let value, (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         return value
+    }
+}
+
+/// The request metrics' handles by route and status, made once each: making a handle looks it up in the metrics
+/// registry (name checks, label sorting, a lock), which per request cost more than counting (issue 16). Both keys
+/// are bounded (`RequestLogMiddleware.route` maps every path to a few labels).
+enum RequestMetrics {
+    struct Handles: Sendable {
+        let requests: Counter
+        let duration: Timer
+    }
+
+    private static let cache = Mutex<[String: Handles]>([:])
+
+    static func handles(route: String, status: Int) -> Handles {
+        let key = "\(status) \(route)"
+        if let cached = cache.withLock({ $0[key] }) { return cached }
+        let made = Handles(
+            requests: Counter(label: "kinema_http_requests_total", dimensions: [("route", route), ("status", "\(status)")]),
+            duration: Timer(label: "kinema_http_request_duration_seconds", dimensions: [("route", route)]))
+        cache.withLock { $0[key] = made }
+        return made
+    }
+}
+
+/// Request ids for requests that bring none: UUID-shaped text (opaque: no version bits), unique within the process (a
+/// counter through a keyed bijection) and across processes (a random half), without a random-number system call per
+/// request.
+enum RequestIDs {
+    private static let node = UInt64.random(in: .min ... .max)
+    private static let key = UInt64.random(in: .min ... .max)
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.add(1, ordering: .relaxed).newValue
+        // SplitMix64's finalizer: a bijection, so distinct counters give distinct ids.
+        var z = n ^ key
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { out in
+            out.storeBytes(of: node.bigEndian, toByteOffset: 0, as: UInt64.self)
+            out.storeBytes(of: z.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        return UUID(uuid: bytes).lowercasedText
     }
 }

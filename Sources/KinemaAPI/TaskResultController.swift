@@ -45,7 +45,7 @@ extension TaskResultController {
         guard let raw, !raw.isEmpty else {
             throw APIError(.badRequest, "INVALID_REQUEST_BODY", "task_id is required \(place).", metadata: ["field": "task_id"])
         }
-        guard let id = UUID(uuidString: raw) else {
+        guard let id = UUID(canonical: raw) else {
             throw APIError(
                 .badRequest, "INVALID_REQUEST_BODY",
                 "task_id '\(raw.prefix(64))' is not a task id (a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e).", metadata: ["field": "task_id"])
@@ -104,7 +104,7 @@ extension TaskResultBody {
                     submitTimeMs: ms(task.createdAt), executeTimeMs: ms(task.startedAt), completeTimeMs: ms(task.finishedAt)),
                 engine: task.engine),
             task: TaskInfo(
-                taskID: task.id.uuidString.lowercased(), status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
+                taskID: task.id.lowercasedText, status: task.status.contractName, reason: reason, eta: eta, progressPercent: progress),
             videos: videos
         )
     }

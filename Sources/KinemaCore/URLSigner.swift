@@ -9,17 +9,21 @@ public struct URLSigner: Sendable {
         case badSignature
     }
 
-    private let secret: [UInt8]
+    /// The secret's HMAC key, padded blocks already hashed (a poll signs a URL).
+    private let mac: SHA256.HMACKey
 
     /// `secret` should be at least 32 random bytes, kept with the service's data.
     public init(secret: [UInt8]) {
         precondition(secret.count >= 16, "URL signing secret too short")
-        self.secret = secret
+        self.mac = SHA256.HMACKey(secret)
     }
 
-    /// Hex signature of `key` valid until `expires` (unix seconds).
+    /// Hex signature of `key` valid until `expires` (unix seconds): HMAC-SHA256 of "key\nexpires".
     public func signature(key: String, expires: Int64) -> String {
-        SHA256.hmac(key: secret, message: Array("\(key)\n\(expires)".utf8)).hexString
+        var message = Array(key.utf8)
+        message.append(0x0A)
+        message += String(expires).utf8
+        return mac.authenticate(message).hexString
     }
 
     /// The query string `expires=…&sig=…` for `key`, valid for `ttl` seconds from `now`.

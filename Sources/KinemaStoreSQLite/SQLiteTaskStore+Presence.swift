@@ -23,7 +23,7 @@ extension SQLiteTaskStore {
     /// Whether a worker of `engine` honouring `needs` looked for work since `since`.
     public func hasLiveWorker(engine: String, needs: RequestFeatures, since: Date) async throws -> Bool {
         let sinceMs = TaskRow.millis(since)
-        return try await read { db in
+        return try await quickRead { db in
             try Bool.fetchOne(
                 db.cachedStatement(
                     sql: """
@@ -38,27 +38,26 @@ extension SQLiteTaskStore {
     /// The task's place in its engine's queue, the engine's live workers and its recent render times.
     public func queueEstimate(id: UUID, engine: String, needs: RequestFeatures, since: Date) async throws -> QueueEstimate? {
         let sinceMs = TaskRow.millis(since)
-        return try await read { db in
+        return try await quickRead { db in
+            // One statement (a poll of every queued task runs it): no row when the task is not queued.
             guard
-                let created = try Int64.fetchOne(
-                    db, sql: "SELECT created_at FROM tasks WHERE id = ? AND status = 'queued'", arguments: [id.uuidString])
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT
+                              (SELECT count(*) FROM tasks q WHERE q.status = 'queued' AND q.engine = ?1 AND q.created_at < t.created_at),
+                              (SELECT count(*) FROM tasks r WHERE r.status = 'processing' AND r.engine = ?1),
+                              (SELECT count(*) FROM worker_presence
+                                 WHERE last_seen >= ?2 AND instr(engines, ?3) > 0 AND (capabilities & ?4) = ?4),
+                              (SELECT avg(finished_at - started_at) FROM
+                                 (SELECT finished_at, started_at FROM tasks s WHERE s.engine = ?1 AND s.status = 'succeeded'
+                                  ORDER BY finished_at DESC LIMIT 20))
+                            FROM tasks t WHERE t.id = ?5 AND t.status = 'queued'
+                            """),
+                    arguments: [engine, sinceMs, "," + engine + ",", needs.rawValue, id.uppercasedText])
             else { return nil }
-            let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT
-                          (SELECT count(*) FROM tasks WHERE status = 'queued' AND engine = ? AND created_at < ?) AS ahead,
-                          (SELECT count(*) FROM tasks WHERE status = 'processing' AND engine = ?) AS running,
-                          (SELECT count(*) FROM worker_presence
-                             WHERE last_seen >= ? AND instr(engines, ?) > 0 AND (capabilities & ?) = ?) AS workers,
-                          (SELECT avg(finished_at - started_at) FROM
-                             (SELECT finished_at, started_at FROM tasks WHERE engine = ? AND status = 'succeeded'
-                              ORDER BY finished_at DESC LIMIT 20)) AS recent_ms
-                        """),
-                arguments: [engine, created, engine, sinceMs, "," + engine + ",", needs.rawValue, needs.rawValue, engine])
             return QueueEstimate(
-                ahead: row?["ahead"] ?? 0, running: row?["running"] ?? 0, workers: row?["workers"] ?? 0,
-                recentRenderSeconds: (row?["recent_ms"] as Double?).map { $0 / 1000 })
+                ahead: row[0], running: row[1], workers: row[2], recentRenderSeconds: (row[3] as Double?).map { $0 / 1000 })
         }
     }
 }

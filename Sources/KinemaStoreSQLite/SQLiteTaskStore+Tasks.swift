@@ -72,13 +72,15 @@ extension SQLiteTaskStore {
 
     /// The poll's view of the task: the seed comes out of the stored JSON in SQL, nothing else is decoded.
     public func taskStatus(id: UUID, tenant: String) async throws -> TaskStatusRecord? {
-        // Asynchronous like every read: a synchronous GRDB read from Swift's cooperative pool can deadlock
-        // (seen here: both pool threads waiting for readers whose work needed those same threads).
-        try await read { db in
-            try Row.fetchOne(
+        // On the calling thread when an inline connection is free (polls are the API's hottest path); never a
+        // synchronous pool read, which can deadlock from Swift's cooperative pool (seen here: both pool threads
+        // waiting for readers whose work needed those same threads).
+        try await quickRead { db in
+            // A cursor's row reads the statement's columns in place (fetchOne would copy them all first).
+            let rows = try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(TaskRow.statusColumns) FROM tasks WHERE id = ? AND tenant = ?"),
-                arguments: [id.uuidString, tenant]
-            ).map(TaskRow.statusRecord)
+                arguments: [id.uppercasedText, tenant])
+            return try rows.next().map(TaskRow.statusRecord)
         }
     }
 

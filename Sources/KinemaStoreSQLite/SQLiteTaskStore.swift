@@ -20,6 +20,8 @@ public final class SQLiteTaskStore: TaskStore {
     let pool: DatabasePool
     /// Group commit: concurrent writes of this process share synced commits (see `SQLiteWriteBatcher`).
     let batcher: SQLiteWriteBatcher
+    /// Read-only connections read on the calling thread, for polls (see `SQLiteInlineReaders`).
+    let inline: SQLiteInlineReaders
 
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date.
     ///
@@ -55,6 +57,7 @@ public final class SQLiteTaskStore: TaskStore {
         }
         try Self.migrate(pool, path: path)
         batcher = SQLiteWriteBatcher(pool: pool)
+        inline = SQLiteInlineReaders(path: path)
     }
 
     /// The writing connection's journal mode and `synchronous` level (2 = FULL), for operators' checks and the test
@@ -69,6 +72,7 @@ public final class SQLiteTaskStore: TaskStore {
     ///
     /// Optional: connections also close when the store is released.
     public func close() throws {
+        inline.close()
         do {
             try pool.close()
         } catch let error as DatabaseError {
@@ -108,6 +112,17 @@ public final class SQLiteTaskStore: TaskStore {
         } catch {
             throw Self.storeError(error)
         }
+    }
+
+    /// `read` for one short, indexed read on the API's hot path: on the calling thread when an inline connection is
+    /// idle (no thread hand-off), through the pool otherwise (see `SQLiteInlineReaders`).
+    func quickRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            if let value = try inline.read(body) { return value }
+        } catch {
+            throw Self.storeError(error)
+        }
+        return try await read(body)
     }
 
     /// Translates anything thrown by GRDB or by decoding into a `StoreError`, so no GRDB type

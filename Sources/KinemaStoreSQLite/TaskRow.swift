@@ -15,29 +15,30 @@ enum TaskRow {
     /// The columns `lifecycle(_:)` reads.
     static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream_id"
 
-    /// The columns `statusRecord(_:)` reads: a poll's view of a task.
+    /// The columns `statusRecord(_:)` reads, by position, in this order: a poll's view of a task.
     static let statusColumns = """
         id, status, COALESCE(json_extract(upstream, '$.seed'), json_extract(request_json, '$.seed')) AS seed, engine, features, CASE WHEN result_deleted_at IS NULL THEN result_key END AS result_key, reason, progress_percent, eta_seconds,
         created_at, started_at, finished_at
         """
 
+    /// A row of `statusColumns`, read by position (the hot path of every poll: no lookups by column name).
     static func statusRecord(_ row: Row) throws -> TaskStatusRecord {
-        guard let seed: Int64 = row["seed"], let seed32 = UInt32(exactly: seed) else {
+        guard let seed: Int64 = row[2], let seed32 = UInt32(exactly: seed) else {
             throw StoreError(.corrupt, "tasks.request_json holds no valid seed")
         }
         return TaskStatusRecord(
-            id: try uuid(row["id"], column: "id"),
-            status: try status(row["status"]),
+            id: try uuid(row[0], column: "id"),
+            status: try status(row[1]),
             seed: seed32,
-            engine: row["engine"] ?? EngineNames.motion,
-            neededFeatures: RequestFeatures(rawValue: row["features"] ?? 0),
-            resultKey: row["result_key"],
-            reason: row["reason"],
-            progressPercent: row["progress_percent"],
-            etaSeconds: row["eta_seconds"],
-            createdAt: date(row["created_at"]),
-            startedAt: optionalDate(row["started_at"]),
-            finishedAt: optionalDate(row["finished_at"])
+            engine: row[3] ?? EngineNames.motion,
+            neededFeatures: RequestFeatures(rawValue: row[4] ?? 0),
+            resultKey: row[5],
+            reason: row[6],
+            progressPercent: row[7],
+            etaSeconds: row[8],
+            createdAt: date(row[9]),
+            startedAt: optionalDate(row[10]),
+            finishedAt: optionalDate(row[11])
         )
     }
 
@@ -133,7 +134,7 @@ enum TaskRow {
     }
 
     static func uuid(_ text: String, column: String) throws -> UUID {
-        guard let id = UUID(uuidString: text) else { throw StoreError(.corrupt, "\(column) holds a malformed UUID \(text)") }
+        guard let id = UUID(canonical: text) else { throw StoreError(.corrupt, "\(column) holds a malformed UUID \(text)") }
         return id
     }
 

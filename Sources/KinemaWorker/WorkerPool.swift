@@ -167,7 +167,7 @@ public struct WorkerPool: Service {
             outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
                 group.addTask {
                     do {
-                        try await engine.render(job, to: output) { p in state.progress.withLock { $0 = p } }
+                        try await engine.render(job, to: output) { p in state.pacer.record(p) }
                         return .success(())
                     } catch {
                         return .failure(error)
@@ -180,11 +180,16 @@ public struct WorkerPool: Service {
                     return nil
                 }
                 group.addTask {
-                    // Heartbeat until the render ends; a lost lease cancels the render.
+                    // Heartbeat until the render ends: every interval for the lease, and at each further 10 % of
+                    // progress (at most one per 250 ms) for whoever watches. A lost lease cancels the render.
+                    var lastSent = ContinuousClock.now
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: configuration.heartbeatInterval)
+                        await state.pacer.waitForStep(upTo: configuration.heartbeatInterval - (ContinuousClock.now - lastSent))
+                        let since = ContinuousClock.now - lastSent
+                        if since < ProgressPacer.minimumSpacing { try? await Task.sleep(for: ProgressPacer.minimumSpacing - since) }
                         if Task.isCancelled { break }
-                        let p = state.progress.withLock { $0 }
+                        lastSent = ContinuousClock.now
+                        let p = state.pacer.take()
                         let alive = (try? await source.heartbeat(lease, progress: p, leaseDuration: configuration.leaseDuration)) ?? true
                         if !alive {
                             state.leaseLost.store(true, ordering: .relaxed)
@@ -337,10 +342,10 @@ private struct SourceJournal: UpstreamJournal {
 
 /// What the render and its heartbeat share while a task runs.
 private final class RenderState: Sendable {
-    let progress: Mutex<RenderProgress>
+    let pacer: ProgressPacer
     let leaseLost = Atomic<Bool>(false)
 
     init(eta: Int) {
-        progress = Mutex(RenderProgress(percent: 0, etaSeconds: eta))
+        pacer = ProgressPacer(RenderProgress(percent: 0, etaSeconds: eta))
     }
 }

@@ -96,6 +96,30 @@ import Testing
         await server.terminate()
     }
 
+    /// A 15 s clip with sound rendered by the in-process motion engine moves in steps of about 10 % (a heartbeat per
+    /// crossed step, at most one per 250 ms) instead of 0 → ~75 → 100 with a heartbeat every 2 s (issue 16, item 4).
+    @Test func aFifteenSecondRenderReportsProgressInSmallSteps() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start([], workers: 1)
+        let key = try #require(server.devKey)
+        let png = try await Fixtures.image(width: 1280, height: 720, format: "png").base64EncodedString()
+        let r = try await HTTP.submit(
+            server.baseURL, key: key,
+            json: ["image": png, "prompt": "slow push in on a harbour at dusk, gentle waves", "duration": 15, "sound": true])
+        let id = try #require(r.json["task_id"] as? String, "\(r.text)")
+        let stream = try await Self.read(server.baseURL + "/v3/async/task-events?task_id=\(id)", key: key, limit: .seconds(240))
+        let tasks = stream.events.map(Self.task)
+        #expect(tasks.last?["status"] as? String == "TASK_STATUS_SUCCEED", "\(tasks)")
+        let percents = tasks.filter { $0["status"] as? String == "TASK_STATUS_PROCESSING" }.compactMap { $0["progress_percent"] as? Int }
+        #expect(percents == percents.sorted(), "progress went back: \(percents)")
+        // The render takes about 2 s on an idle 2-core machine (one step per 200 ms, paced to 250 ms), longer under
+        // load; the node reads the store every 250 ms. Before: two values at most (0 and one near 75).
+        let moving = Set(percents.filter { $0 > 0 && $0 < 100 })
+        #expect(moving.count >= 4, "progress seen: \(percents)")
+        await server.terminate()
+    }
+
     @Test func streamsAreCappedPerKeyAndUnknownTasksAreRefused() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }

@@ -1,5 +1,6 @@
 import Foundation
 import KinemaCore
+import KinemaTestSupport
 import Testing
 
 /// A PNG signature + IHDR of the given size, padded to `totalBytes` (header-only checks never read past IHDR).
@@ -284,6 +285,30 @@ private func expectValid(_ fields: [String: String], sourceLocation: SourceLocat
         #expect(
             SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)).hexString
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test func sha256OfAMillionBytesAndOfPiecesAgree() {
+        // NIST's long-message vector: one million 'a'.
+        let million = [UInt8](repeating: 0x61, count: 1_000_000)
+        #expect(SHA256.hash(million).hexString == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        // Fed in pieces that straddle block boundaries (1, 63, 64, 65 … bytes), and as a non-contiguous collection.
+        var generator = SplitMix64(seed: 7)
+        let data = (0..<5000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var hasher = SHA256.Hasher()
+        var offset = 0
+        for size in [1, 63, 64, 65, 0, 127, 128, 129, 1000] + Array(repeating: 7, count: 500) where offset < data.count {
+            let end = min(offset + size, data.count)
+            hasher.update(data[offset..<end])
+            offset = end
+        }
+        hasher.update(data[offset...])
+        #expect(hasher.finalize() == SHA256.hash(data))
+        #expect(SHA256.hash(data.lazy.map { $0 }) == SHA256.hash(data))
+        // A precomputed HMAC key gives what the one-shot function gives, message after message.
+        let key = SHA256.HMACKey(Array("secret".utf8))
+        for n in [0, 1, 55, 56, 64, 200] {
+            #expect(key.authenticate(data.prefix(n)) == SHA256.hmac(key: Array("secret".utf8), message: Array(data.prefix(n))))
+        }
     }
 
     @Test func hmacMatchesRFC4231() {
