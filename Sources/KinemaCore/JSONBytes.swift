@@ -40,7 +40,10 @@ public struct JSONBytes: Sendable {
         separate()
         bytes.append(UInt8(ascii: "\""))
         // Most strings (keys, ids, statuses, URLs) need no escape: one scan, then one bulk copy.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        let plain = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            !utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+        }
+        if plain == true {
             bytes.append(contentsOf: value.utf8)
             bytes.append(UInt8(ascii: "\""))
             needsComma = true

@@ -142,6 +142,51 @@ import Testing
         await pg.stop()
     }
 
+    /// A 15 s 1800×720 result larger than the multipart threshold (16 MiB; a noisy picture makes a ≈28 MB file) is
+    /// uploaded in 8 MiB parts, and what comes back is the whole, playable file. The parts go up once the encoder
+    /// finished: the MP4 is written with +faststart, which moves the index to the front by rewriting the file at the
+    /// end, so bytes written during encoding are not yet where they will stay.
+    @Test func aLargeResultGoesUpInPartsAndComesBackWhole() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(Self.s3Options(moto, prefix: "large"), workers: 1, environment: moto.environment)
+        let key = try #require(server.devKey)
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("noisy-\(UUID().uuidString).png")
+        defer { try? FileManager.default.removeItem(at: image) }
+        let made = try await Tools.run(
+            "ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1800x720,noise=alls=60:allf=t", "-frames:v", "1", "-y", image.path])
+        #expect(made.status == 0, "\(made.output)")
+        let png = try Data(contentsOf: image).base64EncodedString()
+        let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 15])
+        let id = try #require(r.json["task_id"] as? String, "\(r.text)")
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(240))
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+
+        // The bucket holds the result as a multipart object: its ETag ends in "-<parts>", here 28 MB in 8 MiB parts.
+        let etags = try await moto.etags(prefix: "large/results/")
+        let etag = try #require(etags.values.first, "no result in the bucket: \(etags)")
+        let parts = Int(etag.split(separator: "-").last ?? "") ?? 0
+        #expect(etags.count == 1 && etag.contains("-") && parts >= 3, "result ETag \(etag)")
+
+        // Downloaded whole through the node: over the threshold, and a 15 s 1800×720 video to ffprobe.
+        let url = try #require(((done["videos"] as? [[String: Any]])?.first)?["video_url"] as? String)
+        let video = try await HTTP.get(url)
+        #expect(video.status == 200 && video.body.count > 16 * 1024 * 1024, "\(video.status), \(video.body.count) bytes")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("large-\(UUID().uuidString).mp4")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try video.body.write(to: file)
+        let probe = try await Tools.run(
+            "ffprobe",
+            [
+                "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=width,height,nb_read_packets",
+                "-of", "csv=p=0", file.path,
+            ])
+        #expect(probe.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1800,720,360", "\(probe.output)") // 15 s at 24 fps
+        await server.terminate()
+    }
+
     @Test func whileS3IsDownSubmitsAnswer503AndARunningTaskWaitsToUpload() async throws {
         let moto = try await MotoServer.start()
         defer { moto.stop() }

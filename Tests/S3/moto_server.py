@@ -3,7 +3,8 @@ request signatures checked (IAM authentication on after the three set-up calls b
 one empty bucket. Prints {"endpoint", "access_key", "secret_key", "bucket", "region"} as one JSON line, then serves
 until its standard input closes (the test process ending closes it too). A line "down" on its input stops the listener
 (connections are refused) and "up" starts it again on the same port with every bucket and key kept (they live in this
-process); each is acknowledged with the same word on its output.
+process); each is acknowledged with the same word on its output. A line "etags PREFIX" is answered with one JSON
+line mapping each key under PREFIX to its ETag.
 
 moto checks header signatures (SigV4, recomputed with botocore) but not presigned URLs (query authentication): with
 authentication on it fails on them. So presigned requests are checked here first, with botocore's own S3 query
@@ -180,6 +181,15 @@ def main() -> None:
                 ip_address="127.0.0.1", port=port, verbose=False
             )
             server.start()
+        elif command.startswith("etags "):
+            # The ETag of every object under a prefix, as one JSON line: a multipart upload's ETag ends in
+            # "-<number of parts>", a single PUT's is the body's MD5.
+            prefix = command[len("etags ") :]
+            found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+            print(
+                json.dumps({o["Key"]: o["ETag"].strip('"') for o in found}), flush=True
+            )
+            continue
         else:
             continue
         print(command, flush=True)

@@ -84,6 +84,19 @@ public final class MotoServer: @unchecked Sendable {
     /// Listens again on the same port, with the same buckets, objects and credentials.
     public func up() async throws { try await command("up") }
 
+    /// The ETag of every object whose key starts with `prefix` (a multipart upload's ends in "-<parts>").
+    public func etags(prefix: String) async throws -> [String: String] {
+        let output = self.output
+        try input.fileHandleForWriting.write(contentsOf: Data("etags \(prefix)\n".utf8))
+        let line = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Self.readLine(output, timeout: 30)) }
+        }
+        guard let line, let etags = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String] else {
+            throw MotoServerError("moto did not list the ETags under \(prefix): \(line ?? "nothing")")
+        }
+        return etags
+    }
+
     private func command(_ word: String) async throws {
         let output = self.output
         try input.fileHandleForWriting.write(contentsOf: Data("\(word)\n".utf8))
