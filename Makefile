@@ -39,11 +39,12 @@ test-worker:
 	cd workers/diffusers && ../../.venv-worker/bin/mypy
 	cd workers/diffusers && ../../.venv-worker/bin/pytest -q
 
-## Print the benchmark figures recorded in docs/benchmarks.md (motion engine, API load, upstream gateway, event streams,
-## webhook dispatch, blob stores).
+## Print the benchmark figures recorded in docs/benchmarks.md (motion engine, API load against the framework's floor,
+## progress granularity, upstream gateway, event streams, webhook dispatch, blob stores).
 bench: build
 	$(SWIFT) build -c release --product kinema-floor
 	bash scripts/bench
+	python3 scripts/bench-progress
 	python3 scripts/bench-gateway
 	python3 scripts/bench-streams
 	python3 scripts/bench-webhooks
