@@ -1,6 +1,7 @@
 import Foundation
 import KinemaCore
 import KinemaMedia
+import Synchronization
 
 /// Kinema's built-in, CPU-only engine: animates the given image(s) with camera moves, transitions and
 /// procedural effects (it invents no new content), with an optional procedural soundtrack.
@@ -20,6 +21,8 @@ public struct MotionEngine: VideoEngine {
     public let renderThreads: Int
     /// Short side of the output; 720 (the contract) unless reduced for previews and fast tests.
     public let outputShortSide: Int
+    /// Where a render records when each of its phases ended (`kinema bench` prints it); `nil` records nothing.
+    @_spi(Benchmark) public var timeline: RenderTimeline?
 
     /// Creates the engine.
     ///
@@ -176,6 +179,7 @@ public struct MotionEngine: VideoEngine {
         // After the last frame, frames, source levels and x264's pool are all freed: hand that memory back.
         defer { AllocatorTrim.releaseFreeMemory() }
         let prepared = try prepare(job)
+        timeline?.mark("image decoded, fitted, planned", since: started)
         if flag.isCancelled { throw MotionError(code: .cancelled, message: "the render was cancelled") }
         let composer = prepared.composer
         let request = job.request
@@ -199,11 +203,13 @@ public struct MotionEngine: VideoEngine {
         } catch {
             throw MotionError(code: .encodingFailed, message: "the MP4 could not be created: \(Self.describe(error))", cause: "\(error)")
         }
+        timeline?.mark("x264 opened", since: started)
         var audioWritten = false
         var lastPercent = -1
         let pipeline = RenderPipeline(total: total, threads: renderThreads)
         do {
             try pipeline.run(flag: flag, render: { composer.render(frame: $0) }) { index, frame in
+                if index == 0 { timeline?.mark("first frame rendered", since: started) }
                 try writer.append(frame)
                 if let audio, !audioWritten, let track = audio.resultIfReady() {
                     try writer.appendAudio(track)
@@ -218,8 +224,10 @@ public struct MotionEngine: VideoEngine {
                     progress(RenderProgress(percent: min(99, percent), etaSeconds: Int(eta.rounded(.up))))
                 }
             }
+            timeline?.mark("last frame handed to x264", since: started)
             if let audio, !audioWritten { try writer.appendAudio(audio.wait()) }
             try writer.finish()
+            timeline?.mark("x264 flushed, MP4 written", since: started)
         } catch let error as MotionError {
             throw error
         } catch {
@@ -227,6 +235,22 @@ public struct MotionEngine: VideoEngine {
         }
         progress(RenderProgress(percent: 100, etaSeconds: 0))
     }
+}
+
+/// When each phase of a render ended, in milliseconds from its start (for `kinema bench`'s timeline).
+@_spi(Benchmark)
+public final class RenderTimeline: Sendable {
+    private let marks = Mutex<[(phase: String, milliseconds: Int)]>([])
+
+    public init() {}
+
+    func mark(_ phase: String, since start: Date) {
+        let ms = Int((Date().timeIntervalSince(start) * 1000).rounded())
+        marks.withLock { $0.append((phase, ms)) }
+    }
+
+    /// The phases so far, in order.
+    public var phases: [(phase: String, milliseconds: Int)] { marks.withLock { $0 } }
 }
 
 /// A value computed once on a dedicated thread, collected later.

@@ -96,9 +96,11 @@ public enum MotionBenchmark {
             // what the allocator kept from earlier passes, which the reset would otherwise count as this case's).
             AllocatorTrim.releaseFreeMemory()
             resetPeakRSS()
+            var timed = engine
+            timed.timeline = RenderTimeline()
             let e2eStart = Date()
             let e2eCPU = cpuSeconds()
-            try await engine.render(job, to: output) { _ in }
+            try await timed.render(job, to: output) { _ in }
             let endToEnd = Date().timeIntervalSince(e2eStart)
             let endToEndCPU = cpuSeconds() - e2eCPU
             let peak = peakRSSMiB()
@@ -111,6 +113,12 @@ public enum MotionBenchmark {
                 renderCPUSeconds: renderCPU, encodeCPUSeconds: encodeCPU, endToEndCPUSeconds: endToEndCPU)
             results.append(result)
             log(line(result))
+            // Where the end-to-end run's time went, and how busy the cores were (CPU seconds over wall seconds).
+            let phases = (timed.timeline?.phases ?? []).map { "\($0.phase) \($0.milliseconds) ms" }.joined(separator: " · ")
+            log(
+                "  timeline: \(phases) · cores busy \(String(format: "%.2f", endToEndCPU / endToEnd)) of "
+                    + "\(ProcessInfo.processInfo.activeProcessorCount) end to end, "
+                    + "\(String(format: "%.2f", encodeCPU / encodeSeconds)) encode-only")
         }
         return results
     }
