@@ -13,6 +13,15 @@ public enum ImageDecoder {
     ///   (broken header or pixel data), or `.exceedsLimits` (too large; nothing was decoded).
     public static func decode(_ data: Data, limits: ImageLimits = ImageLimits()) throws -> RGBAImage {
         let header = try validatedHeader(data, limits: limits)
+        // 8-bit RGB(A) PNGs decode here (same pixels, a fraction of the time); everything else through FFmpeg.
+        if header.format == .png, let image = try PNGVerifier.decodeRGBA(data) {
+            return image.applyingEXIFOrientation(header.orientation)
+        }
+        return try decodeWithFFmpeg(data, header: header)
+    }
+
+    /// `decode` through FFmpeg's decoder whatever the format (for the tests that compare the two PNG paths).
+    static func decodeWithFFmpeg(_ data: Data, header: ImageHeader) throws -> RGBAImage {
         let stored = try convertToRGBA(decodeFrame(data, header: header))
         return stored.applyingEXIFOrientation(header.orientation)
     }

@@ -1,6 +1,6 @@
 import CDeflate
 import Foundation
-import KinemaMedia
+@testable import KinemaMedia
 import KinemaTestSupport
 import Testing
 import KinemaCore
@@ -93,6 +93,40 @@ import KinemaCore
     static let kinds: [(depth: Int, colorType: Int)] = [
         (1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3), (8, 4), (16, 4), (8, 6), (16, 6),
     ]
+
+    /// 8-bit RGB and RGBA PNGs are decoded by Kinema itself (libdeflate, filters undone in place): the pixels must be
+    /// FFmpeg's, for every filter type (the rows cycle through 0–4 over pseudo-random bytes) and odd sizes; a tRNS
+    /// chunk, other depths and interlacing go to FFmpeg.
+    @Test func ownPNGDecodeGivesFFmpegsPixels() async throws {
+        try await offPool {
+            for (width, height) in [(1, 1), (2, 7), (13, 11), (64, 9), (301, 17)] {
+                for colorType in [2, 6] {
+                    for seed in [1, 2, 3] as [UInt64] {
+                        let raw = PNGFile.rawData(width, height, depth: 8, colorType: colorType, interlaced: false, seed: seed)
+                        let file = Data(
+                            PNGFile.signature + PNGFile.ihdr(width, height, depth: 8, colorType: colorType, interlaced: false)
+                                + PNGFile.chunk("IDAT", PNGFile.zlib(raw)) + PNGFile.end)
+                        let what = "\(width)x\(height) colour type \(colorType) seed \(seed)"
+                        let own = try #require(try PNGVerifier.decodeRGBA(file), "\(what) is decoded by Kinema")
+                        let ffmpeg = try ImageDecoder.decodeWithFFmpeg(file, header: ImageDecoder.validatedHeader(file))
+                        #expect(own == ffmpeg, "\(what)")
+                        #expect(try ImageDecoder.decode(file) == ffmpeg, "\(what)")
+                    }
+                }
+            }
+            // Not decoded here: a tRNS chunk, 16-bit, grey, palette, interlaced.
+            let rgb = PNGFile.rawData(5, 4, depth: 8, colorType: 2, interlaced: false)
+            let withTRNS = Data(
+                PNGFile.signature + PNGFile.ihdr(5, 4, depth: 8, colorType: 2, interlaced: false) + PNGFile.chunk("tRNS", [0, 1, 0, 2, 0, 3])
+                    + PNGFile.chunk("IDAT", PNGFile.zlib(rgb)) + PNGFile.end)
+            #expect(try PNGVerifier.decodeRGBA(withTRNS) == nil)
+            #expect(try ImageDecoder.decode(withTRNS) == ImageDecoder.decodeWithFFmpeg(withTRNS, header: ImageDecoder.validatedHeader(withTRNS)))
+            for (depth, colorType, interlaced) in [(16, 2, false), (8, 0, false), (8, 3, false), (8, 6, true)] {
+                let file = Data(PNGFile.valid(9, 5, depth: depth, colorType: colorType, interlaced: interlaced))
+                #expect(try PNGVerifier.decodeRGBA(file) == nil, "depth \(depth) colour type \(colorType) interlaced \(interlaced)")
+            }
+        }
+    }
 
     @Test(arguments: [false, true])
     func everyColourTypeDepthAndInterlacingVerifiesAndDecodes(interlaced: Bool) async throws {
