@@ -129,7 +129,8 @@ import Testing
         let id = try #require(try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "pan"]).json["task_id"] as? String)
         let url = server.baseURL + "/v3/async/task-events?task_id=\(id)"
         // The first stream stays open (the task waits in the queue): a second one for the same key is refused.
-        let first = Task { try await Self.read(url, key: key, limit: .seconds(2)) }
+        // Read for 5 s (25 keep-alive periods): under the whole suite a starved server once sent only one in 2 s.
+        let first = Task { try await Self.read(url, key: key, limit: .seconds(5)) }
         try await Task.sleep(for: .milliseconds(500))
         let second = try await HTTP.get(url, key: key)
         #expect(second.status == 429, "\(second.text)")
