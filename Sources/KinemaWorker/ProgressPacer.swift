@@ -17,32 +17,31 @@ final class ProgressPacer: Sendable {
         var progress: RenderProgress
         /// `progress.percent / step` when a heartbeat last took it.
         var sentStep: Int
-        /// The heartbeat loop waiting for the next step, if it is.
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Fired when the progress crosses the next step; replaced by `take()`.
+        var stepCrossed = OneShot()
     }
 
     private let state: Mutex<State>
 
     /// A pacer starting at `progress` (already known to the store, so it does not count as a step).
     init(_ progress: RenderProgress) {
-        state = Mutex(State(progress: progress, sentStep: progress.percent / Self.step, waiter: nil))
+        state = Mutex(State(progress: progress, sentStep: progress.percent / Self.step))
     }
 
     /// The engine's report; wakes the heartbeat loop when it crosses a step.
     func record(_ progress: RenderProgress) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let crossed = state.withLock { state -> OneShot? in
             state.progress = progress
-            guard progress.percent / Self.step > state.sentStep else { return nil }
-            defer { state.waiter = nil }
-            return state.waiter
+            return progress.percent / Self.step > state.sentStep ? state.stepCrossed : nil
         }
-        waiter?.resume()
+        crossed?.fire()
     }
 
     /// The latest report, to send now: later reports are measured against it.
     func take() -> RenderProgress {
         state.withLock { state in
             state.sentStep = state.progress.percent / Self.step
+            if state.stepCrossed.fired { state.stepCrossed = OneShot() }
             return state.progress
         }
     }
@@ -53,31 +52,12 @@ final class ProgressPacer: Sendable {
     /// Returns once the progress crossed a step since the last `take()`, `timeout` passed, or the task is cancelled.
     func waitForStep(upTo timeout: Duration) async {
         guard timeout > .zero, !stepPending else { return }
+        let crossed = state.withLock { $0.stepCrossed }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.stepReached() }
+            group.addTask { await crossed.wait() }
             group.addTask { try? await Task.sleep(for: timeout) }
             await group.next()
             group.cancelAll()
-        }
-    }
-
-    /// Suspends until a step is pending or the task is cancelled.
-    private func stepReached() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { state -> Bool in
-                    if Task.isCancelled || state.progress.percent / Self.step > state.sentStep { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
         }
     }
 }
