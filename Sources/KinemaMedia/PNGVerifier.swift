@@ -62,7 +62,8 @@ enum PNGVerifier {
     }
 
     /// The RGBA pixels of an 8-bit, non-interlaced RGB or RGBA PNG without a tRNS chunk (what photos and screenshots
-    /// are), after every check `verify` makes; `nil` for any other kind, which FFmpeg decodes instead. The same pixels
+    /// are), after every check `verify` makes; `nil` for any other kind (after the chunk checks only, without
+    /// inflating), which FFmpeg decodes instead. The same pixels
     /// as FFmpeg's decoder gives (tested), at a fraction of its time: libdeflate for the inflate and the row filters
     /// undone in place. A render's serial start-up is mostly this decode (issue 16).
     static func decodeRGBA(_ data: Data) throws -> RGBAImage? {
@@ -148,8 +149,10 @@ enum PNGVerifier {
         guard let layout, let bitsPerPixel = layout.bitsPerPixel else { throw corrupt("has no IHDR chunk") }
         guard !idat.isEmpty else { throw corrupt("has no image data (no IDAT chunk)") }
         if layout.colorType == 3, !sawPalette { throw corrupt("is a palette image without a PLTE chunk") }
-        let pixels = decode && !sawTransparency && decodesItself(layout)
-        let image = try inflateAndCheckRows(bytes, idat: idat, layout: layout, bitsPerPixel: bitsPerPixel, decode: pixels)
+        let pixels = !sawTransparency && decodesItself(layout)
+        // A decode of a kind this does not take goes to FFmpeg, which inflates the data itself: not twice here.
+        if decode, !pixels { return (layout, nil) }
+        let image = try inflateAndCheckRows(bytes, idat: idat, layout: layout, bitsPerPixel: bitsPerPixel, decode: decode)
         return (layout, image)
     }
 
