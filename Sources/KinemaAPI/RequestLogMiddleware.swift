@@ -48,11 +48,7 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The route a path belongs to, as a metric label: a documented path, `/files/{key}`, the worker protocol, or
     /// `other` (so a client cannot make labels without end).
     static func route(_ path: String) -> String {
-        let known = [
-            Routes.submit, Routes.taskResult, Routes.taskCancel, Routes.taskEvents, Routes.taskWebhooks, Routes.tasks, Routes.healthz,
-            Routes.readyz, Routes.openAPI,
-        ]
-        if known.contains(path) { return path }
+        if RequestMetrics.knownRoutes.contains(path) { return path }
         if path.hasPrefix("/files/") { return Routes.files }
         if path.hasPrefix(WorkerProtocolPaths.base + "/") { return WorkerProtocolPaths.base }
         return "other"
@@ -74,6 +70,12 @@ enum RequestMetrics {
     }
 
     private static let cache = Mutex<[String: Handles]>([:])
+
+    /// The documented paths, each its own route label (made once: labels are looked up for every request).
+    static let knownRoutes: Set<String> = [
+        Routes.submit, Routes.taskResult, Routes.taskCancel, Routes.taskEvents, Routes.taskWebhooks, Routes.tasks, Routes.healthz,
+        Routes.readyz, Routes.openAPI,
+    ]
 
     static func handles(route: String, status: Int) -> Handles {
         let key = "\(status) \(route)"
