@@ -194,7 +194,10 @@ let package = Package(
         // Fixtures/: a database written by an earlier release, read by path (#filePath) in the upgrade test.
         .testTarget(
             name: "StoreConformanceTests",
-            dependencies: ["KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore", "KinemaTestSupport"],
+            dependencies: [
+                "KinemaStore", "KinemaStoreSQLite", "KinemaStorePostgres", "KinemaCore", "KinemaTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             exclude: ["Fixtures"], swiftSettings: testSettings
         ),
         // Vectors/: AWS's SigV4 test suite (as botocore ships it), read by path (#filePath).
