@@ -33,7 +33,8 @@ final class RawConnection: @unchecked Sendable {
 
     /// A connected socket (blocking; call off the cooperative pool).
     static func connect(port: UInt16, from source: String) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a child process another test starts meanwhile must not hold this connection open.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)

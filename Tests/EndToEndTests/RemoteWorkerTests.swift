@@ -65,7 +65,12 @@ import NIOFoundationEssentialsCompat
         let png = try await Fixtures.image(width: 1280, height: 720, format: "png").base64EncodedString()
         let r = try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "slow push in", "duration": 15])
         let id = try #require(r.json["task_id"] as? String)
-        try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_PROCESSING")
+        do {
+            try await Self.waitForStatus(server, key: key, id: id, "TASK_STATUS_PROCESSING")
+        } catch {
+            Issue.record("\(error)\nworker log: \(worker.log.suffix(3000))")
+            return
+        }
         #expect(await worker.terminate() == 0, "worker log: \(worker.log)")
         let after = try await HTTP.result(server.baseURL, key: key, id: id)
         #expect((after.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_QUEUED", "\(after.text) worker log: \(worker.log)")
@@ -499,12 +504,18 @@ import NIOFoundationEssentialsCompat
 
     static func waitForStatus(_ server: ServerProcess, key: String, id: String, _ status: String) async throws {
         let deadline = ContinuousClock.now + .seconds(90)
+        var last = "no answer"
         while ContinuousClock.now < deadline {
             let r = try await HTTP.result(server.baseURL, key: key, id: id)
-            if (r.json["task"] as? [String: Any])?["status"] as? String == status { return }
+            let seen = (r.json["task"] as? [String: Any])?["status"] as? String
+            if seen == status { return }
+            last = "\(r.status) \(r.text.prefix(600))"
+            if let seen, ["TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"].contains(seen) {
+                throw TestFailure("task \(id) ended before it was seen in \(status): \(last)")
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw TestFailure("task \(id) never reached \(status)")
+        throw TestFailure("task \(id) never reached \(status) within 90 s; last answer: \(last)")
     }
 
     /// A small real MP4 made by the ffmpeg CLI.
