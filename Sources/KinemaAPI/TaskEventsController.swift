@@ -30,13 +30,14 @@ struct TaskEventsController: Sendable {
     }
 
     func events(_ request: Request, context: some RequestContext) async throws -> Response {
-        let tenant = try await auth.tenant(for: request)
+        let caller = try await auth.caller(for: request)
+        let tenant = caller.tenant
         let raw: String? = request.uri.queryParameters.get("task_id").map { String($0) }
         let id = try TaskResultController.taskID(raw, where: "as a query parameter: /v3/async/task-events?task_id=<id>")
         guard let first = try await TaskResultController.storeCall(context, { try await store.taskStatus(id: id, tenant: tenant) }) else {
             throw APIError.taskNotFound
         }
-        guard open.take(tenant, perKey: limits.perKey, total: limits.total) else {
+        guard let slot = open.take(key: caller.id, perKey: limits.perKey, total: limits.total) else {
             throw APIError(
                 .tooManyRequests, "RATE_LIMIT_EXCEEDED",
                 "Too many event streams are open for this API key (at most \(limits.perKey)) or on this server; close one, or poll task-result.",
@@ -45,9 +46,8 @@ struct TaskEventsController: Sendable {
         let links = self.links
         let watch = self.watch
         let keepAlive = limits.keepAlive
-        let open = self.open
         let body = ResponseBody { writer in
-            defer { open.release(tenant) }
+            defer { slot.release() }
             try await writer.write(Self.event(first, links: links))
             if first.status.isTerminal {
                 try await writer.finish(nil)
@@ -100,24 +100,50 @@ struct TaskEventsController: Sendable {
     }
 }
 
-/// How many event streams are open, per tenant and in all.
+/// How many event streams are open, per API key and in all.
 final class OpenStreams: Sendable {
-    private let counts = Mutex<(total: Int, byTenant: [String: Int])>((0, [:]))
+    private let counts = Mutex<(total: Int, byKey: [String: Int])>((0, [:]))
 
-    func take(_ tenant: String, perKey: Int, total: Int) -> Bool {
-        counts.withLock { c in
-            guard c.total < total, c.byTenant[tenant, default: 0] < perKey else { return false }
+    /// A slot for one more stream of API key `key` (its credential id), or `nil` at either cap.
+    func take(key: String, perKey: Int, total: Int) -> Slot? {
+        let taken = counts.withLock { c in
+            guard c.total < total, c.byKey[key, default: 0] < perKey else { return false }
             c.total += 1
-            c.byTenant[tenant, default: 0] += 1
+            c.byKey[key, default: 0] += 1
             return true
+        }
+        return taken ? Slot(streams: self, key: key) : nil
+    }
+
+    /// Streams open now, in all and for `key`.
+    func count(key: String? = nil) -> Int {
+        counts.withLock { c in key.map { c.byKey[$0] ?? 0 } ?? c.total }
+    }
+
+    fileprivate func release(_ key: String) {
+        counts.withLock { c in
+            c.total -= 1
+            c.byKey[key, default: 1] -= 1
+            if c.byKey[key] == 0 { c.byKey[key] = nil }
         }
     }
 
-    func release(_ tenant: String) {
-        counts.withLock { c in
-            c.total -= 1
-            c.byTenant[tenant, default: 1] -= 1
-            if c.byTenant[tenant] == 0 { c.byTenant[tenant] = nil }
+    /// One open stream's place under the caps: given back by `release()`, or when it is dropped unreleased (a
+    /// response whose body never ran, because the client went away before the head was written).
+    final class Slot: Sendable {
+        private let streams: OpenStreams
+        private let key: String
+        private let released = Atomic(false)
+
+        fileprivate init(streams: OpenStreams, key: String) {
+            self.streams = streams
+            self.key = key
         }
+
+        func release() {
+            if !released.exchange(true, ordering: .relaxed) { streams.release(key) }
+        }
+
+        deinit { release() }
     }
 }

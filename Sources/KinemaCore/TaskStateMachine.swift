@@ -32,9 +32,11 @@ public struct TaskLifecycle: Sendable, Equatable {
     public var lease: TaskLeaseFacts?
     /// Failure reason; empty unless FAILED or CANCELED.
     public var reason: String
-    /// Whether a hosted provider already accepted the task (its id is stored): a lost lease then hands the task to
-    /// the next worker to follow without counting the attempt, since giving up would lose a paid result (the
-    /// upstream deadline bounds how long it is followed).
+    /// Whether the task was sent to a hosted provider (its upstream handle is stored: the id it was accepted under,
+    /// or the intent written just before the submit, whose answer may have been lost): a lost lease then hands the
+    /// task to the next worker without counting the attempt, which follows the accepted task or reconciles the
+    /// submit (Kling: found by our id; others: failed with the lost-submit reason), since giving up would lose a
+    /// paid result (the upstream deadline bounds how long it is followed).
     public var followsUpstream: Bool
 
     /// Creates lifecycle facts.

@@ -13,7 +13,8 @@ enum PostgresTaskRow {
         """
 
     /// The columns `lifecycle(_:)` reads.
-    static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream_id"
+    static let lifecycleColumns =
+        "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream IS NOT NULL AS follows_upstream"
 
     /// The columns `statusRecord(_:)` reads: a poll's view of a task (the seed taken out of the JSON in SQL).
     static let statusColumns = """
@@ -90,7 +91,7 @@ enum PostgresTaskRow {
             maxAttempts: try row["max_attempts"].decode(Int.self),
             lease: lease,
             reason: try row["reason"].decode(String.self),
-            followsUpstream: try row["upstream_id"].decode(String?.self) != nil
+            followsUpstream: try row["follows_upstream"].decode(Bool.self)
         )
         return (try row["id"].decode(UUID.self), lifecycle)
     }

@@ -13,7 +13,8 @@ enum TaskRow {
         """
 
     /// The columns `lifecycle(_:)` reads.
-    static let lifecycleColumns = "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream_id"
+    static let lifecycleColumns =
+        "id, status, attempt, max_attempts, lease_id, lease_expires_at, reason, upstream IS NOT NULL AS follows_upstream"
 
     /// The columns `statusRecord(_:)` reads, by position, in this order: a poll's view of a task.
     static let statusColumns = """
@@ -75,7 +76,7 @@ enum TaskRow {
         }
         return TaskLifecycle(
             status: try status(row["status"]), attempt: row["attempt"], maxAttempts: row["max_attempts"],
-            lease: lease, reason: row["reason"], followsUpstream: (row["upstream_id"] as String?) != nil
+            lease: lease, reason: row["reason"], followsUpstream: row["follows_upstream"]
         )
     }
 

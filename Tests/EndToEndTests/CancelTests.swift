@@ -115,8 +115,12 @@ import Testing
         _ = try await Self.cancel(server, key: key, id: id)
         let refused = try await R.heartbeat(server, token: token, id: id, lease: lease)
         #expect(refused.status == 409, "\(refused.text)")
-        let upload = try await R.upload(server, token: token, id: id, lease: lease.leaseID, body: Data(repeating: 1, count: 1000))
-        #expect(upload.status == 409 || upload.status == 400, "\(upload.text)")
+        #expect(refused.json["reason"] as? String == "LEASE_LOST", "\(refused.text)")
+        // A real MP4 (so only the lease can refuse it): 409 LEASE_LOST, and nothing is stored.
+        let upload = try await R.upload(server, token: token, id: id, lease: lease.leaseID, body: try await R.makeMP4(seconds: 1))
+        #expect(upload.status == 409, "\(upload.text)")
+        #expect(upload.json["reason"] as? String == "LEASE_LOST", "\(upload.text)")
+        #expect(server.storedResults(of: id).isEmpty)
         #expect(Self.task(try await HTTP.result(server.baseURL, key: key, id: id))["reason"] as? String == "canceled")
         await server.terminate()
     }

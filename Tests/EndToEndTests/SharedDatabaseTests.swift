@@ -114,9 +114,16 @@ import Testing
                         && ["canceled during render", "completion refused", "render succeeded"].contains { line.contains($0) }
                 }.map(String.init)
             }
-            let until = ContinuousClock.now + .seconds(30)
+            let answered = ContinuousClock.now
+            let until = answered + .seconds(30)
             while ending() == nil, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(20)) }
-            if ending()?.contains("canceled during render") == true { stopped = id }
+            if ending()?.contains("canceled during render") == true {
+                stopped = id
+                // The bound is 2 s plus one heartbeat interval (2 s here), counted from the cancel's answer to
+                // the stop the renderer logs; twice that leaves room for a machine starved by the whole suite.
+                let took = ContinuousClock.now - answered
+                #expect(took < .seconds(8), "the render on the other node stopped \(took) after the cancel")
+            }
         }
         let id = try #require(stopped, "no render was stopped by a cancel sent to the other node: \(renderer.log)")
         #expect(ServerProcess.storedResults(of: id, blobs: blobs).isEmpty)

@@ -153,4 +153,41 @@ import Testing
         #expect(try await HTTP.get(server.baseURL + "/v3/async/task-events?task_id=nope", key: key).status == 400)
         await server.terminate()
     }
+
+    /// The caps count streams per API key (two keys of one tenant each get their own) and per node (half of
+    /// `--max-connections`), and a node at its stream cap still answers polls.
+    @Test func streamsAreCountedPerKeyAndPerNode() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--max-streams-per-key", "1", "--max-connections", "6", "--event-keepalive-seconds", "0.2"], workers: 0)
+        let key = try #require(server.devKey)
+        var keys = [key]
+        for _ in 0..<3 {
+            let created = try await ServerProcess.cli(["keys", "create", "--tenant", "default", "--data-dir", server.dataDir.path])
+            keys.append(try #require(created.stdout.split(separator: "\n").last.map(String.init)))
+        }
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let id = try #require(try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "pan"]).json["task_id"] as? String)
+        let url = server.baseURL + "/v3/async/task-events?task_id=\(id)"
+        // Three keys of one tenant hold a stream each: the node's cap (6 / 2 = 3) is reached.
+        let held = keys.prefix(3).map { k in Task { try await Self.read(url, key: k, limit: .seconds(6)) } }
+        try await Task.sleep(for: .seconds(1))
+        let sameKey = try await Self.read(url, key: keys[0], limit: .seconds(1))
+        #expect(sameKey.status == 429, "a second stream of one key")
+        let overNode = try await Self.read(url, key: keys[3], limit: .seconds(1))
+        #expect(overNode.status == 429, "a fourth stream on a node capped at three")
+        let poll = try await HTTP.result(server.baseURL, key: keys[3], id: id)
+        #expect(poll.status == 200, "polls go on at the stream cap: \(poll.text)")
+        for stream in held {
+            let s = try await stream.value
+            #expect(s.status == 200)
+            #expect(Self.task(s.events.first ?? [:])["status"] as? String == "TASK_STATUS_QUEUED")
+        }
+        // The slots are free again once those streams closed.
+        try await Task.sleep(for: .milliseconds(500))
+        let after = try await Self.read(url, key: keys[3], limit: .seconds(1))
+        #expect(after.status == 200)
+        #expect(Self.task(after.events.first ?? [:])["status"] as? String == "TASK_STATUS_QUEUED")
+        await server.terminate()
+    }
 }

@@ -51,6 +51,10 @@ import Testing
             let result = try await body(standIn, server, try #require(server.devKey))
             await server.terminate()
             await standIn.stop()
+            // No credential of the provider (Kling's access key included) ever reaches the log, whatever its level.
+            for (name, value) in standIn.environment {
+                #expect(!server.log.contains(value), "\(name) appears in the server's log")
+            }
             return result
         } catch {
             await server.terminate()
@@ -196,6 +200,51 @@ import Testing
         }
     }
 
+    /// The deadline ends in one more poll: a task the provider finished after the last regular poll is found by it and
+    /// succeeds, instead of failing unseen (polls every 4 s, deadline 6 s: polls at ≈ 0 and 4 s say "running", the
+    /// final one at 6 s finds the video).
+    @Test func theFinalPollAtTheDeadlineFindsATaskThatFinishedAfterTheLastRegularOne() async throws {
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        try await Self.withGateway(.novita, ["--upstream-deadline-minutes", "0.1", "--upstream-poll-seconds", "4"]) { standIn, server, key in
+            let id = try await Self.submit(server, key, ["image": png, "prompt": "pan"])
+            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
+            #expect(Self.task(done)["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+            let submitted = try #require(standIn.submits.first).at
+            let polls = standIn.polls.map { $0.at.timeIntervalSince(submitted) }
+            #expect(polls.count == 3, "polls at \(polls)")
+            #expect((polls.last ?? 0) >= 5.9, "the last poll came \(polls.last ?? 0) s after the submit, before the deadline")
+            #expect(standIn.submits.count == 1)
+        }
+    }
+
+    /// A "video" that is not an MP4 (an error page served with status 200) fails the task clearly and is not stored;
+    /// a result URL the fetch rules refuse (no `--allow-fetch-from` for the stand-in's loopback address) too.
+    @Test func aResultThatIsNotAnMP4OrCannotBeFetchedFailsTheTaskClearly() async throws {
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        try await Self.withGateway(.novita, steer: { $0.steer { $0.videoReplacement = Data("<html>Access denied</html>".utf8) } }) {
+            standIn, server, key in
+            let id = try await Self.submit(server, key, ["image": png, "prompt": "pan"])
+            let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
+            #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
+            #expect((Self.task(failed)["reason"] as? String ?? "").contains("not an MP4"), "\(failed)")
+            #expect(server.storedResults(of: id).isEmpty)
+            #expect(standIn.submits.count == 1)
+        }
+        let standIn = try await UpstreamStandIn(.novita, video: try await Self.video())
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        let options = standIn.serveOptions.filter { $0 != "--allow-fetch-from" && $0 != "127.0.0.1/32" }
+        try await server.start(options + Self.fast, workers: 0, environment: standIn.environment)
+        let key = try #require(server.devKey)
+        let id = try await Self.submit(server, key, ["image": png, "prompt": "pan"])
+        let failed = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
+        await server.terminate()
+        await standIn.stop()
+        #expect(Self.task(failed)["status"] as? String == "TASK_STATUS_FAILED")
+        #expect((Self.task(failed)["reason"] as? String ?? "").contains("could not be copied"), "\(failed)")
+        #expect(server.storedResults(of: id).isEmpty)
+    }
+
     @Test func aHangingProviderTimesOutPerRequestAndTheTaskStillSucceeds() async throws {
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
         try await Self.withGateway(.novita, steer: { $0.steer { $0.pollFaults = [.hang, .status(503), .hang] } }) { standIn, server, key in
@@ -256,7 +305,9 @@ import Testing
     @Test func klingGetsItsOwnFieldsASignedTokenAndConcurrencyRefusalsCostNoAttempt() async throws {
         let png = try await Fixtures.image(width: 400, height: 300, format: "png")
         let jpeg = try await Fixtures.image(width: 400, height: 300, format: "jpeg")
-        try await Self.withGateway(.kling, steer: { $0.steer { $0.submitFaults = [.klingCode(1303), .status(429), .klingCode(1303)] } }) {
+        try await Self.withGateway(
+            .kling, logLevel: "trace", steer: { $0.steer { $0.submitFaults = [.klingCode(1303), .status(429), .klingCode(1303)] } }
+        ) {
             standIn, server, key in
             let id = try await Self.submit(
                 server, key,
@@ -340,7 +391,7 @@ import Testing
 
     @Test func falIsFollowedAtTheURLsItReturnsAndItsFailuresCarryItsDetail() async throws {
         let png = try await Fixtures.image(width: 400, height: 300, format: "png")
-        try await Self.withGateway(.fal, steer: { $0.steer { $0.submitFaults = [.status(429)] } }) { standIn, server, key in
+        try await Self.withGateway(.fal, logLevel: "trace", steer: { $0.steer { $0.submitFaults = [.status(429)] } }) { standIn, server, key in
             let id = try await Self.submit(server, key, ["image": png.base64EncodedString(), "prompt": "drift"])
             let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
             #expect(Self.task(done)["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")

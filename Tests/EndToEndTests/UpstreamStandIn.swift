@@ -43,6 +43,8 @@ final class UpstreamStandIn: Sendable {
         var holdNewTasks = false
         var failNewTasks: String?
         var expiredVideos = false
+        /// The result URL serves this instead of the MP4 (a provider that hands out an error page as "the video").
+        var videoReplacement: Data?
         /// Polls that answer "running" before a task succeeds.
         var runningPolls = 2
     }
@@ -115,7 +117,7 @@ final class UpstreamStandIn: Sendable {
         let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
         if path.hasPrefix("/videos/") {
             if state.withLock({ $0.expiredVideos }) { return Answer(status: 403, headers: [], body: Data("expired".utf8)) }
-            return Answer(status: 200, headers: [("Content-Type", "video/mp4")], body: video)
+            return Answer(status: 200, headers: [("Content-Type", "video/mp4")], body: state.withLock { $0.videoReplacement } ?? video)
         }
         if let refusal = authRefusal(request) { return refusal }
         let isSubmit = request.method == "POST"

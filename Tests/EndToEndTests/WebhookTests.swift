@@ -149,6 +149,9 @@ final class WebhookReceiver: Sendable {
             #expect(d["event_type"] as? String == "ASYNC_TASK_RESULT")
             #expect(d["status"] as? String == "delivered" || d["status"] as? String == "pending") // recorded just after the answer
         }
+        // The README's receiver code, run as written, accepts a real delivery and refuses it with one byte changed.
+        let delivered = try #require(arrived.first { $0.uri == "/ok" })
+        #expect(try await Self.readmeVerifier(delivered, secret: secret) == "True False")
         let settled = try await Self.settled(server, key: key, id: ok)
         #expect(settled["status"] as? String == "delivered")
         #expect(settled["attempts"] as? Int == 1)
@@ -296,5 +299,37 @@ final class WebhookReceiver: Sendable {
         #expect(try await HTTP.get(server.baseURL + "/v3/async/task-webhooks?task_id=\(id)", key: otherKey).status == 404)
         await server.terminate()
         await receiver.stop()
+    }
+
+    /// What the README's Python verifier says of `delivery` as received, then of it with a byte added to the body.
+    static func readmeVerifier(_ delivery: LoopbackServer.Received, secret: String) async throws -> String {
+        let readme = try String(contentsOf: ReadmeWalkthrough.readme, encoding: .utf8)
+        guard let intro = readme.range(of: "Verifying a delivery in a receiver"),
+            let start = readme.range(of: "```python\n", range: intro.upperBound..<readme.endIndex),
+            let end = readme.range(of: "```", range: start.upperBound..<readme.endIndex)
+        else { throw TestFailure("the README has no Python verifier") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("readme-verifier-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let headers = Dictionary(delivery.headers.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { first, _ in first })
+        try JSONSerialization.data(withJSONObject: headers).write(to: dir.appendingPathComponent("headers.json"))
+        try delivery.body.write(to: dir.appendingPathComponent("body"))
+        let script =
+            String(readme[start.upperBound..<end.lowerBound]) + """
+
+                import json, sys
+                headers = json.load(open(sys.argv[1]))
+                body = open(sys.argv[2], "rb").read()
+                print(verified(headers, body, sys.argv[3]), verified(headers, body + b" ", sys.argv[3]))
+                """
+        try Data(script.utf8).write(to: dir.appendingPathComponent("verify.py"))
+        let r = try await Tools.run(
+            "python3",
+            [
+                dir.appendingPathComponent("verify.py").path, dir.appendingPathComponent("headers.json").path,
+                dir.appendingPathComponent("body").path, secret,
+            ])
+        guard r.status == 0 else { throw TestFailure("the README's verifier failed: \(r.output)") }
+        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -91,12 +91,29 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
-    func anIntentAloneIsAnOrdinaryLostLease(backend: StoreBackend) async throws {
+    func anIntentAloneIsRequeuedForTheNextWorkerToReconcileEvenOnTheLastAttempt(backend: StoreBackend) async throws {
         try await backend.withStore { store in
-            // No id yet: nothing is known to be paid, so the attempt counts (and the next worker reconciles).
+            // No id yet: the submit's answer may have been lost after the provider accepted (and billed) it. Failing the
+            // task here would lose that result (Kling finds it again by our id), so the next worker gets the task
+            // with the intent, uncounted, and reconciles before anything else.
             let id = try await Fixtures.enqueue(store, maxAttempts: 1)
             _ = try await Fixtures.claim(store, at: 0)
             #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(1)))
+            #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)) == RescueReport(requeued: [id]))
+            let task = try #require(try await store.task(id: id))
+            #expect(task.status == .queued)
+            #expect(task.attempt == 0)
+            #expect(task.upstream == Self.intent)
+            let again = try await Fixtures.claim(store, by: "w2", at: Fixtures.lease + 2)
+            #expect(again.task.upstream == Self.intent)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func aTaskNeverSentUpstreamStillCountsItsLostLease(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store, maxAttempts: 1)
+            _ = try await Fixtures.claim(store, at: 0)
             #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)).failed == [id])
         }
     }

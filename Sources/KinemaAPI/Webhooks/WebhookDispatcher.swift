@@ -26,11 +26,11 @@ public struct WebhookConfiguration: Sendable {
 
     public init() {}
 
-    /// The wait after `attempts` failed attempts (≥ 1): `firstBackoff · 2^(attempts−1)`, capped, then scaled by
-    /// `jitter` (0.8…1.2 in use, so receivers that failed together are not retried together).
+    /// The wait after `attempts` failed attempts (≥ 1): `firstBackoff · 2^(attempts−1)` scaled by `jitter` (0.8…1.2
+    /// in use, so receivers that failed together are not retried together), never more than `maxBackoff`.
     public func backoff(afterAttempts attempts: Int, jitter: Double) -> TimeInterval {
         let doubled = firstBackoff * pow(2, Double(max(0, min(attempts - 1, 40))))
-        return min(doubled, maxBackoff) * jitter
+        return min(doubled * jitter, maxBackoff)
     }
 }
 
