@@ -79,7 +79,8 @@ func buildRouter(
         } catch {
             throw APIError(.serviceUnavailable, "SERVICE_UNAVAILABLE", "The task store is unreachable.", retryAfter: 5)
         }
-        // A paused upstream provider leaves the node ready (every node shares the pause; its tasks wait), but says so.
+        // A paused upstream provider leaves the node ready (its tasks wait), but says so. Each node pauses a provider when
+        // its own calls meet an account refusal, so nodes learn of it one by one.
         let paused = engineStatus.pausedEngines
         if paused.isEmpty { return JSONWire.response(["status": "ready"]) }
         return JSONWire.response(ReadyWithPausedEngines(status: "ready", pausedEngines: paused))

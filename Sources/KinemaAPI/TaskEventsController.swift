@@ -34,9 +34,11 @@ struct TaskEventsController: Sendable {
         let tenant = caller.tenant
         let raw: String? = request.uri.queryParameters.get("task_id").map { String($0) }
         let id = try TaskResultController.taskID(raw, where: "as a query parameter: /v3/async/task-events?task_id=<id>")
-        guard let first = try await TaskResultController.storeCall(context, { try await store.taskStatus(id: id, tenant: tenant) }) else {
+        guard let stored = try await TaskResultController.storeCall(context, { try await store.taskStatus(id: id, tenant: tenant) }) else {
             throw APIError.taskNotFound
         }
+        // The eta a poll would show (a queued task's place in its queue), not the submit-time estimate.
+        let first = await TaskResultController.withQueueETA(stored, store: store)
         guard let slot = open.take(key: caller.id, perKey: limits.perKey, total: limits.total) else {
             throw APIError(
                 .tooManyRequests, "RATE_LIMIT_EXCEEDED",
@@ -44,6 +46,7 @@ struct TaskEventsController: Sendable {
                 retryAfter: 5)
         }
         let links = self.links
+        let taskStore = self.store
         let watch = self.watch
         let keepAlive = limits.keepAlive
         let body = ResponseBody { writer in
@@ -80,7 +83,8 @@ struct TaskEventsController: Sendable {
                 }
                 guard (task.status, task.progressPercent) != last else { continue }
                 last = (task.status, task.progressPercent)
-                try await writer.write(Self.event(task, links: links))
+                let shown = await TaskResultController.withQueueETA(task, store: taskStore)
+                try await writer.write(Self.event(shown, links: links))
                 if task.status.isTerminal { break }
             }
             try await writer.finish(nil)

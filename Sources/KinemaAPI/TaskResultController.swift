@@ -20,19 +20,9 @@ struct TaskResultController: Sendable {
         let raw: String? = request.uri.queryParameters.get("task_id").map { String($0) }
         let id = try Self.taskID(raw, where: "as a query parameter: /v3/async/task-result?task_id=<id>")
         let task: TaskStatusRecord? = try await Self.storeCall(context) { try await store.taskStatus(id: id, tenant: tenant) }
-        guard var task else { throw APIError.taskNotFound }
-        // A queued task's eta: the work ahead of it in its engine's queue shared by that engine's live workers, then
-        // its own render (the engine's recent mean). One that no live worker can run (its engine, every feature it
-        // needs) says so with the longest ETA there is, rather than a countdown nothing will meet. A store failure
-        // here leaves the submit-time estimate.
-        if task.status == .queued,
-            let place = try? await store.queueEstimate(
-                id: task.id, engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-Self.presenceWindow))
-        {
-            task.etaSeconds = place.etaSeconds(ownEstimate: task.etaSeconds) ?? RenderProgress.maxETASeconds
-        }
+        guard let task else { throw APIError.taskNotFound }
         // Hand-encoded: this is the API's hottest path (clients poll), and JSONEncoder dominated its cost.
-        let body = TaskResultBody(task, links: links, now: Date()).jsonBytes()
+        let body = TaskResultBody(await Self.withQueueETA(task, store: store), links: links, now: Date()).jsonBytes()
         // The body carries a signed download link and changes as the task runs: no cache may keep it.
         return Response(
             status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -40,6 +30,20 @@ struct TaskResultController: Sendable {
 }
 
 extension TaskResultController {
+    /// `task`, with a queued task's eta from its place: the work ahead of it in its engine's queue shared by that
+    /// engine's live workers, then its own render (the engine's recent mean). One that no live worker can run (its
+    /// engine, every feature it needs) says so with the longest ETA there is, rather than a countdown nothing will
+    /// meet. Other statuses, and a store failure here, leave the stored estimate. Polls and event streams use it alike.
+    static func withQueueETA(_ task: TaskStatusRecord, store: any TaskStore) async -> TaskStatusRecord {
+        guard task.status == .queued,
+            let place = try? await store.queueEstimate(
+                id: task.id, engine: task.engine, needs: task.neededFeatures, since: Date().addingTimeInterval(-presenceWindow))
+        else { return task }
+        var task = task
+        task.etaSeconds = place.etaSeconds(ownEstimate: task.etaSeconds) ?? RenderProgress.maxETASeconds
+        return task
+    }
+
     /// The task id a request names, or the contract's 400 naming `task_id`; `where` says where it belongs.
     static func taskID(_ raw: String?, where place: String) throws -> UUID {
         guard let raw, !raw.isEmpty else {

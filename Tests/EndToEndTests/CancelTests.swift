@@ -103,6 +103,36 @@ import Testing
         await server.terminate()
     }
 
+    /// Canceling a task that already succeeded changes nothing: 200 with its body (status, result and all), and the
+    /// video stays downloadable.
+    @Test func aFinishedTaskIsAnsweredUnchanged() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await R.createToken(server)
+        let id = try await R.submit(server, key: key)
+        let lease = try await R.claim(server, token: token, worker: "gpu-1", leaseSeconds: 60)
+        let mp4 = try await R.makeMP4(seconds: 1)
+        #expect(try await R.upload(server, token: token, id: id, lease: lease.leaseID, body: mp4).status == 200)
+        let before = try await HTTP.result(server.baseURL, key: key, id: id)
+        let answer = try await Self.cancel(server, key: key, id: id)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(Self.task(answer)["status"] as? String == "TASK_STATUS_SUCCEED")
+        #expect(Self.task(answer)["reason"] as? String == "")
+        let after = try await HTTP.result(server.baseURL, key: key, id: id)
+        // Unchanged but for the freshly signed link.
+        for body in [answer, after] {
+            #expect(NSDictionary(dictionary: Self.task(body)) == NSDictionary(dictionary: Self.task(before)))
+            #expect(
+                NSDictionary(dictionary: body.json["extra"] as? [String: Any] ?? [:])
+                    == NSDictionary(dictionary: before.json["extra"] as? [String: Any] ?? [:]))
+        }
+        let link = try #require((answer.json["videos"] as? [[String: Any]])?.first?["video_url"] as? String)
+        #expect(try await HTTP.get(link).body == mp4)
+        await server.terminate()
+    }
+
     @Test func aRemoteWorkerLearnsItFromItsNextHeartbeat() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }

@@ -178,11 +178,18 @@ import Testing
         #expect(overNode.status == 429, "a fourth stream on a node capped at three")
         let poll = try await HTTP.result(server.baseURL, key: keys[3], id: id)
         #expect(poll.status == 200, "polls go on at the stream cap: \(poll.text)")
+        // No worker runs on this node: a poll's eta says so (the longest there is), and so does the stream's.
+        #expect(Self.task(poll.json)["eta"] as? Int == 86_400, "\(poll.text)")
         for stream in held {
             let s = try await stream.value
             #expect(s.status == 200)
             #expect(Self.task(s.events.first ?? [:])["status"] as? String == "TASK_STATUS_QUEUED")
+            #expect(Self.task(s.events.first ?? [:])["eta"] as? Int == 86_400, "the stream's eta is the poll's")
         }
+        // Another tenant's key cannot watch the task (404, as for a poll).
+        let created = try await ServerProcess.cli(["keys", "create", "--tenant", "other", "--data-dir", server.dataDir.path])
+        let otherKey = try #require(created.stdout.split(separator: "\n").last.map(String.init))
+        #expect(try await Self.read(url, key: otherKey, limit: .seconds(1)).status == 404)
         // The slots are free again once those streams closed.
         try await Task.sleep(for: .milliseconds(500))
         let after = try await Self.read(url, key: keys[3], limit: .seconds(1))

@@ -60,8 +60,9 @@ final class WebhookReceiver: Sendable {
 @Suite struct WebhookTests {
     typealias R = RemoteWorkerTests
 
-    static func secret(_ server: ServerProcess, rotate: Bool = false) async throws -> String {
-        let r = try await ServerProcess.cli(["webhooks", "secret", "--data-dir", server.dataDir.path] + (rotate ? ["--rotate"] : []))
+    static func secret(_ server: ServerProcess, tenant: String? = nil, rotate: Bool = false) async throws -> String {
+        let r = try await ServerProcess.cli(
+            ["webhooks", "secret", "--data-dir", server.dataDir.path] + (tenant.map { ["--tenant", $0] } ?? []) + (rotate ? ["--rotate"] : []))
         let last = try #require(r.stdout.split(separator: "\n").last.map(String.init), "\(r.stdout)")
         #expect(r.status == 0 && last.hasPrefix("whsec_"), "\(r.stdout)")
         return last
@@ -100,6 +101,9 @@ final class WebhookReceiver: Sendable {
         let key = try #require(server.devKey)
         let secret = try await Self.secret(server)
         #expect(try await Self.secret(server) == secret, "asking again shows the same secret")
+        #expect(try await Self.secret(server, tenant: "default") == secret, "the dev key's tenant is 'default'")
+        let othersSecret = try await Self.secret(server, tenant: "other")
+        #expect(othersSecret != secret, "each tenant has its own secret")
         let token = try await R.createToken(server)
 
         // Succeeded (a remote worker uploads a result), failed (it reports a failure), canceled (while queued).
@@ -129,6 +133,7 @@ final class WebhookReceiver: Sendable {
             #expect(abs(Double(ts) - Date().timeIntervalSince1970) < 120)
             #expect(WebhookReceiver.verifies(r, with: secret), "\(path): \(r.header("webhook-signature") ?? "unsigned")")
             #expect(!WebhookReceiver.verifies(r, with: WebhookSecret.generate().text))
+            #expect(!WebhookReceiver.verifies(r, with: othersSecret), "another tenant's secret must not verify it")
             #expect(r.json["event_type"] as? String == "ASYNC_TASK_RESULT")
             let payload = try #require(r.json["payload"] as? [String: Any])
             let task = try #require(payload["task"] as? [String: Any])

@@ -146,6 +146,42 @@ import Testing
         #expect(novita.readPoll(Self.response(200, ["task": ["status": "TASK_STATUS_PROCESSING", "progress_percent": 55]])) == .running(percent: 55))
     }
 
+    /// A state a provider adds later is read as "still running" (never a failure of a paid task, never a resubmit).
+    @Test func novitaAndFalStatesReadAsRunningUnlessFinished() {
+        let novita = NovitaProvider(endpoint: UpstreamEndpoint(baseURL: "https://n", model: ""), apiKey: "k")
+        #expect(novita.readPoll(Self.response(200, ["task": ["status": "TASK_STATUS_QUEUED"]])) == .running(percent: nil))
+        #expect(novita.readPoll(Self.response(200, ["task": ["status": "TASK_STATUS_SOMETHING_NEW"]])) == .running(percent: nil))
+        #expect(
+            novita.readPoll(Self.response(200, ["task": ["status": "TASK_STATUS_FAILED", "reason": "nsfw"]])) == .failed("Novita: nsfw"))
+        #expect(
+            novita.readPoll(
+                Self.response(200, ["task": ["status": "TASK_STATUS_SUCCEED"], "videos": [["video_url": "https://v"]], "extra": ["seed": "77"]]))
+                == .succeeded(videoURL: "https://v", seed: "77"))
+        let fal = FalProvider(endpoint: UpstreamEndpoint(baseURL: "https://queue.example", model: "fal-ai/kling"), key: "k")
+        #expect(fal.readPoll(Self.response(200, ["status": "IN_QUEUE"])) == .running(percent: nil))
+        #expect(fal.readPoll(Self.response(200, ["status": "IN_PROGRESS"])) == .running(percent: nil))
+        #expect(fal.readPoll(Self.response(200, ["status": "SOMETHING_NEW"])) == .running(percent: nil))
+    }
+
+    /// Progress where the provider reports none: from the elapsed time against a typical render of that length, held
+    /// under 95 %, with an eta of at least one poll interval; a reported percent is mirrored (held under 100 until the
+    /// video is copied), its eta extrapolated from the elapsed time.
+    @Test func progressIsEstimatedFromElapsedTimeOrMirrored() {
+        let estimate = ProgressEstimate(request: GenerationRequest(prompt: "p", duration: 4), pollInterval: .seconds(5))
+        #expect(estimate.typicalSeconds == 120)
+        let now = Date()
+        let start = estimate.progress(since: now, reported: nil)
+        #expect(start.percent == 0 && (119...120).contains(start.etaSeconds))
+        let half = estimate.progress(since: now.addingTimeInterval(-60), reported: nil)
+        #expect((49...50).contains(half.percent) && (59...60).contains(half.etaSeconds))
+        let late = estimate.progress(since: now.addingTimeInterval(-600), reported: nil)
+        #expect(late.percent == 95 && late.etaSeconds == 5)
+        let reported = estimate.progress(since: now.addingTimeInterval(-30), reported: 40)
+        #expect(reported.percent == 40 && (45...46).contains(reported.etaSeconds))
+        let finished = estimate.progress(since: now.addingTimeInterval(-30), reported: 100)
+        #expect(finished.percent == 99 && finished.etaSeconds == 5)
+    }
+
     @Test func backoffGrowsWithJitterAndStaysUnderItsCap() {
         var settings = UpstreamSettings()
         settings.backoff = .seconds(2)
