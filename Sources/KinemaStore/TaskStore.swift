@@ -63,10 +63,12 @@ public protocol TaskStore: WebhookStore, RetentionStore {
     func cancel(id: UUID, tenant: String, now: Date) async throws -> TaskStatusRecord?
 
     /// Stores where the task stands at a hosted provider (`UpstreamHandle`), or clears a handle whose submit was
-    /// refused. Written whatever the lease (a follower's answer must not be lost to a lease that lapsed meanwhile),
-    /// but only while the task is QUEUED or PROCESSING, and an accepted handle (with an id) is never cleared or
-    /// replaced by one without an id. `false` when nothing was written.
-    func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool
+    /// refused, while the task is QUEUED or PROCESSING; an accepted handle (with an id) is never cleared or replaced
+    /// by one without an id. An accepted handle is written whatever the lease (the provider took the task and will
+    /// bill it: its id must not be lost to a lease that lapsed meanwhile); an intent (no id) or a clear only under the
+    /// task's current lease `leaseID`, so a worker whose lease lapsed cannot start a second paid submit, nor erase the
+    /// intent of the worker that holds the task now. `false` when nothing was written.
+    func recordUpstream(taskID: UUID, leaseID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool
 
     /// Requeues every PROCESSING task whose lease expired before `now` (attempt counted), or fails it
     /// when it has used `maxAttempts`; a task a hosted provider accepted is requeued un-counted (`TaskStateMachine`). Safe to run concurrently from several nodes: a task is rescued once.

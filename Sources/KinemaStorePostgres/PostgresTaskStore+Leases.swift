@@ -84,14 +84,16 @@ extension PostgresTaskStore {
         }
     }
 
-    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
-    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
+    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays, and
+    /// only the current lease writes an intent or a clear.
+    public func recordUpstream(taskID: UUID, leaseID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
         let nowMs = PostgresTaskRow.millis(now)
         let id = handle?.id
         return try await rows(
             """
             UPDATE tasks SET upstream = \(handle?.encoded()), upstream_id = \(id), updated_at = \(nowMs)
             WHERE id = \(taskID) AND status IN ('queued', 'processing') AND (upstream_id IS NULL OR \(id)::text IS NOT NULL)
+              AND (\(id)::text IS NOT NULL OR (status = 'processing' AND lease_id = \(leaseID)))
             RETURNING id
             """
         ).count == 1

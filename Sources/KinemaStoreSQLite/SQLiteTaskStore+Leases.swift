@@ -102,16 +102,18 @@ extension SQLiteTaskStore {
         }
     }
 
-    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays.
-    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
+    /// Stores (or clears) the task's upstream handle while it is QUEUED or PROCESSING; an accepted handle stays, and
+    /// only the current lease writes an intent or a clear.
+    public func recordUpstream(taskID: UUID, leaseID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
             try db.execute(
                 sql: """
                     UPDATE tasks SET upstream = ?, upstream_id = ?, updated_at = ?
                     WHERE id = ? AND status IN ('queued', 'processing') AND (upstream_id IS NULL OR ? IS NOT NULL)
+                      AND (? IS NOT NULL OR (status = 'processing' AND lease_id = ?))
                     """,
-                arguments: [handle?.encoded(), handle?.id, nowMs, taskID.uuidString, handle?.id]
+                arguments: [handle?.encoded(), handle?.id, nowMs, taskID.uuidString, handle?.id, handle?.id, leaseID.uuidString]
             )
             return db.changesCount == 1
         }

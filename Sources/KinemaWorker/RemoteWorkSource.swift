@@ -240,7 +240,7 @@ public struct RemoteWorkSource: WorkSource {
     }
 
     /// Upstream engines run inside API nodes and store workers, never behind the remote protocol.
-    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool {
+    public func recordUpstream(_ lease: TaskLease, handle: UpstreamHandle?) async throws -> Bool {
         throw WorkerError(.unexpectedResponse, "upstream engines do not run in remote workers; enable them with kinema serve --engine")
     }
 

@@ -19,8 +19,8 @@ public protocol WorkSource: Sendable {
     /// Gives the task back without counting the attempt (shutdown); `false` when the lease was lost.
     func release(_ lease: TaskLease) async throws -> Bool
     /// Stores where the task stands at a hosted provider (`TaskStore.recordUpstream`); `false` when it was not stored
-    /// (the task finished meanwhile, or an accepted handle is already there).
-    func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool
+    /// (the task finished meanwhile, an accepted handle is already there, or an intent came after `lease` lapsed).
+    func recordUpstream(_ lease: TaskLease, handle: UpstreamHandle?) async throws -> Bool
     /// The task as stored now (to tell a cancel from a rescue when a lease is lost); `nil` where the source cannot say.
     func task(id: UUID) async throws -> TaskRecord?
     /// Requeues tasks a previous incarnation of `workerID` left running.
@@ -149,8 +149,8 @@ public struct StoreWorkSource: WorkSource {
         try await store.requeueOrphans(ofWorker: workerID, now: now())
     }
 
-    public func recordUpstream(taskID: UUID, handle: UpstreamHandle?) async throws -> Bool {
-        try await store.recordUpstream(taskID: taskID, handle: handle, now: now())
+    public func recordUpstream(_ lease: TaskLease, handle: UpstreamHandle?) async throws -> Bool {
+        try await store.recordUpstream(taskID: lease.taskID, leaseID: lease.leaseID, handle: handle, now: now())
     }
 
     public func task(id: UUID) async throws -> TaskRecord? {

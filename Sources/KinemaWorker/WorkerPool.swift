@@ -163,7 +163,7 @@ public struct WorkerPool: Service {
             }
             let job = RenderJob(
                 request: task.request, image: inputs.image, endImage: inputs.endImage, taskID: task.id, upstream: task.upstream,
-                journal: SourceJournal(source: source, taskID: task.id), imageKey: task.imageKey, endImageKey: task.endImageKey)
+                journal: SourceJournal(source: source, lease: lease), imageKey: task.imageKey, endImageKey: task.endImageKey)
             outcome = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
                 group.addTask {
                     do {
@@ -329,13 +329,13 @@ public struct WorkerPool: Service {
 /// on to a paid step whose record did not land.
 private struct SourceJournal: UpstreamJournal {
     let source: any WorkSource
-    let taskID: UUID
+    let lease: TaskLease
 
     func record(_ handle: UpstreamHandle?) async throws {
         // Detached: the record must land even when the render is being cancelled (shutdown, lost lease).
         let source = self.source
-        let taskID = self.taskID
-        let stored = try await Task.detached { try await source.recordUpstream(taskID: taskID, handle: handle) }.value
+        let lease = self.lease
+        let stored = try await Task.detached { try await source.recordUpstream(lease, handle: handle) }.value
         guard stored else { throw EngineError("the task ended while its upstream state was being recorded", retryable: false) }
     }
 }

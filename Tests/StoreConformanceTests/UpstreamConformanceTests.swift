@@ -17,9 +17,9 @@ import Testing
             let id = try await Fixtures.enqueue(store)
             let first = try await Fixtures.claim(store, at: 1)
             #expect(first.task.upstream == nil)
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(2)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: first.lease.leaseID, handle: Self.intent, now: Fixtures.at(2)))
             #expect(try await store.task(id: id)?.upstream == Self.intent)
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(3)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: first.lease.leaseID, handle: Self.accepted, now: Fixtures.at(3)))
             #expect(try await store.release(first.lease, now: Fixtures.at(4)))
             let second = try await Fixtures.claim(store, at: 5)
             #expect(second.task.upstream == Self.accepted)
@@ -28,7 +28,7 @@ import Testing
             #expect(try await store.taskStatus(id: id, tenant: Fixtures.tenant)?.seed == second.task.request.seed)
             var seeded = Self.accepted
             seeded.seed = 4_000_000_000
-            #expect(try await store.recordUpstream(taskID: id, handle: seeded, now: Fixtures.at(6)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: second.lease.leaseID, handle: seeded, now: Fixtures.at(6)))
             #expect(try await store.taskStatus(id: id, tenant: Fixtures.tenant)?.seed == 4_000_000_000)
             #expect(try await store.task(id: id)?.statusRecord.seed == 4_000_000_000)
         }
@@ -38,20 +38,20 @@ import Testing
     func anAcceptedHandleIsNeverClearedNorReplacedByAnIntent(backend: StoreBackend) async throws {
         try await backend.withStore { store in
             let id = try await Fixtures.enqueue(store)
-            _ = try await Fixtures.claim(store, at: 1)
+            let lease = try await Fixtures.claim(store, at: 1).lease.leaseID
             // An intent can be cleared (its submit was refused)...
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(2)))
-            #expect(try await store.recordUpstream(taskID: id, handle: nil, now: Fixtures.at(3)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: lease, handle: Self.intent, now: Fixtures.at(2)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: lease, handle: nil, now: Fixtures.at(3)))
             #expect(try await store.task(id: id)?.upstream == nil)
             // ...an accepted handle cannot.
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(4)))
-            #expect(!(try await store.recordUpstream(taskID: id, handle: nil, now: Fixtures.at(5))))
-            #expect(!(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(5))))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: lease, handle: Self.accepted, now: Fixtures.at(4)))
+            #expect(!(try await store.recordUpstream(taskID: id, leaseID: lease, handle: nil, now: Fixtures.at(5))))
+            #expect(!(try await store.recordUpstream(taskID: id, leaseID: lease, handle: Self.intent, now: Fixtures.at(5))))
             #expect(try await store.task(id: id)?.upstream == Self.accepted)
             // The same id again (a lookup found it) is fine.
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(6)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: lease, handle: Self.accepted, now: Fixtures.at(6)))
             // Unknown tasks and finished ones take nothing.
-            #expect(!(try await store.recordUpstream(taskID: UUID(), handle: Self.intent, now: Fixtures.at(6))))
+            #expect(!(try await store.recordUpstream(taskID: UUID(), leaseID: lease, handle: Self.intent, now: Fixtures.at(6))))
         }
     }
 
@@ -61,7 +61,7 @@ import Testing
             let id = try await Fixtures.enqueue(store)
             let claimed = try await Fixtures.claim(store, at: 1)
             #expect(try await store.complete(claimed.lease, resultKey: "results/x.mp4", now: Fixtures.at(2)))
-            #expect(!(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(3))))
+            #expect(!(try await store.recordUpstream(taskID: id, leaseID: claimed.lease.leaseID, handle: Self.accepted, now: Fixtures.at(3))))
             #expect(try await store.task(id: id)?.upstream == nil)
         }
     }
@@ -72,7 +72,7 @@ import Testing
             // One attempt only: an ordinary task would fail at its first lost lease.
             let id = try await Fixtures.enqueue(store, maxAttempts: 1)
             let claimed = try await Fixtures.claim(store, at: 0)
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.accepted, now: Fixtures.at(1)))
+            #expect(try await store.recordUpstream(taskID: id, leaseID: claimed.lease.leaseID, handle: Self.accepted, now: Fixtures.at(1)))
             #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)) == RescueReport(requeued: [id]))
             var task = try #require(try await store.task(id: id))
             #expect(task.status == .queued)
@@ -97,8 +97,8 @@ import Testing
             // task here would lose that result (Kling finds it again by our id), so the next worker gets the task
             // with the intent, uncounted, and reconciles before anything else.
             let id = try await Fixtures.enqueue(store, maxAttempts: 1)
-            _ = try await Fixtures.claim(store, at: 0)
-            #expect(try await store.recordUpstream(taskID: id, handle: Self.intent, now: Fixtures.at(1)))
+            let first = try await Fixtures.claim(store, at: 0)
+            #expect(try await store.recordUpstream(taskID: id, leaseID: first.lease.leaseID, handle: Self.intent, now: Fixtures.at(1)))
             #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)) == RescueReport(requeued: [id]))
             let task = try #require(try await store.task(id: id))
             #expect(task.status == .queued)
@@ -115,6 +115,34 @@ import Testing
             let id = try await Fixtures.enqueue(store, maxAttempts: 1)
             _ = try await Fixtures.claim(store, at: 0)
             #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)).failed == [id])
+        }
+    }
+
+    /// A worker whose lease lapsed (the task is held by another worker now) cannot write an intent, so it never starts
+    /// a second paid submit, nor clear the other worker's intent; an accepted id it got still lands (the provider
+    /// took that task and bills it), and is what the holder follows from then on.
+    @Test(arguments: StoreBackend.allCases)
+    func onlyTheCurrentLeaseWritesAnIntentButAnAcceptedIdAlwaysLands(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let id = try await Fixtures.enqueue(store, maxAttempts: 3)
+            let stale = try await Fixtures.claim(store, at: 0)
+            #expect(try await store.rescueExpiredLeases(now: Fixtures.at(Fixtures.lease + 1)) == RescueReport(requeued: [id]))
+            // Queued again: no lease writes an intent now.
+            #expect(
+                !(try await store.recordUpstream(taskID: id, leaseID: stale.lease.leaseID, handle: Self.intent, now: Fixtures.at(Fixtures.lease + 2)))
+            )
+            let holder = try await Fixtures.claim(store, by: "w2", at: Fixtures.lease + 3)
+            #expect(
+                !(try await store.recordUpstream(taskID: id, leaseID: stale.lease.leaseID, handle: Self.intent, now: Fixtures.at(Fixtures.lease + 4)))
+            )
+            #expect(try await store.task(id: id)?.upstream == nil)
+            #expect(
+                try await store.recordUpstream(taskID: id, leaseID: holder.lease.leaseID, handle: Self.intent, now: Fixtures.at(Fixtures.lease + 5)))
+            #expect(!(try await store.recordUpstream(taskID: id, leaseID: stale.lease.leaseID, handle: nil, now: Fixtures.at(Fixtures.lease + 6))))
+            #expect(try await store.task(id: id)?.upstream == Self.intent)
+            #expect(
+                try await store.recordUpstream(taskID: id, leaseID: stale.lease.leaseID, handle: Self.accepted, now: Fixtures.at(Fixtures.lease + 7)))
+            #expect(try await store.task(id: id)?.upstream == Self.accepted)
         }
     }
 }
