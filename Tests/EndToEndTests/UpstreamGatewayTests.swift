@@ -359,9 +359,13 @@ import Testing
         }
     }
 
-    @Test func anAccountRefusalPausesTheProviderAndItsTasksWaitUntilItWorks() async throws {
+    /// Each provider's account refusal (Kling 1102, Novita's balance 403, fal's locked user) pauses that provider: the
+    /// node stays ready and says so, its tasks wait without using attempts, and all resume once the account works.
+    @Test(arguments: [UpstreamStandIn.Kind.kling, .novita, .fal])
+    func anAccountRefusalPausesTheProviderAndItsTasksWaitUntilItWorks(kind: UpstreamStandIn.Kind) async throws {
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
-        try await Self.withGateway(.kling, steer: { $0.steer { $0.accountBroken = true } }) { standIn, server, key in
+        let words = [UpstreamStandIn.Kind.kling: "1102", .novita: "NOT_ENOUGH_BALANCE", .fal: "Exhausted balance"][kind] ?? ""
+        try await Self.withGateway(kind, steer: { $0.steer { $0.accountBroken = true } }) { standIn, server, key in
             let id = try await Self.submit(server, key, ["image": png, "prompt": "pan"])
             var paused: [String: Any] = [:]
             let deadline = ContinuousClock.now + .seconds(30)
@@ -371,7 +375,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(paused["status"] as? String == "ready")
-            #expect(((paused["paused_engines"] as? [String: String])?["kling"] ?? "").contains("1102"), "\(paused)")
+            #expect(((paused["paused_engines"] as? [String: String])?[kind.rawValue] ?? "").contains(words), "\(paused)")
             // The task waits (queued, not failed) while probes keep finding the account refused.
             try await Task.sleep(for: .seconds(1.5))
             let waiting = Self.task(try await HTTP.result(server.baseURL, key: key, id: id).json)
@@ -384,7 +388,45 @@ import Testing
             #expect(Self.task(done)["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
             #expect(try await HTTP.get(server.baseURL + "/readyz").json["paused_engines"] == nil)
             #expect(standIn.tasks.count == 1)
+            await server.terminate()
+            let (record, _) = try await Self.stored(server, id)
+            #expect(record.attempt <= 1, "waiting for the account used attempts: \(record.attempt)")
         }
+    }
+
+    /// `--upstream-concurrency` bounds the tasks a provider runs at once on a node (the rest wait queued), the base
+    /// URL may come from the environment (`KINEMA_UPSTREAM_KLING_URL`), and `--upstream-kling-model` is what Kling
+    /// receives as `model_name`.
+    @Test func concurrencyBaseURLFromTheEnvironmentAndModelNameAreHonoured() async throws {
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let standIn = try await UpstreamStandIn(.kling, video: try await Self.video())
+        standIn.steer { $0.holdNewTasks = true }
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        let options =
+            ["--engine", "kling", "--allow-fetch-from", "127.0.0.1/32", "--upstream-concurrency", "2", "--upstream-kling-model", "kling-v3-lab"]
+            + Self.fast
+        try await server.start(
+            options, workers: 0, environment: standIn.environment.merging(["KINEMA_UPSTREAM_KLING_URL": standIn.baseURL]) { $1 })
+        let key = try #require(server.devKey)
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try await Self.submit(server, key, ["image": png, "prompt": "pan"])) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while standIn.submits.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(standIn.submits.count == 2, "two at once, the third waits: \(standIn.submits.count) submits")
+        var statuses: [String?] = []
+        for id in ids { statuses.append(Self.task(try await HTTP.result(server.baseURL, key: key, id: id).json)["status"] as? String) }
+        #expect(statuses.filter { $0 == "TASK_STATUS_QUEUED" }.count == 1, "\(statuses)")
+        #expect(standIn.submits.allSatisfy { $0.json["model_name"] as? String == "kling-v3-lab" })
+        standIn.releaseHeldTasks()
+        for id in ids {
+            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
+            #expect(Self.task(done)["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+        }
+        #expect(standIn.submits.count == 3)
+        await server.terminate()
+        await standIn.stop()
     }
 
     // MARK: fal
