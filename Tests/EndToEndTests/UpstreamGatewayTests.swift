@@ -217,6 +217,33 @@ import Testing
         }
     }
 
+    /// While a rate-limited submit waits (`Retry-After: 8`), the task is PROCESSING with an eta that counts the wait on
+    /// top of a typical render (135 s for 5 s of video), and it succeeds afterwards with its one attempt.
+    @Test func aRateLimitedSubmitWaitsWithAnHonestEtaAndKeepsItsAttempt() async throws {
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        try await Self.withGateway(.novita, steer: { $0.steer { $0.submitFaults = [.rateLimited(retryAfter: 8)] } }) { standIn, server, key in
+            let id = try await Self.submit(server, key, ["image": png, "prompt": "pan"])
+            var eta = 0
+            let deadline = ContinuousClock.now + .seconds(7)
+            while ContinuousClock.now < deadline {
+                let task = Self.task(try await HTTP.result(server.baseURL, key: key, id: id).json)
+                if task["status"] as? String == "TASK_STATUS_PROCESSING", let seen = task["eta"] as? Int, seen >= 143 {
+                    eta = seen
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(eta >= 143, "no eta counting the 8 s wait was reported while waiting")
+            let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: id, timeout: .seconds(60))
+            #expect(Self.task(done)["status"] as? String == "TASK_STATUS_SUCCEED", "\(done)")
+            #expect(standIn.submits.count == 2)
+            await server.terminate()
+            let (record, attempts) = try await Self.stored(server, id)
+            #expect(record.attempt == 1)
+            #expect(attempts.count == 1)
+        }
+    }
+
     /// A "video" that is not an MP4 (an error page served with status 200) fails the task clearly and is not stored;
     /// a result URL the fetch rules refuse (no `--allow-fetch-from` for the stand-in's loopback address) too.
     @Test func aResultThatIsNotAnMP4OrCannotBeFetchedFailsTheTaskClearly() async throws {

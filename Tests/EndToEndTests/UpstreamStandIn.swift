@@ -19,6 +19,8 @@ final class UpstreamStandIn: Sendable {
         case status(Int)
         /// Kling: HTTP 200/429 with this business code in the envelope.
         case klingCode(Int)
+        /// A 429 (the provider's usual body) asking to come back in this many seconds.
+        case rateLimited(retryAfter: Int)
         /// Records the request (a submit creates its task), then never answers.
         case hang
     }
@@ -182,6 +184,11 @@ final class UpstreamStandIn: Sendable {
                 case .fal: .json(["detail": "stand-in says \(status)"], status: status)
                 }
             if status == 429 { answer.headers.append(("Retry-After", "0")) }
+            return answer
+        case .rateLimited(let seconds):
+            var answer = faultAnswer(.status(429))
+            answer.headers.removeAll { $0.0 == "Retry-After" }
+            answer.headers.append(("Retry-After", String(seconds)))
             return answer
         case .hang:
             return .json([:], status: 500)
