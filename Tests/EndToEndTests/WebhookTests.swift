@@ -11,6 +11,8 @@ final class WebhookReceiver: Sendable {
         case status(Int)
         case redirect(to: String)
         case hang
+        /// `status` with a body of `bytes` bytes (a receiver that answers with a whole page).
+        case large(status: Int, bytes: Int)
     }
 
     private final class State: Sendable {
@@ -33,6 +35,7 @@ final class WebhookReceiver: Sendable {
             case .status(let code): return LoopbackServer.Answer(status: code, headers: [], body: Data("answer \(code)".utf8))
             case .redirect(let location): return LoopbackServer.Answer(status: 302, headers: [("Location", location)], body: Data())
             case .hang: return nil
+            case .large(let code, let bytes): return LoopbackServer.Answer(status: code, headers: [], body: Data(repeating: 0x61, count: bytes))
             }
         }
     }
@@ -199,10 +202,13 @@ final class WebhookReceiver: Sendable {
             .redirect(to: receiver.url("/elsewhere")), .redirect(to: receiver.url("/elsewhere")), .status(307),
         ])
         let silent = try await WebhookReceiver(script: [.hang, .hang, .hang])
+        // Answers far over the 64 KiB read: a 2 MB 200 is a delivery, a 2 MB 500 a failed attempt with its excerpt.
+        let verbose = try await WebhookReceiver(script: [.large(status: 500, bytes: 2_000_000), .large(status: 200, bytes: 2_000_000)])
         let a = try await Self.submit(server, key: key, webhook: flaky.url())
         let b = try await Self.submit(server, key: key, webhook: redirecting.url())
         let c = try await Self.submit(server, key: key, webhook: silent.url())
-        for id in [a, b, c] { _ = try await CancelTests.cancel(server, key: key, id: id) }
+        let d = try await Self.submit(server, key: key, webhook: verbose.url())
+        for id in [a, b, c, d] { _ = try await CancelTests.cancel(server, key: key, id: id) }
 
         let delivered = try await Self.settled(server, key: key, id: a)
         #expect(delivered["status"] as? String == "delivered", "\(delivered)")
@@ -227,8 +233,14 @@ final class WebhookReceiver: Sendable {
         #expect(unanswered["last_status_code"] is NSNull)
         #expect((unanswered["last_error"] as? String)?.contains("did not answer within 0.5 seconds") == true, "\(unanswered)")
         #expect(silent.received.count == 3)
+
+        let large = try await Self.settled(server, key: key, id: d)
+        #expect(large["status"] as? String == "delivered", "\(large)")
+        #expect(large["attempts"] as? Int == 2)
+        #expect(large["last_status_code"] as? Int == 200)
+        #expect(verbose.received.count == 2)
         await server.terminate()
-        for r in [receiver, flaky, redirecting, silent] { await r.stop() }
+        for r in [receiver, flaky, redirecting, silent, verbose] { await r.stop() }
     }
 
     @Test func aWebhookRecordedBeforeAKillIsDeliveredAfterTheRestartOnce() async throws {
