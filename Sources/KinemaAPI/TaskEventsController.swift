@@ -119,11 +119,6 @@ final class OpenStreams: Sendable {
         return taken ? Slot(streams: self, key: key) : nil
     }
 
-    /// Streams open now, in all and for `key`.
-    func count(key: String? = nil) -> Int {
-        counts.withLock { c in key.map { c.byKey[$0] ?? 0 } ?? c.total }
-    }
-
     fileprivate func release(_ key: String) {
         counts.withLock { c in
             c.total -= 1

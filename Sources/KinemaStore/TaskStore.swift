@@ -71,7 +71,7 @@ public protocol TaskStore: WebhookStore, RetentionStore {
     func recordUpstream(taskID: UUID, leaseID: UUID, handle: UpstreamHandle?, now: Date) async throws -> Bool
 
     /// Requeues every PROCESSING task whose lease expired before `now` (attempt counted), or fails it
-    /// when it has used `maxAttempts`; a task a hosted provider accepted is requeued un-counted (`TaskStateMachine`). Safe to run concurrently from several nodes: a task is rescued once.
+    /// when it has used `maxAttempts`; a task sent to a hosted provider (an upstream handle is stored, accepted or only intended) is requeued un-counted (`TaskStateMachine`). Safe to run concurrently from several nodes: a task is rescued once.
     func rescueExpiredLeases(now: Date) async throws -> RescueReport
 
     /// Requeues every task leased by `workerID` at once (a restarted worker's orphans), counting the attempt.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// `GET /v3/async/task-events` (ext) read with a plain HTTP client: an event at once, monotone progress, the terminal
@@ -19,7 +20,9 @@ import Testing
     }
 
     /// Reads the stream until it ends or `limit` passes.
-    static func read(_ url: String, key: String, limit: Duration = .seconds(60)) async throws -> Stream {
+    static func read(
+        _ url: String, key: String, limit: Duration = .seconds(60), onFirstEvent: @escaping @Sendable () -> Void = {}
+    ) async throws -> Stream {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Authorization", value: "Bearer \(key)")
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
@@ -38,6 +41,7 @@ import Testing
                         stream.comments += 1
                     } else if block.hasPrefix("event: task\ndata: ") {
                         stream.data.append(Data(block.dropFirst("event: task\ndata: ".count).utf8))
+                        if stream.data.count == 1 { onFirstEvent() }
                     } else {
                         Issue.record("unexpected block in the stream: \(block)")
                     }
@@ -169,9 +173,14 @@ import Testing
         let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
         let id = try #require(try await HTTP.submit(server.baseURL, key: key, json: ["image": png, "prompt": "pan"]).json["task_id"] as? String)
         let url = server.baseURL + "/v3/async/task-events?task_id=\(id)"
-        // Three keys of one tenant hold a stream each: the node's cap (6 / 2 = 3) is reached.
-        let held = keys.prefix(3).map { k in Task { try await Self.read(url, key: k, limit: .seconds(6)) } }
-        try await Task.sleep(for: .seconds(1))
+        // Three keys of one tenant hold a stream each: the node's cap (6 / 2 = 3) is reached once all three are open.
+        let opened = OpenedCount()
+        let held = keys.prefix(3).map { k in
+            Task { try await Self.read(url, key: k, limit: .seconds(15), onFirstEvent: { opened.value.withLock { $0 += 1 } }) }
+        }
+        let open = ContinuousClock.now + .seconds(30)
+        while opened.value.withLock({ $0 }) < 3, ContinuousClock.now < open { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(opened.value.withLock { $0 } == 3, "three streams did not open")
         let sameKey = try await Self.read(url, key: keys[0], limit: .seconds(1))
         #expect(sameKey.status == 429, "a second stream of one key")
         let overNode = try await Self.read(url, key: keys[3], limit: .seconds(1))
@@ -197,4 +206,9 @@ import Testing
         #expect(Self.task(after.events.first ?? [:])["status"] as? String == "TASK_STATUS_QUEUED")
         await server.terminate()
     }
+}
+
+/// Streams that received their first event (shared with the reading tasks).
+private final class OpenedCount: Sendable {
+    let value = Mutex(0)
 }

@@ -34,6 +34,8 @@ final class UpstreamStandIn: Sendable {
         var polls = 0
         var hold = false
         var fail: String?
+        /// When its submit arrived.
+        var created = Date()
     }
 
     struct State: Sendable {
@@ -49,6 +51,8 @@ final class UpstreamStandIn: Sendable {
         var videoReplacement: Data?
         /// Polls that answer "running" before a task succeeds.
         var runningPolls = 2
+        /// A task also answers "running" until this long after its submit arrived.
+        var runningSeconds: TimeInterval = 0
     }
 
     let kind: Kind
@@ -230,8 +234,8 @@ final class UpstreamStandIn: Sendable {
             case .fal: return .json(["detail": "Request not found"], status: 404)
             }
         }
-        let runningPolls = state.withLock { $0.runningPolls }
-        let done = !task.hold && task.polls > runningPolls
+        let (runningPolls, runningSeconds) = state.withLock { ($0.runningPolls, $0.runningSeconds) }
+        let done = !task.hold && task.polls > runningPolls && Date() >= task.created.addingTimeInterval(runningSeconds)
         let videoURL = "\(baseURL)/videos/\(task.id).mp4?sig=\(task.polls)"
         switch kind {
         case .novita:
