@@ -180,22 +180,9 @@ public struct WorkerPool: Service {
                     return nil
                 }
                 group.addTask {
-                    // Heartbeat until the render ends: every interval for the lease, and at each further 10 % of
-                    // progress (at most one per 250 ms) for whoever watches. A lost lease cancels the render.
-                    var lastSent = ContinuousClock.now
-                    while !Task.isCancelled {
-                        await state.pacer.waitForStep(upTo: configuration.heartbeatInterval - (ContinuousClock.now - lastSent))
-                        let since = ContinuousClock.now - lastSent
-                        if since < ProgressPacer.minimumSpacing { try? await Task.sleep(for: ProgressPacer.minimumSpacing - since) }
-                        if Task.isCancelled { break }
-                        lastSent = ContinuousClock.now
-                        let p = state.pacer.take()
-                        let alive = (try? await source.heartbeat(lease, progress: p, leaseDuration: configuration.leaseDuration)) ?? true
-                        if !alive {
-                            state.leaseLost.store(true, ordering: .relaxed)
-                            return nil
-                        }
-                    }
+                    // Heartbeat until the render ends, with its progress; a lost lease cancels the render.
+                    let alive = await Self.heartbeats(lease, pacer: state.pacer, source: source, configuration: configuration)
+                    if !alive { state.leaseLost.store(true, ordering: .relaxed) }
                     return nil
                 }
                 var result: Result<Void, any Error> = .failure(CancellationError())
@@ -274,7 +261,24 @@ public struct WorkerPool: Service {
         }
     }
 
-    /// Runs `body` while heartbeating `lease` with `progress`; a lost lease cancels `body`.
+    /// Heartbeats `lease` until cancelled: every interval to keep it, and at each further 10 % of `pacer`'s progress
+    /// (at most one per 250 ms) for whoever watches. Returns `false` as soon as the lease is found lost, `true` when
+    /// cancelled. A heartbeat that could not be sent counts as alive (the next one tries again).
+    static func heartbeats(_ lease: TaskLease, pacer: ProgressPacer, source: any WorkSource, configuration: WorkerConfiguration) async -> Bool {
+        var lastSent = ContinuousClock.now
+        while !Task.isCancelled {
+            await pacer.waitForStep(upTo: configuration.heartbeatInterval - (ContinuousClock.now - lastSent))
+            let since = ContinuousClock.now - lastSent
+            if since < ProgressPacer.minimumSpacing { try? await Task.sleep(for: ProgressPacer.minimumSpacing - since) }
+            if Task.isCancelled { break }
+            lastSent = ContinuousClock.now
+            let alive = (try? await source.heartbeat(lease, progress: pacer.take(), leaseDuration: configuration.leaseDuration)) ?? true
+            if !alive { return false }
+        }
+        return true
+    }
+
+    /// Runs `body` while heartbeating `lease` with a fixed `progress`; a lost lease cancels `body`.
     static func heartbeating<T: Sendable>(
         _ lease: TaskLease, progress: RenderProgress, source: any WorkSource, configuration: WorkerConfiguration,
         _ body: @escaping @Sendable () async throws -> T
@@ -282,13 +286,8 @@ public struct WorkerPool: Service {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                while !Task.isCancelled {
-                    try await Task.sleep(for: configuration.heartbeatInterval)
-                    let alive =
-                        (try? await source.heartbeat(lease, progress: progress, leaseDuration: configuration.leaseDuration))
-                        ?? true
-                    if !alive { throw CancellationError() }
-                }
+                let pacer = ProgressPacer(progress)
+                guard await heartbeats(lease, pacer: pacer, source: source, configuration: configuration) else { throw CancellationError() }
                 return nil
             }
             while let next = try await group.next() {
