@@ -106,13 +106,8 @@ import Testing
     /// Canceling a task that already succeeded changes nothing: 200 with its body (status, result and all), and the
     /// video stays downloadable.
     @Test func aFinishedTaskIsAnsweredUnchanged() async throws {
-        let server = try ServerProcess()
+        let (server, key, token, id, lease) = try await R.claimedTask().parts
         defer { server.removeData() }
-        try await server.start(workers: 0)
-        let key = try #require(server.devKey)
-        let token = try await R.createToken(server)
-        let id = try await R.submit(server, key: key)
-        let lease = try await R.claim(server, token: token, worker: "gpu-1", leaseSeconds: 60)
         let mp4 = try await R.makeMP4(seconds: 1)
         #expect(try await R.upload(server, token: token, id: id, lease: lease.leaseID, body: mp4).status == 200)
         let before = try await HTTP.result(server.baseURL, key: key, id: id)
@@ -134,13 +129,8 @@ import Testing
     }
 
     @Test func aRemoteWorkerLearnsItFromItsNextHeartbeat() async throws {
-        let server = try ServerProcess()
+        let (server, key, token, id, lease) = try await R.claimedTask().parts
         defer { server.removeData() }
-        try await server.start(workers: 0)
-        let key = try #require(server.devKey)
-        let token = try await R.createToken(server)
-        let id = try await R.submit(server, key: key)
-        let lease = try await R.claim(server, token: token, worker: "gpu-1", leaseSeconds: 60)
         #expect(try await R.heartbeat(server, token: token, id: id, lease: lease).status == 200)
         _ = try await Self.cancel(server, key: key, id: id)
         let refused = try await R.heartbeat(server, token: token, id: id, lease: lease)

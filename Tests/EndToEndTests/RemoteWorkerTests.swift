@@ -475,6 +475,34 @@ import NIOFoundationEssentialsCompat
         return Lease(leaseID: id, attempt: attempt)
     }
 
+    /// An API-only node (no workers of its own), its dev key, a worker token, and one submitted task claimed under
+    /// that token by `worker` for 60 s: where most protocol tests start. The caller removes the server's data.
+    struct ClaimedTask {
+        let server: ServerProcess
+        let key: String
+        let token: String
+        let id: String
+        let lease: Lease
+
+        var parts: (ServerProcess, String, String, String, Lease) { (server, key, token, id, lease) }
+    }
+
+    static func claimedTask(_ options: [String] = [], worker: String = "gpu-1", logLevel: String = "warning") async throws -> ClaimedTask {
+        let server = try ServerProcess()
+        do {
+            try await server.start(options, workers: 0, logLevel: logLevel)
+            let key = try #require(server.devKey)
+            let token = try await createToken(server)
+            let id = try await submit(server, key: key)
+            let lease = try await claim(server, token: token, worker: worker, leaseSeconds: 60)
+            return ClaimedTask(server: server, key: key, token: token, id: id, lease: lease)
+        } catch {
+            await server.terminate()
+            server.removeData()
+            throw error
+        }
+    }
+
     static func heartbeat(_ server: ServerProcess, token: String, id: String, lease: Lease) async throws -> HTTPResult {
         try await post(server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": 10, "eta_seconds": 5])
     }

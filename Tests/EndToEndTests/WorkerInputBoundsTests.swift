@@ -6,13 +6,8 @@ import Testing
     typealias R = RemoteWorkerTests
 
     @Test func aFailureReasonWithLineBreaksCannotForgeALogLine() async throws {
-        let server = try ServerProcess()
+        let (server, key, token, id, lease) = try await R.claimedTask(["--max-attempts", "1"], worker: "w", logLevel: "info").parts
         defer { server.removeData() }
-        try await server.start(["--max-attempts", "1"], workers: 0, logLevel: "info")
-        let key = try #require(server.devKey)
-        let token = try await R.createToken(server)
-        let id = try await R.submit(server, key: key)
-        let lease = try await R.claim(server, token: token, worker: "w", leaseSeconds: 60)
         let reason = "model crashed\r\nX-Forged: yes\nerror : kinema : forged line\u{1b}[2J"
         let failed = try await R.post(
             server, "/tasks/\(id)/fail", token: token, json: ["lease_id": lease.leaseID, "reason": reason, "retryable": false])
@@ -33,13 +28,8 @@ import Testing
     }
 
     @Test func heartbeatNumbersAreBoundedOnInput() async throws {
-        let server = try ServerProcess()
+        let (server, key, token, id, lease) = try await R.claimedTask(worker: "w").parts
         defer { server.removeData() }
-        try await server.start(workers: 0)
-        let key = try #require(server.devKey)
-        let token = try await R.createToken(server)
-        let id = try await R.submit(server, key: key)
-        let lease = try await R.claim(server, token: token, worker: "w", leaseSeconds: 60)
         func beat(_ progress: Any, _ eta: Any) async throws -> HTTPResult {
             try await R.post(
                 server, "/tasks/\(id)/heartbeat", token: token, json: ["lease_id": lease.leaseID, "progress_percent": progress, "eta_seconds": eta])
