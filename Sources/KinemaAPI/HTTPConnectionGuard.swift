@@ -72,6 +72,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var headerTimer: Scheduled<Void>?
     /// Closes a closing connection whose client does not close its side.
     private var lingerTimer: Scheduled<Void>?
+    /// The client stopped sending (closed or half-closed its side) or the connection ended.
+    private var inputEnded = false
+    /// Called once when `inputEnded` becomes true (`onInputEnded`).
+    private var inputEndedWatchers: [@Sendable () -> Void] = []
 
     /// A guard with the server's settings.
     init(settings: Settings, logger: Logger) {
@@ -106,7 +110,22 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimers()
         leaveRegistry()
+        endInput()
         context.fireChannelInactive()
+    }
+
+    /// Calls `watcher` once the client has stopped sending (closed or half-closed its side, or the connection ended),
+    /// at once when it already has: a long-poll uses it to stop waiting for a client that is gone. On the event loop.
+    func onInputEnded(_ watcher: @escaping @Sendable () -> Void) {
+        if inputEnded { watcher() } else { inputEndedWatchers.append(watcher) }
+    }
+
+    private func endInput() {
+        guard !inputEnded else { return }
+        inputEnded = true
+        let watchers = inputEndedWatchers
+        inputEndedWatchers = []
+        for watcher in watchers { watcher() }
     }
 
     /// Offers the connection to the registry: admitted (evicting idle ones to make room) or refused and closed.
@@ -209,8 +228,9 @@ final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireErrorCaught(error)
     }
 
-    /// After an answer that closes: the client finished sending, so close now.
+    /// Tells the watchers that the client stopped sending; after an answer that closes, closes now.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event as? ChannelEvent == .inputClosed { endInput() }
         if isClosing, event as? ChannelEvent == .inputClosed {
             context.close(promise: nil)
             return

@@ -26,4 +26,13 @@ struct KinemaRequestContext: RequestContext {
             try channel.pipeline.syncOperations.handler(type: HTTPConnectionGuard.self).sendContinueIfExpected()
         }.get()
     }
+
+    /// Calls `gone` (on the event loop) once the client has stopped sending — it closed the connection, or half-closed
+    /// it — or at once if it already has. Nothing is called where the connection has no guard (router tests).
+    func whenClientStopsSending(_ gone: @escaping @Sendable () -> Void) async {
+        let channel = self.channel
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: HTTPConnectionGuard.self).onInputEnded(gone)
+        }.get()
+    }
 }

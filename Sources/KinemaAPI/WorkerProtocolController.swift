@@ -90,6 +90,23 @@ struct WorkerProtocolController: Sendable {
         let owner = WorkerAuthenticator.leaseOwner(token: token, workerID: body.workerID)
         // Presence for queued tasks' ETA; a failure here must not cost the worker its claim.
         try? await store.recordWorkerPresence(workerID: owner, route: route, now: Date())
+        // A worker that hangs up (shutdown, crash) must not leave this poll behind to claim the next task for nobody.
+        let poll = Task {
+            try await self.poll(body, owner: owner, route: route, leaseSeconds: leaseSeconds, wait: wait, logger: context.logger)
+        }
+        await context.whenClientStopsSending { poll.cancel() }
+        return try await withTaskCancellationHandler {
+            try await poll.value
+        } onCancel: {
+            poll.cancel()
+        }
+    }
+
+    /// The long-poll of `claim`: the task claimed for `owner`, or 204 once `wait` seconds passed or the poll was
+    /// cancelled because the worker went away.
+    private func poll(
+        _ body: WorkerClaimRequest, owner: String, route: ClaimRoute, leaseSeconds: Int, wait: Int, logger: Logger
+    ) async throws -> Response {
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             // A draining node hands out no new work; the worker's next claim reaches another node.
@@ -98,11 +115,24 @@ struct WorkerProtocolController: Sendable {
                     .serviceUnavailable, "SERVICE_UNAVAILABLE",
                     "This node is shutting down and hands out no tasks; retry after the time in Retry-After.", retryAfter: 5)
             }
+            if Task.isCancelled { return Response(status: .noContent) }
+            // Not cancelled half-way: a claim the store made is either answered or given back below.
             let claimed = try await storeCall {
-                try await store.claim(workerID: owner, route: route, leaseDuration: TimeInterval(leaseSeconds), now: Date())
+                try await Task {
+                    try await self.store.claim(workerID: owner, route: route, leaseDuration: TimeInterval(leaseSeconds), now: Date())
+                }.value
+            }
+            if let claimed, Task.isCancelled {
+                // The worker hung up while the task was being claimed: nobody will read this answer.
+                let released = try? await Task { try await self.store.release(claimed.lease, now: Date()) }.value
+                logger.notice(
+                    "claim given back: the worker hung up",
+                    metadata: ["task": "\(claimed.task.id)", "worker": "\(owner)", "released": "\(released ?? false)"])
+                if released == true { signal.notify() }
+                return Response(status: .noContent)
             }
             if let claimed {
-                context.logger.info(
+                logger.info(
                     "remote claim",
                     metadata: [
                         "task": "\(claimed.task.id)", "worker": "\(owner)", "attempt": "\(claimed.lease.attempt)",
@@ -176,7 +206,10 @@ struct WorkerProtocolController: Sendable {
         let body = try await decode(WorkerOrphansRequest.self, from: request, context: context)
         try Self.checkWorkerID(body.workerID)
         let owner = WorkerAuthenticator.leaseOwner(token: token, workerID: body.workerID)
-        let report = try await storeCall { try await store.requeueOrphans(ofWorker: owner, now: Date()) }
+        let report = try await storeCall {
+            body.leaving == true
+                ? try await store.releaseLeases(ofWorker: owner, now: Date()) : try await store.requeueOrphans(ofWorker: owner, now: Date())
+        }
         for _ in report.requeued { signal.notify() }
         return JSONWire.response(
             WorkerOrphansResponse(

@@ -438,14 +438,18 @@ public struct WorkerReleaseRequest: Codable, Sendable, Equatable {
 public struct WorkerOrphansRequest: Codable, Sendable, Equatable {
     /// The worker id (as sent to `claim`) whose previous run's tasks go back to the queue.
     public var workerID: String
+    /// `true` when the worker is leaving (shutdown, every loop ended): its tasks go back without counting an attempt.
+    public var leaving: Bool?
 
     /// Creates an orphan sweep request.
-    public init(workerID: String) {
+    public init(workerID: String, leaving: Bool? = nil) {
         self.workerID = workerID
+        self.leaving = leaving
     }
 
     enum CodingKeys: String, CodingKey {
         case workerID = "worker_id"
+        case leaving
     }
 }
 

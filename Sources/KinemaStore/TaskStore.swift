@@ -77,6 +77,10 @@ public protocol TaskStore: WebhookStore, RetentionStore {
     /// Requeues every task leased by `workerID` at once (a restarted worker's orphans), counting the attempt.
     func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport
 
+    /// Gives back every task `workerID` still holds without counting the attempt (`requeued` only): a worker leaving at
+    /// shutdown, once its loops have ended, holds nothing it is running, only claims whose answer it never read.
+    func releaseLeases(ofWorker workerID: String, now: Date) async throws -> RescueReport
+
     /// All attempts of a task, oldest first.
     func attempts(of taskID: UUID) async throws -> [TaskAttemptRecord]
 

@@ -128,7 +128,7 @@ extension PostgresTaskStore {
                 """, logger: logger
             ).collect()
             return try await Self.requeueOrFail(
-                connection, rows, event: .leaseExpired(now: PostgresTaskRow.date(nowMs)), nowMs: nowMs,
+                connection, rows, event: { _ in .leaseExpired(now: PostgresTaskRow.date(nowMs)) }, nowMs: nowMs,
                 error: "lease expired without a heartbeat", logger: logger
             )
         }
@@ -150,9 +150,27 @@ extension PostgresTaskStore {
                 """, logger: logger
             ).collect()
             return try await Self.requeueOrFail(
-                connection, rows, event: .orphaned, nowMs: nowMs,
+                connection, rows, event: { _ in .orphaned }, nowMs: nowMs,
                 error: "worker \(workerID) restarted while holding the lease", logger: logger
             )
+        }
+    }
+
+    /// Releases (un-counted) every task leased by `workerID`.
+    public func releaseLeases(ofWorker workerID: String, now: Date) async throws -> RescueReport {
+        let nowMs = PostgresTaskRow.millis(now)
+        let logger = self.logger
+        return try await transaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks
+                WHERE status = 'processing' AND lease_owner = \(workerID)
+                ORDER BY lease_expires_at, seq
+                FOR UPDATE
+                """, logger: logger
+            ).collect()
+            return try await Self.requeueOrFail(
+                connection, rows, event: { .release(leaseID: $0) }, nowMs: nowMs, error: nil, logger: logger)
         }
     }
 
@@ -221,14 +239,14 @@ extension PostgresTaskStore {
 
     /// Applies a lease-loss event to each locked running task in `rows` and reports what became of them.
     static func requeueOrFail(
-        _ connection: PostgresConnection, _ rows: [PostgresRow], event: TaskEvent, nowMs: Int64, error: String,
+        _ connection: PostgresConnection, _ rows: [PostgresRow], event: (_ leaseID: UUID) -> TaskEvent, nowMs: Int64, error: String?,
         logger: Logger
     ) async throws -> RescueReport {
         var report = RescueReport()
         for row in rows {
             let (taskID, lifecycle) = try PostgresTaskRow.lifecycle(row)
             guard let leaseID = lifecycle.lease?.leaseID,
-                case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
+                case let .success(transition) = TaskStateMachine.apply(event(leaseID), to: lifecycle)
             else { continue }
             guard
                 try await finishAttempt(

@@ -132,7 +132,7 @@ extension SQLiteTaskStore {
                 arguments: [nowMs]
             )
             return try Self.requeueOrFail(
-                db, rows, event: .leaseExpired(now: TaskRow.date(nowMs)), nowMs: nowMs, error: "lease expired without a heartbeat")
+                db, rows, event: { _ in .leaseExpired(now: TaskRow.date(nowMs)) }, nowMs: nowMs, error: "lease expired without a heartbeat")
         }
     }
 
@@ -148,7 +148,24 @@ extension SQLiteTaskStore {
                     """,
                 arguments: [workerID]
             )
-            return try Self.requeueOrFail(db, rows, event: .orphaned, nowMs: nowMs, error: "worker \(workerID) restarted while holding the lease")
+            return try Self.requeueOrFail(
+                db, rows, event: { _ in .orphaned }, nowMs: nowMs, error: "worker \(workerID) restarted while holding the lease")
+        }
+    }
+
+    /// Releases (un-counted) every task leased by `workerID`.
+    public func releaseLeases(ofWorker workerID: String, now: Date) async throws -> RescueReport {
+        let nowMs = TaskRow.millis(now)
+        return try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(TaskRow.lifecycleColumns) FROM tasks
+                    WHERE status = 'processing' AND lease_owner = ? ORDER BY lease_expires_at, rowid
+                    """,
+                arguments: [workerID]
+            )
+            return try Self.requeueOrFail(db, rows, event: { .release(leaseID: $0) }, nowMs: nowMs, error: nil)
         }
     }
 
@@ -216,14 +233,14 @@ extension SQLiteTaskStore {
 
     /// Applies a lease-loss event to each running task in `rows` and reports what became of them.
     static func requeueOrFail(
-        _ db: Database, _ rows: [Row], event: TaskEvent, nowMs: Int64, error: String
+        _ db: Database, _ rows: [Row], event: (_ leaseID: UUID) -> TaskEvent, nowMs: Int64, error: String?
     ) throws -> RescueReport {
         var report = RescueReport()
         for row in rows {
             let taskID = try TaskRow.uuid(row["id"], column: "id")
             let lifecycle = try TaskRow.lifecycle(row)
             guard let leaseID = lifecycle.lease?.leaseID,
-                case let .success(transition) = TaskStateMachine.apply(event, to: lifecycle)
+                case let .success(transition) = TaskStateMachine.apply(event(leaseID), to: lifecycle)
             else { continue }
             guard try finishAttempt(db, taskID: taskID, leaseID: leaseID, transition, error: error, nowMs: nowMs)
             else { continue }

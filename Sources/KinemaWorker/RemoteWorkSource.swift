@@ -85,8 +85,8 @@ public struct RemoteWorkSource: WorkSource {
             directUpload: configuration.directUpload ? true : nil
         )
         let timeout = configuration.requestTimeout + .seconds(configuration.claimWaitSeconds)
-        // A long-poll must not hold up shutdown: a claim the server made meanwhile is requeued by the
-        // orphan sweep of this worker's next start, or by lease expiry.
+        // A long-poll must not hold up shutdown: the node stops waiting when the connection closes, and a claim it
+        // made just before is given back by the pool's release of what it still holds as it stops.
         let answer: (status: HTTPResponseStatus, body: ByteBuffer)
         do {
             answer = try await cancelWhenGracefulShutdown {
@@ -232,9 +232,16 @@ public struct RemoteWorkSource: WorkSource {
     }
 
     public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
-        let answer = try await send(
-            .POST, WorkerProtocolPaths.orphans, json: WorkerOrphansRequest(workerID: workerID), timeout: configuration.requestTimeout)
-        guard answer.status == .ok else { throw Self.unexpected(answer, doing: "requeue orphaned tasks") }
+        try await orphans(WorkerOrphansRequest(workerID: workerID), doing: "requeue orphaned tasks")
+    }
+
+    public func releaseLeases(ofWorker workerID: String) async throws -> RescueReport {
+        try await orphans(WorkerOrphansRequest(workerID: workerID, leaving: true), doing: "release the tasks it still holds")
+    }
+
+    private func orphans(_ body: WorkerOrphansRequest, doing: String) async throws -> RescueReport {
+        let answer = try await send(.POST, WorkerProtocolPaths.orphans, json: body, timeout: configuration.requestTimeout)
+        guard answer.status == .ok else { throw Self.unexpected(answer, doing: doing) }
         let body = try decode(WorkerOrphansResponse.self, answer.body)
         return RescueReport(requeued: body.requeued.compactMap(UUID.init(uuidString:)), failed: body.failed.compactMap(UUID.init(uuidString:)))
     }

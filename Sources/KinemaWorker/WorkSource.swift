@@ -25,6 +25,8 @@ public protocol WorkSource: Sendable {
     func task(id: UUID) async throws -> TaskRecord?
     /// Requeues tasks a previous incarnation of `workerID` left running.
     func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport
+    /// Gives back, un-counted, what `workerID` still holds when it leaves (`TaskStore.releaseLeases`).
+    func releaseLeases(ofWorker workerID: String) async throws -> RescueReport
     /// Cross-process wake-ups for idle workers when the source has them (a PostgreSQL store); `nil` means poll only.
     var notifications: (any WorkNotifications)? { get }
     /// Says that `workerID` is looking for work of `engine` (every feature), so queued tasks can tell whether a live
@@ -147,6 +149,10 @@ public struct StoreWorkSource: WorkSource {
 
     public func requeueOrphans(ofWorker workerID: String) async throws -> RescueReport {
         try await store.requeueOrphans(ofWorker: workerID, now: now())
+    }
+
+    public func releaseLeases(ofWorker workerID: String) async throws -> RescueReport {
+        try await store.releaseLeases(ofWorker: workerID, now: now())
     }
 
     public func recordUpstream(_ lease: TaskLease, handle: UpstreamHandle?) async throws -> Bool {

@@ -108,6 +108,21 @@ public struct WorkerPool: Service {
         } catch is CancellationError {
             // Normal end of the watchdog when every loop finished first.
         }
+        await releaseWhatIsStillHeld()
+    }
+
+    /// Every loop has ended, so a task still leased to one of this pool's workers is one whose claim answer was lost
+    /// to the shutdown (a long-poll cut off just as the node answered it): give it back now, un-counted, rather than
+    /// leave it PROCESSING until its lease expires.
+    private func releaseWhatIsStillHeld() async {
+        for i in 0..<configuration.count {
+            let workerID = configuration.workerID(i)
+            guard let report = await finish({ try await source.releaseLeases(ofWorker: workerID) }) else { continue }
+            if !report.requeued.isEmpty {
+                logger.notice(
+                    "released tasks claimed as this worker stopped", metadata: ["worker": "\(workerID)", "released": "\(report.requeued.count)"])
+            }
+        }
     }
 
     /// One worker: claim, run, repeat until shutdown or cancellation.

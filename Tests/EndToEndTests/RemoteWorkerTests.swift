@@ -82,6 +82,71 @@ import NIOFoundationEssentialsCompat
         await server.terminate()
     }
 
+    /// A worker that hangs up in the middle of a long-poll leaves no poll behind: a task submitted afterwards waits for
+    /// a live worker, un-claimed and with no attempt spent, instead of being claimed for nobody until its lease expires.
+    @Test func aClaimWhoseWorkerHungUpClaimsNothing() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let port = try #require(UInt16(server.baseURL.split(separator: ":").last ?? ""))
+        let body = #"{"worker_id":"gone","wait_seconds":30}"#
+        let connection = try await RawConnection.open(port: port)
+        let head = "POST \(Self.base)/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
+        #expect(await connection.send(head + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body))
+        try await Task.sleep(for: .milliseconds(500))
+        shutdown(connection.fd, Int32(SHUT_RDWR))
+        try await Task.sleep(for: .milliseconds(500))
+
+        // A poll left waiting would be woken by this submit and claim the task at once.
+        let id = try await Self.submit(server, key: key)
+        try await Task.sleep(for: .seconds(2))
+        let r = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((r.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_QUEUED", "\(r.text)")
+        #expect(try await Self.attemptsOwners(server, taskID: id).isEmpty)
+        let lease = try await Self.claim(server, token: token, worker: "live", leaseSeconds: 30)
+        #expect(lease.attempt == 1)
+        await server.terminate()
+    }
+
+    /// A task claimed under a stopping worker's id whose answer it never read (here: claimed by hand under its id,
+    /// for an engine it does not run) is given back un-counted as the worker leaves, not left until lease expiry.
+    @Test func aStoppingWorkerGivesBackAClaimItNeverRan() async throws {
+        let server = try ServerProcess()
+        defer { server.removeData() }
+        try await server.start(["--engine", "motion", "--engine", "diffusers"], workers: 0)
+        let key = try #require(server.devKey)
+        let token = try await Self.createToken(server)
+        let worker = try await RemoteWorkerProcess.start([
+            "--server", server.baseURL, "--worker-token", token, "--worker-id", "leaver", "--claim-wait", "5",
+        ])
+        defer { worker.kill() }
+        // A rendered task proves the worker's start (and its orphan sweep) is behind it.
+        let first = try await Self.submit(server, key: key)
+        let done = try await HTTP.waitForTerminal(server.baseURL, key: key, id: first)
+        #expect((done["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_SUCCEED", "worker log: \(worker.log)")
+
+        let png = try await Fixtures.image(width: 400, height: 300, format: "png").base64EncodedString()
+        let r = try await HTTP.submit(
+            server.baseURL, key: key, json: ["image": png, "prompt": "zoom in", "duration": 3, "extra": ["engine": "diffusers"]])
+        let id = try #require(r.json["task_id"] as? String)
+        let claim = try await Self.post(
+            server, "/claim", token: token, json: ["worker_id": "leaver/w0", "engine": "diffusers", "lease_seconds": 600, "wait_seconds": 5])
+        #expect(claim.status == 200, "\(claim.text)")
+
+        #expect(await worker.terminate() == 0, "worker log: \(worker.log)")
+        #expect(worker.log.contains("released tasks claimed as this worker stopped"), "worker log: \(worker.log)")
+        let after = try await HTTP.result(server.baseURL, key: key, id: id)
+        #expect((after.json["task"] as? [String: Any])?["status"] as? String == "TASK_STATUS_QUEUED", "\(after.text)")
+        let db = server.dataDir.appendingPathComponent("kinema.sqlite").path
+        let rows = try await Tools.run(
+            "sqlite3",
+            ["-readonly", db, "SELECT t.attempt, a.outcome FROM tasks t JOIN task_attempts a ON a.task_id = t.id WHERE lower(t.id) = lower('\(id)')"])
+        #expect(rows.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0|released", "\(rows.output)")
+        await server.terminate()
+    }
+
     @Test func aRestartedWorkerRequeuesWhatItsKilledPredecessorHeld() async throws {
         let server = try ServerProcess()
         defer { server.removeData() }

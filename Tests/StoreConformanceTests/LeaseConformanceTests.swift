@@ -280,6 +280,31 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func releaseLeasesGivesBackThatWorkersTasksWithoutCountingAnAttempt(backend: StoreBackend) async throws {
+        try await backend.withStore { store in
+            let a1 = try await Fixtures.enqueue(store, at: 0)
+            let b1 = try await Fixtures.enqueue(store, at: 1)
+            // On its last attempt: a release must not fail it, as an orphan sweep would.
+            let a2 = try await Fixtures.enqueue(store, at: 2, maxAttempts: 1)
+            _ = try await Fixtures.claim(store, by: "worker-a", at: 10)
+            _ = try await Fixtures.claim(store, by: "worker-b", at: 11)
+            _ = try await Fixtures.claim(store, by: "worker-a", at: 12)
+
+            let report = try await store.releaseLeases(ofWorker: "worker-a", now: Fixtures.at(13))
+            #expect(report == RescueReport(requeued: [a1, a2]))
+            for id in [a1, a2] {
+                let task = try #require(try await store.task(id: id))
+                #expect(task.status == .queued && task.attempt == 0 && task.leaseOwner == nil)
+                #expect(try await store.attempts(of: id).map(\.outcome) == [.released])
+            }
+            #expect(try await store.task(id: b1)?.leaseOwner == "worker-b")
+            #expect(try await store.releaseLeases(ofWorker: "worker-a", now: Fixtures.at(14)) == RescueReport())
+            // Released tasks are claimed again as usual.
+            #expect(try await Fixtures.claim(store, by: "worker-c", at: 15).task.id == a1)
+        }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func attemptsOfATaskNeverOverlap(backend: StoreBackend) async throws {
         try await backend.withStore { store in
             let id = try await Fixtures.enqueue(store, maxAttempts: 3)
