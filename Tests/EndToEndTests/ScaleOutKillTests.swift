@@ -61,22 +61,11 @@ import Testing
                 "--lease-seconds", Self.leaseSeconds, "--rescue-seconds", Self.rescueSeconds,
             ])
         }
-        // The workers start once every task is queued: when they ran during the submits, a starved test process
-        // (a fresh-clone CI run: 100 submits in 90 s) could see every task finished before it looked for a busy worker.
+        // The doomed worker starts alone, once every task is queued: it must be caught holding a task, and with
+        // all four workers at once the 100 clips were done in about 25 s, which a starved test process (a fresh-clone
+        // CI run) polled through without once seeing it busy. Alone, it has about 100 s of work ahead of it.
         let doomedWorker = try await databaseWorker("db1")
         workers.append(doomedWorker)
-        workers.append(try await databaseWorker("db2"))
-        // One remote worker talks to the node that survives, one to the node that is killed while it works for it.
-        workers.append(
-            try await RemoteWorkerProcess.start([
-                "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "remote1",
-                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote-scratch").path,
-            ]))
-        workers.append(
-            try await RemoteWorkerProcess.start([
-                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
-                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
-            ]))
 
         // Mid-run: some tasks done and the doomed worker busy (it claims the next task the moment it finishes one).
         // It is frozen (SIGSTOP) before the check, so what it holds cannot change between the check and the kill;
@@ -103,6 +92,20 @@ import Testing
         // What the dead worker held stays leased to it until the lease expires and a rescuer takes it back.
         doomedWorker.kill()
         await ServerProcess.waitForExit(doomedWorker.process, timeout: .seconds(30))
+        // The others start now; the dead worker's task waits for its lease to expire and a rescuer.
+        workers.append(try await databaseWorker("db2"))
+        // One remote worker talks to the node that survives, one to the node that is killed while it works for it.
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeB.baseURL, "--worker-token", token, "--worker-id", "remote1",
+                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote-scratch").path,
+            ]))
+        workers.append(
+            try await RemoteWorkerProcess.start([
+                "--server", nodeA.baseURL, "--worker-token", token, "--worker-id", "remote2",
+                "--lease-seconds", Self.leaseSeconds, "--claim-wait", "5", "--scratch-dir", shared.appendingPathComponent("remote2-scratch").path,
+            ]))
+
         // Node A dies with work in flight: the remote worker it serves holds a task (claimed, rendering or
         // uploading through A). Its heartbeats and upload then fail; the lease expires and another worker finishes it.
         var heldThroughA = 0
