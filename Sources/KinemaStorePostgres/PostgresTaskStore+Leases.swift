@@ -136,31 +136,23 @@ extension PostgresTaskStore {
 
     /// Requeues or FAILS every task leased by `workerID`, expired or not.
     public func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport {
-        let nowMs = PostgresTaskRow.millis(now)
-        let logger = self.logger
-        return try await transaction { connection in
-            // Waits for (rather than skips) rows another sweep holds: a restarted worker wants all of its
-            // orphans back now, and whatever that sweep did is re-checked once its lock is released.
-            let rows = try await connection.query(
-                """
-                SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks
-                WHERE status = 'processing' AND lease_owner = \(workerID)
-                ORDER BY lease_expires_at, seq
-                FOR UPDATE
-                """, logger: logger
-            ).collect()
-            return try await Self.requeueOrFail(
-                connection, rows, event: { _ in .orphaned }, nowMs: nowMs,
-                error: "worker \(workerID) restarted while holding the lease", logger: logger
-            )
-        }
+        try await endLeases(ofWorker: workerID, now: now, event: { _ in .orphaned }, error: "worker \(workerID) restarted while holding the lease")
     }
 
     /// Releases (un-counted) every task leased by `workerID`.
     public func releaseLeases(ofWorker workerID: String, now: Date) async throws -> RescueReport {
+        try await endLeases(ofWorker: workerID, now: now, event: { .release(leaseID: $0) }, error: nil)
+    }
+
+    /// Applies `event` to every task leased by `workerID`, in one transaction.
+    private func endLeases(
+        ofWorker workerID: String, now: Date, event: @escaping @Sendable (_ leaseID: UUID) -> TaskEvent, error: String?
+    ) async throws -> RescueReport {
         let nowMs = PostgresTaskRow.millis(now)
         let logger = self.logger
         return try await transaction { connection in
+            // Waits for (rather than skips) rows another sweep holds: the worker wants all of its tasks handled now,
+            // and whatever that sweep did is re-checked once its lock is released.
             let rows = try await connection.query(
                 """
                 SELECT \(unescaped: PostgresTaskRow.lifecycleColumns) FROM tasks
@@ -169,8 +161,7 @@ extension PostgresTaskStore {
                 FOR UPDATE
                 """, logger: logger
             ).collect()
-            return try await Self.requeueOrFail(
-                connection, rows, event: { .release(leaseID: $0) }, nowMs: nowMs, error: nil, logger: logger)
+            return try await Self.requeueOrFail(connection, rows, event: event, nowMs: nowMs, error: error, logger: logger)
         }
     }
 

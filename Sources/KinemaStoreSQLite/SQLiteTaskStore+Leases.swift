@@ -138,23 +138,18 @@ extension SQLiteTaskStore {
 
     /// Requeues or FAILS every task leased by `workerID`, expired or not.
     public func requeueOrphans(ofWorker workerID: String, now: Date) async throws -> RescueReport {
-        let nowMs = TaskRow.millis(now)
-        return try await write { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(TaskRow.lifecycleColumns) FROM tasks
-                    WHERE status = 'processing' AND lease_owner = ? ORDER BY lease_expires_at, rowid
-                    """,
-                arguments: [workerID]
-            )
-            return try Self.requeueOrFail(
-                db, rows, event: { _ in .orphaned }, nowMs: nowMs, error: "worker \(workerID) restarted while holding the lease")
-        }
+        try await endLeases(ofWorker: workerID, now: now, event: { _ in .orphaned }, error: "worker \(workerID) restarted while holding the lease")
     }
 
     /// Releases (un-counted) every task leased by `workerID`.
     public func releaseLeases(ofWorker workerID: String, now: Date) async throws -> RescueReport {
+        try await endLeases(ofWorker: workerID, now: now, event: { .release(leaseID: $0) }, error: nil)
+    }
+
+    /// Applies `event` to every task leased by `workerID`, in one transaction.
+    private func endLeases(
+        ofWorker workerID: String, now: Date, event: @escaping @Sendable (_ leaseID: UUID) -> TaskEvent, error: String?
+    ) async throws -> RescueReport {
         let nowMs = TaskRow.millis(now)
         return try await write { db in
             let rows = try Row.fetchAll(
@@ -165,7 +160,7 @@ extension SQLiteTaskStore {
                     """,
                 arguments: [workerID]
             )
-            return try Self.requeueOrFail(db, rows, event: { .release(leaseID: $0) }, nowMs: nowMs, error: nil)
+            return try Self.requeueOrFail(db, rows, event: event, nowMs: nowMs, error: error)
         }
     }
 
